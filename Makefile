@@ -1,0 +1,44 @@
+# The README's commands. `make run` and `make test` are all a fresh machine needs.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PG_CLUSTER_VERSION = $(shell ls /etc/postgresql 2>/dev/null | head -n 1)
+
+.PHONY: setup run test lint postgres clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@ $(VENV)/.installed
+
+## setup: create .venv and install the package
+setup: $(VENV)/.installed
+
+## run: the main job on the embedded defaults (demo data -> ingest -> warehouse summary)
+run: $(VENV)/.installed
+	$(BIN)/crm run
+
+## test: lint, type-check and run the whole test suite (starts PostgreSQL if it is down)
+test: $(VENV)/.installed-dev postgres lint
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## postgres: start the local PostgreSQL cluster unless it already answers on 127.0.0.1:5432
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $(PG_CLUSTER_VERSION) main start
+	@for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
+		echo "PostgreSQL is not answering on 127.0.0.1:5432" >&2; exit 1
+
+clean:
+	rm -rf data/ .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,293 @@
+"""The ``crm`` command: thin typer functions over the library, with rich output and ``--json``.
+
+Progress bars and tables go to stderr; with ``--json`` stdout carries only the JSON result, so
+scripts can read it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from crm_analytics.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(help="crm-analytics: customer analytics from purchase history.", no_args_is_help=True)
+data_app = typer.Typer(help="Build the bundled datasets in the raw input format.", no_args_is_help=True)
+warehouse_app = typer.Typer(help="Look into the warehouse.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(warehouse_app, name="warehouse")
+
+err = Console(stderr=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+def settings() -> Settings:
+    """Load settings once per command; a bad value stops the command with the setting's name."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def emit(result: Any, as_json: bool, render: Any = None) -> None:
+    """Print ``result`` as JSON on stdout, or call ``render`` for people."""
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+    elif render is not None:
+        render(result)
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+@data_app.command("cdnow")
+def data_cdnow(
+    out: Annotated[Path, typer.Option(help="Folder to write transactions.csv and transaction_items.csv to.")],
+    variant: Annotated[str, typer.Option(help="sample (2,357 customers) or master (23,570).")] = "sample",
+    as_json: JsonOption = False,
+) -> None:
+    """Convert the CDNOW data shipped in the lifetimes wheel into the raw transactions contract."""
+    from crm_analytics.ingest.datasets.cdnow import CDNOW_FILES, write_cdnow
+
+    if variant not in CDNOW_FILES:
+        err.print(f"[red]--variant: expected one of {', '.join(CDNOW_FILES)}, got {variant!r}[/red]")
+        raise typer.Exit(2)
+    paths = write_cdnow(variant, out)
+    emit({"variant": variant, "files": [str(p) for p in paths]}, as_json, _render_files)
+
+
+@data_app.command("demo")
+def data_demo(
+    out: Annotated[Path, typer.Option(help="Folder for the raw files; ground truth goes to OUT/truth.")],
+    customers: Annotated[int, typer.Option(min=1, help="Number of guests (people) to simulate.")] = 5_000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 42,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    as_json: JsonOption = False,
+) -> None:
+    """Generate the synthetic hotel-chain dataset (see README: demo data)."""
+    paths = _generate_demo(out, customers, seed, fmt)
+    emit({"customers": customers, "seed": seed, "files": [str(p) for p in paths]}, as_json, _render_files)
+
+
+def _generate_demo(out: Path, customers: int, seed: int, fmt: str) -> list[Path]:
+    from crm_analytics.ingest.datasets.demo import DemoConfig, generate_demo, write_demo
+
+    if fmt not in ("parquet", "csv"):
+        err.print(f"[red]--format: expected parquet or csv, got {fmt!r}[/red]")
+        raise typer.Exit(2)
+    with progress_bar() as bar:
+        task = bar.add_task(f"generating {customers:,} guests", total=100)
+        data = generate_demo(
+            DemoConfig(customers=customers, seed=seed),
+            progress=lambda stage, done: bar.update(task, completed=100 * done, description=stage),
+        )
+        bar.update(task, description="writing files")
+        paths = write_demo(data, out, fmt)
+        bar.update(task, completed=100, description="demo data written")
+    return paths
+
+
+@app.command("ingest")
+def ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(help="CSV/Parquet files or folders of them.")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Source system, for files without a source column.")
+    ] = None,
+    table: Annotated[str | None, typer.Option(help="Target table, when the file name does not tell.")] = None,
+    sql: Annotated[
+        str | None, typer.Option(help="A SQL query to ingest instead of files (needs --db-url).")
+    ] = None,
+    db_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL of the database --sql runs against.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate and load raw data into the warehouse; bad rows go to quarantine with a reason."""
+    reports = _ingest(settings(), paths or [], source, table, sql, db_url)
+    emit({"batches": reports, "totals": _totals(reports)}, as_json, _render_ingest)
+    if any(r["status"] != "accepted" for r in reports):
+        raise typer.Exit(1)
+
+
+def _ingest(
+    config: Settings,
+    paths: list[Path],
+    source: str | None,
+    table: str | None,
+    sql: str | None,
+    db_url: str | None,
+) -> list[dict[str, Any]]:
+    from crm_analytics.ingest.pipeline import BatchRefusedError, ingest_file, ingest_query
+    from crm_analytics.ingest.readers import expand_paths
+    from crm_analytics.ingest.validate import ContractError
+    from crm_analytics.ingest.warehouse import Warehouse
+
+    if bool(sql) != bool(db_url) or (sql and not table):
+        err.print("[red]--sql needs --db-url and --table[/red]")
+        raise typer.Exit(2)
+    if not sql and not paths:
+        err.print("[red]give files or folders to ingest, or --sql with --db-url and --table[/red]")
+        raise typer.Exit(2)
+    try:
+        files = expand_paths(paths)
+    except FileNotFoundError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    reports: list[dict[str, Any]] = []
+    with Warehouse(config.warehouse_url) as warehouse, progress_bar() as bar:
+        jobs: list[tuple[str, Any]] = [
+            (
+                str(f),
+                lambda on_rows, f=f: ingest_file(
+                    warehouse, f, config, table=table, source=source, on_rows=on_rows
+                ),
+            )
+            for f in files
+        ]
+        if sql and db_url and table:
+            jobs.append(
+                (
+                    "sql query",
+                    lambda on_rows: ingest_query(
+                        warehouse, db_url, sql, config, table=table, source=source, on_rows=on_rows
+                    ),
+                )
+            )
+        for label, job in jobs:
+            task = bar.add_task(label, total=None)
+            try:
+                report = job(lambda n, task=task: bar.advance(task, n)).as_dict()
+            except BatchRefusedError as exc:
+                report = exc.report.as_dict()
+            except (ContractError, ValueError) as exc:
+                report = {"source_file": label, "status": "error", "message": str(exc)}
+            bar.update(task, total=bar.tasks[task].completed)
+            reports.append(report)
+    return reports
+
+
+def _totals(reports: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    totals: dict[str, dict[str, int]] = {}
+    for r in reports:
+        if r["status"] != "accepted":
+            continue
+        t = totals.setdefault(
+            r["table"], {"rows_read": 0, "rows_new": 0, "rows_duplicate": 0, "rows_rejected": 0}
+        )
+        for key in t:
+            t[key] += int(r[key])
+    return totals
+
+
+@warehouse_app.command("summary")
+def warehouse_summary_command(as_json: JsonOption = False) -> None:
+    """Row counts, the transactions at a glance, and quarantine reasons."""
+    emit(_summary(settings()), as_json, _render_summary)
+
+
+def _summary(config: Settings) -> dict[str, Any]:
+    from crm_analytics.ingest.summary import warehouse_summary
+    from crm_analytics.ingest.warehouse import Warehouse
+
+    with Warehouse(config.warehouse_url) as warehouse:
+        return warehouse_summary(warehouse)
+
+
+@app.command("run")
+def run(
+    customers: Annotated[int, typer.Option(min=1, help="Guests in the generated demo chain.")] = 5_000,
+    seed: Annotated[int, typer.Option(help="Random seed of the demo data.")] = 42,
+    as_json: JsonOption = False,
+) -> None:
+    """The main job on the embedded defaults: generate the demo data, ingest it, summarise the warehouse."""
+    config = settings()
+    demo_dir = config.data_dir / "demo"
+    _generate_demo(demo_dir, customers, seed, "parquet")
+    reports = _ingest(config, [demo_dir], None, None, None, None)
+    result = {"ingest": {"batches": reports, "totals": _totals(reports)}, "summary": _summary(config)}
+    emit(result, as_json, _render_run)
+    if any(r["status"] != "accepted" for r in reports):
+        raise typer.Exit(1)
+
+
+@app.command("config")
+def show_config(as_json: JsonOption = False) -> None:
+    """The settings in effect (defaults, .env and CRM_* variables)."""
+    values = settings().model_dump(mode="json")
+    emit(
+        values,
+        as_json,
+        lambda v: _render_rows(
+            "settings", [{"setting": f"CRM_{k.upper()}", "value": x} for k, x in v.items()]
+        ),
+    )
+
+
+# --- rendering for people -------------------------------------------------------------------------
+
+out = Console()
+
+
+def _render_rows(title: str, rows: list[dict[str, Any]]) -> None:
+    table = Table(title=title)
+    for column in rows[0] if rows else []:
+        table.add_column(column, justify="right" if isinstance(rows[0][column], int | float) else "left")
+    for row in rows:
+        table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
+    out.print(table)
+
+
+def _render_files(result: dict[str, Any]) -> None:
+    for path in result["files"]:
+        out.print(path)
+
+
+def _render_ingest(result: dict[str, Any]) -> None:
+    rows = [
+        {
+            "file": Path(r["source_file"]).name,
+            "table": r.get("table", "?"),
+            "status": r["status"],
+            "read": r.get("rows_read", 0),
+            "new": r.get("rows_new", 0),
+            "duplicate": r.get("rows_duplicate", 0),
+            "quarantined": r.get("rows_rejected", 0),
+        }
+        for r in result["batches"]
+    ]
+    _render_rows("ingest", rows)
+    for r in result["batches"]:
+        if r.get("message"):
+            err.print(f"[yellow]{r['message']}[/yellow]")
+
+
+def _render_run(result: dict[str, Any]) -> None:
+    _render_ingest(result["ingest"])
+    _render_summary(result["summary"])
+
+
+def _render_summary(summary: dict[str, Any]) -> None:
+    _render_rows(
+        f"warehouse ({summary['warehouse']})", [{"table": t, "rows": n} for t, n in summary["tables"].items()]
+    )
+    tx = summary["transactions"]
+    out.print(f"{tx['customers']:,} customers from {tx['sources']} source(s), {tx['first']} .. {tx['last']}")
+    if tx["by_type"]:
+        _render_rows("transactions by type", tx["by_type"])
+    if summary["quarantine"]:
+        _render_rows("quarantine", summary["quarantine"])

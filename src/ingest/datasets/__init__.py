@@ -1,0 +1,1 @@
+"""Bundled synthetic datasets (the hotel-chain demo generator)."""

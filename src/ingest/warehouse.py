@@ -1,0 +1,189 @@
+"""The warehouse: an Ibis connection opened from a URL, plus the few writes ingest needs.
+
+Reads go through Ibis (``warehouse.ibis``) so the same expressions run on DuckDB, PostgreSQL or Spark.
+Writes (staging loads, the atomic merge) use the backend's native connection, because they need a
+transaction: DuckDB's ``begin/commit`` or psycopg's ``transaction()``.
+
+DuckDB URLs follow SQLAlchemy's convention: ``duckdb:///relative/path.duckdb``,
+``duckdb:////absolute/path.duckdb`` and ``duckdb:///:memory:``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import ibis
+import pandas as pd
+import pandera.pandas as pa
+
+from crm_analytics.ingest.contracts import CONTRACTS, Contract
+
+Execute = Callable[..., int]
+LINEAGE_COLUMNS = {"ingest_batch_id": "TEXT", "row_hash": "BIGINT"}
+
+QUARANTINE_COLUMNS = {
+    "batch_id": "TEXT",
+    "table_name": "TEXT",
+    "source_file": "TEXT",
+    "row_number": "BIGINT",
+    "column_name": "TEXT",
+    "reason": "TEXT",
+    "row_hash": "BIGINT",
+    "payload": "TEXT",
+    "quarantined_at": "TIMESTAMP",
+}
+QUARANTINE_KEY = ("table_name", "row_hash", "column_name", "reason")
+
+BATCH_COLUMNS = {
+    "batch_id": "TEXT",
+    "table_name": "TEXT",
+    "source_file": "TEXT",
+    "file_sha256": "TEXT",
+    "rows_read": "BIGINT",
+    "rows_new": "BIGINT",
+    "rows_duplicate": "BIGINT",
+    "rows_rejected": "BIGINT",
+    "started_at": "TIMESTAMP",
+    "finished_at": "TIMESTAMP",
+}
+
+
+def sql_type(dtype: object) -> str:
+    """The portable SQL type (DuckDB and PostgreSQL) of a pandera column dtype."""
+    name = str(dtype).lower()
+    if name.startswith("datetime"):
+        return "TIMESTAMP"
+    if name.startswith("float"):
+        return "DOUBLE PRECISION"
+    if name.startswith("int"):
+        return "BIGINT"
+    if name in ("bool", "boolean"):
+        return "BOOLEAN"
+    return "TEXT"
+
+
+def contract_columns(contract: Contract) -> dict[str, str]:
+    """Column name -> SQL type for a contract's table, lineage columns included."""
+    schema: pa.DataFrameSchema = contract.schema
+    columns = {name: sql_type(column.dtype) for name, column in schema.columns.items()}
+    return columns | LINEAGE_COLUMNS
+
+
+def create_table_sql(table: str, columns: dict[str, str], key: Sequence[str] = ()) -> str:
+    body = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
+    if key:
+        body += ", PRIMARY KEY (" + ", ".join(f'"{k}"' for k in key) + ")"
+    return f'CREATE TABLE IF NOT EXISTS "{table}" ({body})'
+
+
+def parse_warehouse_url(url: str) -> tuple[str, str]:
+    """Split a warehouse URL into (backend, target): a DuckDB path or a PostgreSQL URL for Ibis."""
+    scheme, _, rest = url.partition("://")
+    if scheme == "duckdb":
+        path = rest[1:] if rest.startswith("/") else rest
+        return "duckdb", path or ":memory:"
+    if scheme in ("postgres", "postgresql"):
+        return "postgres", "postgres://" + rest
+    raise ValueError(f"warehouse_url: unsupported scheme {scheme!r} (use duckdb:// or postgresql://)")
+
+
+class Warehouse:
+    """An open warehouse: Ibis for reads, a native connection for transactional writes."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.backend, target = parse_warehouse_url(url)
+        if self.backend == "duckdb":
+            if target != ":memory:":
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+            self.ibis = ibis.duckdb.connect(target)
+        else:
+            self.ibis = ibis.connect(target)
+        self._native: Any = self.ibis.con
+        self.create_tables()
+
+    def close(self) -> None:
+        self.ibis.disconnect()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def create_tables(self) -> None:
+        """Create every contract table, the quarantine and the batch log if they do not exist."""
+        with self.transaction() as execute:
+            for contract in CONTRACTS.values():
+                execute(create_table_sql(contract.table, contract_columns(contract), contract.key))
+            execute(create_table_sql("quarantine", QUARANTINE_COLUMNS, QUARANTINE_KEY))
+            execute(create_table_sql("ingest_batches", BATCH_COLUMNS, ("batch_id",)))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Execute]:
+        """Run statements atomically; yields ``execute(sql, params=None) -> affected row count``."""
+        if self.backend == "duckdb":
+            con = self._native
+            con.begin()
+            try:
+                yield lambda sql, params=None: _duckdb_rowcount(con.execute(sql, params))
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+        else:
+            with self._native.transaction(), self._native.cursor() as cursor:
+
+                def execute(sql: str, params: Sequence[Any] | None = None) -> int:
+                    cursor.execute(sql.replace("?", "%s") if params else sql, params)
+                    return max(cursor.rowcount, 0)
+
+                yield execute
+
+    def fetch(self, sql: str) -> pd.DataFrame:
+        """Run a query and return its result as a DataFrame."""
+        if self.backend == "duckdb":
+            return self._native.execute(sql).df()
+        with self._native.cursor() as cursor:
+            cursor.execute(sql)
+            columns = [d.name for d in cursor.description]
+            return pd.DataFrame(cursor.fetchall(), columns=columns)
+
+    def load_frame(self, table: str, frame: pd.DataFrame) -> None:
+        """Append a DataFrame to an existing table (bulk: DuckDB scan or PostgreSQL COPY)."""
+        if frame.empty:
+            return
+        columns = ", ".join(f'"{c}"' for c in frame.columns)
+        if self.backend == "duckdb":
+            self._native.register("_incoming_frame", frame)
+            try:
+                self._native.execute(
+                    f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM _incoming_frame'
+                )
+            finally:
+                self._native.unregister("_incoming_frame")
+            return
+        rows = frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
+        copy_sql = f'COPY "{table}" ({columns}) FROM STDIN'
+        with self._native.transaction(), self._native.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def drop_table(self, table: str) -> None:
+        with self.transaction() as execute:
+            execute(f'DROP TABLE IF EXISTS "{table}"')
+
+    def count(self, table: str) -> int:
+        return int(self.ibis.table(table).count().execute())
+
+
+def _duckdb_rowcount(result: Any) -> int:
+    """DuckDB returns the affected row count of DML as a one-cell result; DDL returns nothing."""
+    try:
+        row = result.fetchone()
+    except Exception:
+        return 0
+    return int(row[0]) if row and isinstance(row[0], int) else 0

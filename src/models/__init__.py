@@ -1,0 +1,1 @@
+"""CLV, churn, segment and offer models with MLflow tracking. Built in issue #4 and #5; empty until then."""

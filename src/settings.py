@@ -1,0 +1,87 @@
+"""One Settings object for the whole project: defaults, overridden by ``CRM_*`` variables or a ``.env`` file.
+
+Every layer receives a ``Settings`` instance; nothing reads the environment deep inside.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+WAREHOUSE_SCHEMES = ("duckdb", "postgres", "postgresql")
+MLFLOW_SCHEMES = ("sqlite", "postgresql", "mysql", "http", "https", "file", "databricks")
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    """Paths, connection URLs and ingest limits, each overridable as ``CRM_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="CRM_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Folder for generated data and local databases.")
+    warehouse_url: str = Field(
+        "duckdb:///data/warehouse.duckdb",
+        description="Warehouse URL: duckdb:///relative/path, duckdb:////absolute/path, "
+        "duckdb:///:memory: or postgresql://user@host:port/db.",
+    )
+    mlflow_tracking_uri: str = Field("sqlite:///mlruns/mlflow.db", description="MLflow tracking store.")
+    mlflow_artifact_root: Path = Field(Path("mlruns/artifacts"), description="MLflow artifact folder.")
+    serving_store_url: str = Field(
+        "sqlite:///data/serving.db", description="SQLAlchemy URL of the serving store."
+    )
+    ingest_max_bad_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        0.05, description="Refuse a batch when more than this share of its rows is invalid."
+    )
+    ingest_chunk_rows: Annotated[int, Field(gt=0)] = Field(
+        250_000, description="Rows read and validated at a time (bounds memory)."
+    )
+    ingest_future_tolerance_hours: Annotated[float, Field(ge=0.0)] = Field(
+        24.0, description="How far past now a timestamp may lie before it counts as a future date."
+    )
+
+    @field_validator("warehouse_url")
+    @classmethod
+    def _warehouse_scheme(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in WAREHOUSE_SCHEMES:
+            raise ValueError(
+                f"scheme must be one of {', '.join(WAREHOUSE_SCHEMES)}, e.g. duckdb:///data/w.duckdb"
+            )
+        return value
+
+    @field_validator("serving_store_url")
+    @classmethod
+    def _sqlalchemy_url(cls, value: str) -> str:
+        try:
+            make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a SQLAlchemy URL ({exc})") from None
+        return value
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _mlflow_scheme(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else "file"
+        if scheme.split("+", 1)[0] not in MLFLOW_SCHEMES:
+            raise ValueError(f"scheme must be one of {', '.join(MLFLOW_SCHEMES)}")
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from defaults, ``.env`` and ``CRM_*``; a bad value raises SettingsError naming it."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"CRM_{field.upper()}: {error['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

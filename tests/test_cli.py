@@ -1,0 +1,88 @@
+"""The ``crm`` command as a script would use it: exit codes and JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from crm_analytics.cli import app
+from tests.ingest.helpers import transactions, write_csv
+
+runner = CliRunner()
+
+
+def crm(*args: str) -> tuple[int, dict, str]:
+    result = runner.invoke(app, list(args))
+    data = json.loads(result.stdout) if "--json" in args and result.stdout.strip() else {}
+    return result.exit_code, data, result.stderr
+
+
+def test_cdnow_sample_ingest_reports_6919_then_0() -> None:
+    code, _, _ = crm("data", "cdnow", "--variant", "sample", "--out", "d")
+    assert code == 0
+
+    code, first, _ = crm("ingest", "d", "--json")
+    assert code == 0
+    assert first["totals"]["transactions"]["rows_new"] == 6_919
+    assert first["totals"]["transactions"]["rows_rejected"] == 0
+
+    code, second, _ = crm("ingest", "d", "--json")
+    assert code == 0
+    assert second["totals"]["transactions"]["rows_new"] == 0
+    assert second["totals"]["transactions"]["rows_duplicate"] == 6_919
+
+
+def test_bad_setting_stops_with_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_WAREHOUSE_URL", "oracle://nope")
+    code, _, stderr = crm("warehouse", "summary", "--json")
+    assert code == 2
+    assert "CRM_WAREHOUSE_URL" in stderr
+
+
+def test_refused_batch_exits_nonzero_with_reason(tmp_path: Path) -> None:
+    rows = transactions(10)
+    for row in rows[:5]:
+        row["amount"] = "n/a"
+    write_csv(tmp_path / "transactions.csv", rows)
+
+    code, result, _ = crm("ingest", "transactions.csv", "--json")
+
+    assert code == 1
+    [batch] = result["batches"]
+    assert batch["status"] == "refused"
+    assert "5 of 10 rows invalid" in batch["message"]
+
+
+def test_missing_column_is_reported_per_file(tmp_path: Path) -> None:
+    write_csv(tmp_path / "transactions.csv", [{"transaction_id": "T1"}])
+    code, result, _ = crm("ingest", "transactions.csv", "--json")
+    assert code == 1
+    assert result["batches"][0]["status"] == "error"
+    assert "missing columns 'customer_id'" in result["batches"][0]["message"]
+
+
+def test_missing_path_is_a_usage_error() -> None:
+    code, _, stderr = crm("ingest", "nowhere.csv")
+    assert code == 2
+    assert "nowhere.csv: no such file or folder" in stderr
+
+
+def test_warehouse_summary_json(tmp_path: Path) -> None:
+    write_csv(tmp_path / "transactions.csv", transactions(12))
+    crm("ingest", "transactions.csv")
+    code, summary, _ = crm("warehouse", "summary", "--json")
+    assert code == 0
+    assert summary["tables"]["transactions"] == 12
+    assert summary["transactions"]["customers"] == 7
+
+
+def test_main_job_generates_ingests_and_summarises() -> None:
+    code, result, _ = crm("run", "--customers", "300", "--json")
+    assert code == 0, result
+    totals = result["ingest"]["totals"]
+    assert set(totals) == {"transactions", "transaction_items", "customer_records", "offers", "offer_log"}
+    assert all(t["rows_rejected"] == 0 for t in totals.values())
+    assert result["summary"]["tables"]["transactions"] == totals["transactions"]["rows_new"] > 300

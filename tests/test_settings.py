@@ -1,0 +1,48 @@
+"""Settings: defaults, CRM_* overrides, and start-up errors that name the setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crm_analytics.settings import SettingsError, load_settings
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.warehouse_url == "duckdb:///data/warehouse.duckdb"
+    assert settings.mlflow_tracking_uri == "sqlite:///mlruns/mlflow.db"
+    assert settings.mlflow_artifact_root == Path("mlruns/artifacts")
+    assert settings.serving_store_url.startswith("sqlite:///data/")
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_WAREHOUSE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    monkeypatch.setenv("CRM_INGEST_MAX_BAD_RATIO", "0.2")
+    settings = load_settings()
+    assert settings.warehouse_url.startswith("postgresql://")
+    assert settings.ingest_max_bad_ratio == 0.2
+
+
+def test_dotenv_file_is_read(isolated: Path) -> None:
+    (isolated / ".env").write_text("CRM_DATA_DIR=elsewhere\n")
+    assert load_settings().data_dir == Path("elsewhere")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("CRM_WAREHOUSE_URL", "mysql://db/x", "CRM_WAREHOUSE_URL: .*scheme must be one of duckdb"),
+        ("CRM_INGEST_MAX_BAD_RATIO", "1.5", "CRM_INGEST_MAX_BAD_RATIO: .*less than or equal to 1"),
+        ("CRM_INGEST_CHUNK_ROWS", "many", "CRM_INGEST_CHUNK_ROWS: .*valid integer"),
+        ("CRM_SERVING_STORE_URL", "not a url", "CRM_SERVING_STORE_URL: .*not a SQLAlchemy URL"),
+        ("CRM_MLFLOW_TRACKING_URI", "ftp://x", "CRM_MLFLOW_TRACKING_URI: .*scheme must be one of"),
+    ],
+)
+def test_bad_value_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=message):
+        load_settings()
