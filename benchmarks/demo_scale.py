@@ -39,6 +39,7 @@ print(r.rows_new, r.rows_rejected)
 import duckdb
 from pathlib import Path
 con = duckdb.connect({db!r} + ".plain")
+con.execute("SET enable_progress_bar = false")
 source = [str(Path({out!r}) / "transactions.parquet")]
 con.execute("CREATE TABLE t AS SELECT * FROM read_parquet(?) LIMIT 0", source)
 con.execute("INSERT INTO t SELECT * FROM read_parquet(?)", source)

@@ -7,6 +7,7 @@ scripts can read it.
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,8 +21,10 @@ from crm_analytics.settings import Settings, SettingsError, load_settings
 app = typer.Typer(help="crm-analytics: customer analytics from purchase history.", no_args_is_help=True)
 data_app = typer.Typer(help="Build the bundled datasets in the raw input format.", no_args_is_help=True)
 warehouse_app = typer.Typer(help="Look into the warehouse.", no_args_is_help=True)
+features_app = typer.Typer(help="Build, export and describe purchase-history features.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(warehouse_app, name="warehouse")
+app.add_typer(features_app, name="features")
 
 err = Console(stderr=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
@@ -208,6 +211,96 @@ def _summary(config: Settings) -> dict[str, Any]:
         return warehouse_summary(warehouse)
 
 
+def parse_day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        err.print(f"[red]{option}: expected a date as YYYY-MM-DD, got {value!r}[/red]")
+        raise typer.Exit(2) from None
+
+
+@features_app.command("build")
+def features_build(
+    as_of: Annotated[str, typer.Option(help="Cutoff date (YYYY-MM-DD); features use data up to this day.")],
+    horizon_days: Annotated[
+        int | None, typer.Option(min=1, help="Add labels from the N days after the cutoff.")
+    ] = None,
+    time_unit: Annotated[str, typer.Option(help="days, or weeks (days / 7) for recency and T.")] = "days",
+    engine: Annotated[
+        str | None, typer.Option(help="duckdb, postgres or spark; default: the warehouse's own backend.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compute the feature table as of a cutoff and store it in the warehouse (replacing that cutoff)."""
+    from crm_analytics.features.build import FeatureConfig
+    from crm_analytics.features.pipeline import build_and_store
+
+    config = settings()
+    if time_unit not in ("days", "weeks"):
+        err.print(f"[red]--time-unit: expected days or weeks, got {time_unit!r}[/red]")
+        raise typer.Exit(2)
+    features = FeatureConfig(
+        as_of=parse_day(as_of, "--as-of"),
+        horizon_days=horizon_days,
+        time_unit=time_unit,
+    )
+    with err.status(f"building features as of {features.as_of}"):
+        try:
+            result = build_and_store(config, features, engine)
+        except ValueError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+    emit(result, as_json, lambda r: _render_rows("features", [{k: str(v) for k, v in r.items()}]))
+
+
+@features_app.command("export")
+def features_export(
+    as_of: Annotated[str, typer.Option(help="The cutoff of a stored build (YYYY-MM-DD).")],
+    out: Annotated[Path, typer.Option(help="Parquet file to write.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Write a stored feature table to Parquet."""
+    from crm_analytics.features.store import read_features
+    from crm_analytics.ingest.warehouse import Warehouse
+
+    day = parse_day(as_of, "--as-of")
+    with Warehouse(settings().warehouse_url) as warehouse:
+        try:
+            frame = read_features(warehouse, day)
+        except LookupError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out, index=False)
+    result = {"as_of": str(day), "rows": len(frame), "columns": len(frame.columns), "file": str(out)}
+    emit(
+        result,
+        as_json,
+        lambda r: out_console().print(f"{r['rows']:,} rows x {r['columns']} cols -> {r['file']}"),
+    )
+
+
+@features_app.command("catalog")
+def features_catalog(
+    out: Annotated[
+        Path | None, typer.Option(help="Write the Markdown catalog here instead of printing it.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every feature with its description, type and source columns."""
+    from dataclasses import asdict
+
+    from crm_analytics.features import build  # noqa: F401  (importing the families declares them)
+    from crm_analytics.features.catalog import CATALOG, catalog_markdown
+
+    if out is not None:
+        out.write_text(catalog_markdown())
+    if as_json:
+        emit([asdict(f) for f in CATALOG], True)
+    elif out is None:
+        typer.echo(catalog_markdown())
+
+
 @app.command("run")
 def run(
     customers: Annotated[int, typer.Option(min=1, help="Guests in the generated demo chain.")] = 5_000,
@@ -243,13 +336,27 @@ def show_config(as_json: JsonOption = False) -> None:
 out = Console()
 
 
+def out_console() -> Console:
+    return out
+
+
 def _render_rows(title: str, rows: list[dict[str, Any]]) -> None:
     table = Table(title=title)
     for column in rows[0] if rows else []:
         table.add_column(column, justify="right" if isinstance(rows[0][column], int | float) else "left")
     for row in rows:
-        table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
+        table.add_row(*(_cell(v) for v in row.values()))
     out.print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
 
 
 def _render_files(result: dict[str, Any]) -> None:

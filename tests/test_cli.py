@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -14,7 +16,7 @@ from tests.ingest.helpers import transactions, write_csv
 runner = CliRunner()
 
 
-def crm(*args: str) -> tuple[int, dict, str]:
+def crm(*args: str) -> tuple[int, Any, str]:
     result = runner.invoke(app, list(args))
     data = json.loads(result.stdout) if "--json" in args and result.stdout.strip() else {}
     return result.exit_code, data, result.stderr
@@ -86,3 +88,40 @@ def test_main_job_generates_ingests_and_summarises() -> None:
     assert set(totals) == {"transactions", "transaction_items", "customer_records", "offers", "offer_log"}
     assert all(t["rows_rejected"] == 0 for t in totals.values())
     assert result["summary"]["tables"]["transactions"] == totals["transactions"]["rows_new"] > 300
+
+
+def test_features_build_export_and_rebuild(tmp_path: Path) -> None:
+    crm("data", "cdnow", "--variant", "sample", "--out", "d")
+    crm("ingest", "d")
+
+    code, built, _ = crm("features", "build", "--as-of", "1997-09-30", "--horizon-days", "273", "--json")
+    assert code == 0
+    assert (built["rows"], built["labels"], built["engine"]) == (2_357, True, "duckdb")
+
+    code, exported, _ = crm("features", "export", "--as-of", "1997-09-30", "--out", "f.parquet", "--json")
+    assert code == 0
+    frame = pd.read_parquet(tmp_path / "f.parquet")
+    assert len(frame) == exported["rows"] == 2_357
+    assert {"frequency", "recency", "T", "monetary_value", "churned"} <= set(frame.columns)
+
+    code, again, _ = crm("features", "build", "--as-of", "1997-09-30", "--horizon-days", "273", "--json")
+    assert code == 0
+    assert again["rows"] == 2_357
+
+
+def test_features_usage_errors() -> None:
+    code, _, stderr = crm("features", "build", "--as-of", "1997-02-30")
+    assert code == 2
+    assert "--as-of: expected a date as YYYY-MM-DD" in stderr
+    code, _, stderr = crm("features", "build", "--as-of", "1997-09-30", "--engine", "postgres")
+    assert code == 2
+    assert "CRM_WAREHOUSE_URL" in stderr
+    code, _, stderr = crm("features", "export", "--as-of", "1997-09-30", "--out", "x.parquet")
+    assert code == 1
+    assert "no feature build for 1997-09-30" in stderr
+
+
+def test_features_catalog_json() -> None:
+    code, catalog, _ = crm("features", "catalog", "--json")
+    assert code == 0
+    assert {"frequency", "gap_mean_days", "cancellation_rate"} <= {f["name"] for f in catalog}

@@ -100,6 +100,7 @@ class Warehouse:
             if target != ":memory:":
                 Path(target).parent.mkdir(parents=True, exist_ok=True)
             self.ibis = ibis.duckdb.connect(target)
+            self.ibis.con.execute("SET enable_progress_bar = false")  # a library must not draw on stdout
         else:
             self.ibis = ibis.connect(target)
         self._native: Any = self.ibis.con
@@ -175,6 +176,12 @@ class Warehouse:
     def drop_table(self, table: str) -> None:
         with self.transaction() as execute:
             execute(f'DROP TABLE IF EXISTS "{table}"')
+
+    def has_table(self, table: str) -> bool:
+        found = self.fetch(
+            f"SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_name = '{table}'"
+        )
+        return bool(found["n"].iloc[0])
 
     def count(self, table: str) -> int:
         return int(self.ibis.table(table).count().execute())

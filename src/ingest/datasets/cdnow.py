@@ -29,12 +29,17 @@ def cdnow_path(variant: Variant) -> Path:
 
 
 def load_cdnow_raw(variant: Variant) -> pd.DataFrame:
-    """The raw file as customer_id (str, zero-padded), date, quantity, amount."""
+    """The raw file as customer_id (str, zero-padded), date, quantity, amount.
+
+    The sample also has ``sample_id`` (1..2357), the customer number the papers and lifetimes'
+    ``cdnow_customers_summary.csv`` use; ``customer_id`` is the CDNOW_master id in both variants.
+    """
     path = cdnow_path(variant)
     if variant == "sample":
         names = ["customer_id", "sample_id", "date", "quantity", "amount"]
-        raw = pd.read_csv(path, sep=r"\s+", header=None, names=names, dtype={"customer_id": str, "date": str})
-        return raw.drop(columns="sample_id")
+        return pd.read_csv(
+            path, sep=r"\s+", header=None, names=names, dtype={"customer_id": str, "date": str}
+        )
     names = ["customer_id", "date", "quantity", "amount"]
     return pd.read_csv(path, sep=r"\s+", header=0, names=names, dtype={"customer_id": str, "date": str})
 

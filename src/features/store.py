@@ -1,0 +1,75 @@
+"""Feature tables in the warehouse: validated, keyed by (customer_id, as_of), rebuilt idempotently.
+
+``features`` holds every build, wide; a build for a cutoff replaces that cutoff's rows in one
+transaction. ``feature_builds`` records each build's config and columns (the channel and category
+columns differ between cutoffs), so an export returns exactly the columns of its build.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+
+import pandas as pd
+
+from crm_analytics.features.build import FeatureConfig
+from crm_analytics.features.contract import FeatureTable
+from crm_analytics.ingest.warehouse import Warehouse, create_table_sql, sql_type
+
+BUILDS_COLUMNS = {
+    "as_of": "DATE",
+    "config": "TEXT",
+    "columns": "TEXT",
+    "rows": "BIGINT",
+    "built_at": "TIMESTAMP",
+}
+
+
+def validate_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """Check a feature table against its contract; raises pandera's SchemaErrors naming the columns."""
+    return FeatureTable.validate(frame, lazy=True)
+
+
+def write_features(warehouse: Warehouse, frame: pd.DataFrame, config: FeatureConfig) -> int:
+    """Validate and store a feature table, replacing any earlier build for the same cutoff."""
+    frame = validate_features(frame)
+    columns = {name: sql_type(dtype) for name, dtype in frame.dtypes.items()} | {"as_of": "DATE"}
+    with warehouse.transaction() as execute:
+        execute(
+            create_table_sql("features", {"customer_id": "TEXT", "as_of": "DATE"}, ("customer_id", "as_of"))
+        )
+        execute(create_table_sql("feature_builds", BUILDS_COLUMNS, ("as_of",)))
+        for name, kind in columns.items():
+            execute(f'ALTER TABLE features ADD COLUMN IF NOT EXISTS "{name}" {kind}')
+        execute("DELETE FROM features WHERE as_of = ?", [config.as_of])
+        execute("DELETE FROM feature_builds WHERE as_of = ?", [config.as_of])
+        warehouse.load_frame("features", frame.assign(as_of=frame["as_of"].dt.date))
+        execute(
+            "INSERT INTO feature_builds VALUES (?, ?, ?, ?, ?)",
+            [
+                config.as_of,
+                json.dumps(asdict(config), default=str),
+                json.dumps(list(frame.columns)),
+                len(frame),
+                datetime.now(UTC).replace(tzinfo=None),
+            ],
+        )
+    return len(frame)
+
+
+def read_features(warehouse: Warehouse, as_of: date) -> pd.DataFrame:
+    """The stored feature table of one cutoff, with exactly the columns of its build."""
+    builds = (
+        warehouse.fetch("SELECT * FROM feature_builds") if warehouse.has_table("feature_builds") else None
+    )
+    if builds is None or not (pd.to_datetime(builds["as_of"]).dt.date == as_of).any():
+        raise LookupError(
+            f"as_of: no feature build for {as_of}; run `crm features build --as-of {as_of}` first"
+        )
+    row = builds[pd.to_datetime(builds["as_of"]).dt.date == as_of].iloc[0]
+    columns = ", ".join(f'"{c}"' for c in json.loads(row["columns"]))
+    frame = warehouse.fetch(
+        f"SELECT {columns} FROM features WHERE as_of = DATE '{as_of.isoformat()}' ORDER BY customer_id"
+    )
+    return frame

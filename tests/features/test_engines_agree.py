@@ -1,0 +1,28 @@
+"""The same feature definitions give the same table on DuckDB and on PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from crm_analytics.features.build import FeatureConfig, feature_table
+from crm_analytics.ingest.warehouse import Warehouse
+from tests.features.conftest import load
+
+
+@pytest.mark.postgres
+def test_postgres_builds_the_same_feature_table_as_duckdb(
+    demo: Warehouse, demo_folder: Path, postgres_url: str
+) -> None:
+    config = FeatureConfig(as_of=date(2025, 6, 30), horizon_days=180).resolved(demo.ibis)
+    on_duckdb = feature_table(demo.ibis, config).execute()
+    with Warehouse(postgres_url) as postgres:
+        load(postgres, demo_folder)
+        assert config.resolved(postgres.ibis) == config
+        on_postgres = feature_table(postgres.ibis, config).execute()
+
+    assert len(on_duckdb) > 1_000
+    pd.testing.assert_frame_equal(on_postgres, on_duckdb, check_dtype=False, rtol=1e-9)
