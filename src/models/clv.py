@@ -198,6 +198,21 @@ class CLVModel:
         )
         return np.asarray(alive, dtype=float)[index]
 
+    def probability_no_purchase(self, summary: pd.DataFrame, periods: float) -> np.ndarray:
+        """P(no purchase in the next ``periods``): dead, or alive and quiet (BG/NBD and MBG/NBD).
+
+        Alive customers buy at a rate whose posterior is Gamma(r + x, alpha + T), and in these models a
+        customer can only drop out right after a purchase: P(quiet | alive) = ((alpha+T)/(alpha+T+t))^(r+x).
+        """
+        self._check_fitted()
+        if self.purchase_model == "pareto":
+            raise ValueError("probability_no_purchase: available for bgnbd and mbgnbd, not pareto")
+        r, alpha = self.purchases_.params_["r"], self.purchases_.params_["alpha"]
+        alive = self.probability_alive(summary)
+        x, T = summary["frequency"].to_numpy(float), summary["T"].to_numpy(float)
+        quiet = ((alpha + T) / (alpha + T + periods)) ** (r + x)
+        return 1 - alive + alive * quiet
+
     def expected_spend(self, summary: pd.DataFrame) -> np.ndarray:
         """Gamma-Gamma's expected mean spend per purchase (the population mean for non-repeaters)."""
         self._check_fitted()

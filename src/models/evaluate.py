@@ -1,0 +1,51 @@
+"""Metrics shared by the churn and CLV evaluations, each a plain function of arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import spearmanr
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+TOP = 0.10  # the top decile
+
+
+def top_share(score: np.ndarray, top: float = TOP) -> np.ndarray:
+    """A mask of the ``top`` share of rows by score (ties broken by position, deterministic)."""
+    n = max(1, round(len(score) * top))
+    order = np.argsort(-score, kind="stable")
+    mask = np.zeros(len(score), dtype=bool)
+    mask[order[:n]] = True
+    return mask
+
+
+def churn_metrics(
+    churned: np.ndarray, risk: np.ndarray, value: np.ndarray, probability: bool
+) -> dict[str, float]:
+    """How well ``risk`` ranks churners.
+
+    - roc_auc, pr_auc: ranking quality (pr_auc's baseline is the churn rate);
+    - brier: mean squared error of the probability (only when ``risk`` is a probability);
+    - top_decile_lift: churn rate among the 10% riskiest / overall churn rate;
+    - top_decile_value_capture: share of churners' value (e.g. past spend) held by the churners in the
+      riskiest 10%, i.e. how much of the money walking out a campaign on that decile could reach.
+    """
+    churned = churned.astype(bool)
+    top = top_share(risk)
+    metrics = {
+        "roc_auc": float(roc_auc_score(churned, risk)),
+        "pr_auc": float(average_precision_score(churned, risk)),
+        "top_decile_lift": float(churned[top].mean() / churned.mean()),
+        "top_decile_value_capture": float(value[top & churned].sum() / value[churned].sum()),
+    }
+    if probability:
+        metrics["brier"] = float(brier_score_loss(churned, risk))
+    return metrics
+
+
+def value_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """How well predicted value matches the holdout: rank correlation, error, top-decile capture."""
+    return {
+        "spearman": float(spearmanr(predicted, actual).statistic),
+        "mae": float(np.abs(predicted - actual).mean()),
+        "top_decile_capture": float(actual[top_share(predicted)].sum() / actual.sum()),
+    }
