@@ -27,6 +27,9 @@ app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(features_app, name="features")
 
 err = Console(stderr=True)
+# the demo chain's data ends 2025-12-31: calibrate to mid-year, label with the second half
+DEMO_CUTOFF = date(2025, 6, 30)
+DEMO_HORIZON_DAYS = 184
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
@@ -301,21 +304,110 @@ def features_catalog(
         typer.echo(catalog_markdown())
 
 
+@app.command("train")
+def train(
+    model: Annotated[str, typer.Argument(help="clv or churn.")],
+    as_of: Annotated[str, typer.Option(help="Cutoff of a stored feature build with labels (YYYY-MM-DD).")],
+    seed: Annotated[int, typer.Option(help="Random seed; the same data and seed give the same metrics.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Train a model on a stored feature table, log it to MLflow and register it (crm-clv, crm-churn)."""
+    result = _train(settings(), model, parse_day(as_of, "--as-of"), seed)
+    emit(result, as_json, lambda r: _render_rows(f"trained {r['model']} v{r['version']}", [r["metrics"]]))
+
+
+def _train(config: Settings, model: str, as_of: date, seed: int) -> dict[str, Any]:
+    from crm_analytics.features.store import build_record, read_features
+    from crm_analytics.ingest.warehouse import Warehouse
+    from crm_analytics.models.train import train_churn, train_clv
+
+    trainers = {"clv": train_clv, "churn": train_churn}
+    if model not in trainers:
+        err.print(f"[red]MODEL: expected clv or churn, got {model!r}[/red]")
+        raise typer.Exit(2)
+    with Warehouse(config.warehouse_url) as warehouse:
+        try:
+            build = build_record(warehouse, as_of)["config"]
+            features = read_features(warehouse, as_of)
+        except LookupError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+    if build["horizon_days"] is None:
+        err.print(f"[red]--as-of: the build for {as_of} has no labels; rebuild it with --horizon-days[/red]")
+        raise typer.Exit(1)
+    with err.status(f"training {model} on {len(features):,} customers"):
+        result = trainers[model](config, features, build["horizon_days"], build["time_unit"], seed)
+    return result.as_dict()
+
+
+@app.command("promote")
+def promote_command(
+    model: Annotated[str, typer.Argument(help="crm-clv or crm-churn (or clv, churn).")],
+    version: Annotated[str | None, typer.Option(help="Version to promote; default the newest.")] = None,
+    force: Annotated[bool, typer.Option(help="Promote even if it does not win the gate.")] = False,
+    reason: Annotated[str, typer.Option(help="Why, for a forced promotion (logged).")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Move the @champion alias to a candidate that beats the champion on the same holdout metric."""
+    result = _promote(settings(), model, version, force, reason)
+    emit(result, as_json, lambda r: out.print(f"{r['model']} v{r['version']} is champion ({r['reason']})"))
+
+
+def _promote(config: Settings, model: str, version: str | None, force: bool, reason: str) -> dict[str, Any]:
+    from crm_analytics.models.registry import PromotionRefusedError, promote
+    from crm_analytics.models.tracking import configure
+
+    name = model if model.startswith("crm-") else f"crm-{model}"
+    try:
+        return promote(configure(config), name, version, force, reason).as_dict()
+    except PromotionRefusedError as exc:
+        err.print(f"[yellow]{exc}[/yellow]")
+        raise typer.Exit(1) from None
+    except (LookupError, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
 @app.command("run")
 def run(
     customers: Annotated[int, typer.Option(min=1, help="Guests in the generated demo chain.")] = 5_000,
     seed: Annotated[int, typer.Option(help="Random seed of the demo data.")] = 42,
     as_json: JsonOption = False,
 ) -> None:
-    """The main job on the embedded defaults: generate the demo data, ingest it, summarise the warehouse."""
+    """The main job on the embedded defaults: demo data, ingest, features, train, register, promote."""
+    from crm_analytics.features.build import FeatureConfig
+    from crm_analytics.features.pipeline import build_and_store
+
     config = settings()
     demo_dir = config.data_dir / "demo"
     _generate_demo(demo_dir, customers, seed, "parquet")
     reports = _ingest(config, [demo_dir], None, None, None, None)
-    result = {"ingest": {"batches": reports, "totals": _totals(reports)}, "summary": _summary(config)}
-    emit(result, as_json, _render_run)
     if any(r["status"] != "accepted" for r in reports):
+        emit({"ingest": {"batches": reports, "totals": _totals(reports)}}, as_json, _render_ingest)
         raise typer.Exit(1)
+    with err.status(f"building features as of {DEMO_CUTOFF}"):
+        features = build_and_store(config, FeatureConfig(as_of=DEMO_CUTOFF, horizon_days=DEMO_HORIZON_DAYS))
+    trained = [_train(config, model, DEMO_CUTOFF, seed=0) for model in ("clv", "churn")]
+    promotions = [_promote_if_better(config, t["model"]) for t in trained]
+    result = {
+        "ingest": {"batches": reports, "totals": _totals(reports)},
+        "summary": _summary(config),
+        "features": features,
+        "trained": trained,
+        "promotions": promotions,
+    }
+    emit(result, as_json, _render_run)
+
+
+def _promote_if_better(config: Settings, model: str) -> dict[str, Any]:
+    """Promote through the gate; a candidate that does not win leaves the champion in place (not an error)."""
+    from crm_analytics.models.registry import PromotionRefusedError, promote
+    from crm_analytics.models.tracking import configure
+
+    try:
+        return promote(configure(config), model).as_dict()
+    except PromotionRefusedError as exc:
+        return {"model": model, "promoted": False, "reason": str(exc)}
 
 
 @app.command("config")
@@ -386,6 +478,14 @@ def _render_ingest(result: dict[str, Any]) -> None:
 def _render_run(result: dict[str, Any]) -> None:
     _render_ingest(result["ingest"])
     _render_summary(result["summary"])
+    f = result["features"]
+    out.print(f"features as of {f['as_of']}: {f['rows']:,} customers x {f['columns']} columns")
+    for t in result["trained"]:
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in t["metrics"].items())
+        out.print(f"{t['model']} v{t['version']}: {metrics}")
+    for p in result["promotions"]:
+        outcome = f"champion v{p['version']}" if "version" in p else "champion kept"
+        out.print(f"{p['model']}: {outcome} ({p['reason']})")
 
 
 def _render_summary(summary: dict[str, Any]) -> None:

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     ingest_chunk_rows: Annotated[int, Field(gt=0)] = Field(
         250_000, description="Rows read and validated at a time (bounds memory)."
     )
+    spark_master: str = Field(
+        "local[2]", description="Spark master for --engine spark; local[...] binds to 127.0.0.1 only."
+    )
     ingest_future_tolerance_hours: Annotated[float, Field(ge=0.0)] = Field(
         24.0, description="How far past now a timestamp may lie before it counts as a future date."
     )

@@ -88,6 +88,30 @@ def test_main_job_generates_ingests_and_summarises() -> None:
     assert set(totals) == {"transactions", "transaction_items", "customer_records", "offers", "offer_log"}
     assert all(t["rows_rejected"] == 0 for t in totals.values())
     assert result["summary"]["tables"]["transactions"] == totals["transactions"]["rows_new"] > 300
+    assert result["features"]["labels"] is True
+    assert [t["model"] for t in result["trained"]] == ["crm-clv", "crm-churn"]
+    assert [p["reason"] for p in result["promotions"]] == ["first champion", "first champion"]
+    assert Path("mlruns/mlflow.db").exists()
+
+    code, again, _ = crm("run", "--customers", "300", "--json")  # same data: nothing new, champions kept
+    assert code == 0
+    assert all(t["rows_new"] == 0 for t in again["ingest"]["totals"].values())
+    assert [p.get("promoted") for p in again["promotions"]] == [False, False]
+
+
+def test_train_needs_a_labelled_build() -> None:
+    crm("data", "cdnow", "--variant", "sample", "--out", "d")
+    crm("ingest", "d")
+    code, _, stderr = crm("train", "clv", "--as-of", "1997-09-30")
+    assert code == 1
+    assert "no feature build for 1997-09-30" in stderr
+    crm("features", "build", "--as-of", "1997-09-30")
+    code, _, stderr = crm("train", "clv", "--as-of", "1997-09-30")
+    assert code == 1
+    assert "has no labels" in stderr
+    code, _, stderr = crm("promote", "crm-nothing")
+    assert code == 2
+    assert "expected one of crm-clv, crm-churn" in stderr
 
 
 def test_features_build_export_and_rebuild(tmp_path: Path) -> None:

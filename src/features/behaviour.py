@@ -22,8 +22,12 @@ EPOCH = ibis.date(1970, 1, 1)
 
 
 def indicator(condition: ir.BooleanValue) -> ir.FloatingValue:
-    """1.0 where the condition holds, else 0.0 (PostgreSQL cannot cast boolean to a number)."""
-    return ibis.ifelse(condition, 1.0, 0.0)
+    """1.0 where the condition holds, else 0.0.
+
+    Portable on purpose: PostgreSQL cannot cast a boolean to a float, and Spark reads a 1.0 literal as a
+    DECIMAL(2,1), whose average it rounds; an integer IF cast to DOUBLE is exact everywhere.
+    """
+    return ibis.ifelse(condition, 1, 0).cast("float64")
 
 
 RHYTHM_COLUMNS = declare(

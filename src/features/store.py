@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pandas as pd
 
@@ -58,18 +59,23 @@ def write_features(warehouse: Warehouse, frame: pd.DataFrame, config: FeatureCon
     return len(frame)
 
 
-def read_features(warehouse: Warehouse, as_of: date) -> pd.DataFrame:
-    """The stored feature table of one cutoff, with exactly the columns of its build."""
-    builds = (
-        warehouse.fetch("SELECT * FROM feature_builds") if warehouse.has_table("feature_builds") else None
-    )
-    if builds is None or not (pd.to_datetime(builds["as_of"]).dt.date == as_of).any():
+def build_record(warehouse: Warehouse, as_of: date) -> dict[str, Any]:
+    """The stored build of a cutoff: its config and columns, or a LookupError saying what to run."""
+    match = None
+    if warehouse.has_table("feature_builds"):
+        builds = warehouse.fetch("SELECT * FROM feature_builds")
+        match = builds[pd.to_datetime(builds["as_of"]).dt.date == as_of]
+    if match is None or match.empty:
         raise LookupError(
             f"as_of: no feature build for {as_of}; run `crm features build --as-of {as_of}` first"
         )
-    row = builds[pd.to_datetime(builds["as_of"]).dt.date == as_of].iloc[0]
-    columns = ", ".join(f'"{c}"' for c in json.loads(row["columns"]))
-    frame = warehouse.fetch(
+    row = match.iloc[0]
+    return {"config": json.loads(row["config"]), "columns": json.loads(row["columns"])}
+
+
+def read_features(warehouse: Warehouse, as_of: date) -> pd.DataFrame:
+    """The stored feature table of one cutoff, with exactly the columns of its build."""
+    columns = ", ".join(f'"{c}"' for c in build_record(warehouse, as_of)["columns"])
+    return warehouse.fetch(
         f"SELECT {columns} FROM features WHERE as_of = DATE '{as_of.isoformat()}' ORDER BY customer_id"
     )
-    return frame

@@ -131,6 +131,7 @@ class CLVModel:
             ),
             self.spend_penalizer,
         )
+        self.patterns_ = patterns
         self.n_customers_ = len(summary)
         self.n_patterns_ = len(patterns)
         return self
@@ -171,9 +172,18 @@ class CLVModel:
         return pd.concat([self.purchases_.summary, spend])
 
     def log_likelihood(self) -> float:
-        """The purchase model's maximised log-likelihood (weighted over patterns = over customers)."""
+        """The purchase model's log-likelihood at the fitted parameters, summed over the fitted customers."""
         self._check_fitted()
-        return float(self.purchases_._negative_log_likelihood_ * -1)
+        if self.purchase_model == "pareto":
+            raise ValueError("log_likelihood: available for bgnbd and mbgnbd, not pareto")
+        p = self.patterns_
+        mean_nll = type(self.purchases_)._negative_log_likelihood(
+            np.log(self.purchases_.params_.to_numpy(float)),
+            *(p[c].to_numpy(float) for c in PATTERN),
+            p["customers"].to_numpy(float),
+            0.0,
+        )
+        return float(-mean_nll * p["customers"].sum())
 
     def expected_purchases(self, summary: pd.DataFrame, periods: float) -> np.ndarray:
         """Expected purchases in the next ``periods`` (time units), per customer."""
