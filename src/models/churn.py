@@ -14,8 +14,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold
 
 from crm_analytics.models.clv import CLVModel
-
-NOT_FEATURES = ("customer_id", "as_of", "holdout_purchase_days", "holdout_spend", "churned")
+from crm_analytics.models.inputs import fitted_matrix, usable_columns
 
 
 def btyd_features(clv_model: CLVModel, summary: pd.DataFrame, horizon_periods: float) -> pd.DataFrame:
@@ -29,12 +28,6 @@ def btyd_features(clv_model: CLVModel, summary: pd.DataFrame, horizon_periods: f
         },
         index=summary.index,
     )
-
-
-def model_inputs(features: pd.DataFrame) -> pd.DataFrame:
-    """The numeric feature columns a model reads (keys and labels removed)."""
-    inputs = features.drop(columns=[c for c in NOT_FEATURES if c in features.columns])
-    return inputs.astype(float)
 
 
 class ChurnModel:
@@ -74,20 +67,16 @@ class ChurnModel:
     def fit(self, inputs: pd.DataFrame, churned: pd.Series) -> ChurnModel:
         if len(inputs) != len(churned):
             raise ValueError(f"churned: {len(churned)} labels for {len(inputs)} rows")
-        # columns with no value at all (e.g. stay features on retail data) carry nothing to learn
-        self.feature_names_ = [c for c in inputs.columns if inputs[c].notna().any()]
+        self.feature_names_ = usable_columns(inputs)
         self.classifier_ = self._classifier().fit(
             inputs[self.feature_names_].to_numpy(float), churned.to_numpy(bool)
         )
         return self
 
     def predict_proba(self, inputs: pd.DataFrame) -> np.ndarray:
-        if not hasattr(self, "classifier_"):
-            raise RuntimeError("this ChurnModel is not fitted yet; call fit first")
-        missing = [c for c in self.feature_names_ if c not in inputs.columns]
-        if missing:
-            raise ValueError(f"missing column '{missing[0]}'")
-        return self.classifier_.predict_proba(inputs[self.feature_names_].to_numpy(float))[:, 1]
+        """P(churn) per row."""
+        matrix = fitted_matrix(self, inputs)  # checks fitted and columns first
+        return self.classifier_.predict_proba(matrix)[:, 1]
 
 
 def out_of_fold_churn(

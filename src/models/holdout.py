@@ -13,9 +13,10 @@ from typing import Any
 
 import pandas as pd
 
-from crm_analytics.models.churn import ChurnModel, btyd_features, model_inputs, out_of_fold_churn
+from crm_analytics.models.churn import ChurnModel, btyd_features, out_of_fold_churn
 from crm_analytics.models.clv import CLVModel
 from crm_analytics.models.evaluate import churn_metrics, value_metrics
+from crm_analytics.models.inputs import model_inputs
 from crm_analytics.models.spend import SpendModel, out_of_fold_spend
 
 DAYS_PER_UNIT = {"days": 1, "weeks": 7}

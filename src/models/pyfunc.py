@@ -7,8 +7,9 @@ from typing import Any
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from crm_analytics.models.churn import ChurnModel, btyd_features, model_inputs
+from crm_analytics.models.churn import ChurnModel, btyd_features
 from crm_analytics.models.clv import CLVModel
+from crm_analytics.models.inputs import model_inputs
 
 
 class CLVPyfunc(PythonModel):

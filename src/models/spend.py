@@ -11,6 +11,8 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import KFold
 
+from crm_analytics.models.inputs import fitted_matrix, usable_columns
+
 
 class SpendModel:
     """HistGradientBoosting with a Poisson loss on non-negative holdout spend."""
@@ -29,7 +31,7 @@ class SpendModel:
     def fit(self, inputs: pd.DataFrame, spend: pd.Series) -> SpendModel:
         if (spend < 0).any():
             raise ValueError("spend: must be non-negative for a Poisson loss")
-        self.feature_names_ = [c for c in inputs.columns if inputs[c].notna().any()]
+        self.feature_names_ = usable_columns(inputs)
         self.regressor_ = HistGradientBoostingRegressor(
             loss="poisson",
             learning_rate=self.learning_rate,
@@ -41,12 +43,9 @@ class SpendModel:
         return self
 
     def predict(self, inputs: pd.DataFrame) -> np.ndarray:
-        if not hasattr(self, "regressor_"):
-            raise RuntimeError("this SpendModel is not fitted yet; call fit first")
-        missing = [c for c in self.feature_names_ if c not in inputs.columns]
-        if missing:
-            raise ValueError(f"missing column '{missing[0]}'")
-        return self.regressor_.predict(inputs[self.feature_names_].to_numpy(float))
+        """Expected spend in the horizon per row."""
+        matrix = fitted_matrix(self, inputs)  # checks fitted and columns first
+        return self.regressor_.predict(matrix)
 
 
 def out_of_fold_spend(

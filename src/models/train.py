@@ -9,6 +9,8 @@ quantiles (no real customer's row). The model is registered as ``crm-clv`` or ``
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -17,9 +19,10 @@ import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel
 
-from crm_analytics.models.churn import ChurnModel, btyd_features, model_inputs, out_of_fold_churn
+from crm_analytics.models.churn import ChurnModel, btyd_features, out_of_fold_churn
 from crm_analytics.models.clv import PATTERN, CLVModel
 from crm_analytics.models.evaluate import churn_metrics, value_metrics
+from crm_analytics.models.inputs import model_inputs
 from crm_analytics.models.pyfunc import ChurnPyfunc, CLVPyfunc
 from crm_analytics.models.tracking import configure, feature_fingerprint, use_experiment
 from crm_analytics.settings import Settings
@@ -61,17 +64,22 @@ def _holdout_tag(features: pd.DataFrame, horizon_days: int, fingerprint: dict[st
     return f"{as_of}+{horizon_days}d:{fingerprint['content_sha256'][:16]}"
 
 
-def _log_common(
-    features: pd.DataFrame, horizon_days: int, time_unit: str, seed: int
-) -> tuple[str, dict[str, str]]:
+@contextmanager
+def _training_run(
+    settings: Settings, name: str, features: pd.DataFrame, horizon_days: int, time_unit: str, seed: int
+) -> Iterator[tuple[Any, str]]:
+    """An MLflow run in the model's experiment with what every run logs; yields (run, holdout tag)."""
+    configure(settings)
+    use_experiment(settings, name)
     fingerprint = feature_fingerprint(features.reset_index())
     holdout = _holdout_tag(features, horizon_days, fingerprint)
-    mlflow.log_params(
-        {"horizon_days": horizon_days, "time_unit": time_unit, "seed": seed, "customers": len(features)}
-    )
-    mlflow.set_tags({"holdout": holdout, "feature_content_sha256": fingerprint["content_sha256"]})
-    mlflow.log_dict(json.loads(fingerprint["schema"]), "feature_schema.json")
-    return holdout, fingerprint
+    with mlflow.start_run(run_name=name) as run:
+        mlflow.log_params(
+            {"horizon_days": horizon_days, "time_unit": time_unit, "seed": seed, "customers": len(features)}
+        )
+        mlflow.set_tags({"holdout": holdout, "feature_content_sha256": fingerprint["content_sha256"]})
+        mlflow.log_dict(json.loads(fingerprint["schema"]), "feature_schema.json")
+        yield run, holdout
 
 
 def _log_and_register(python_model: PythonModel, example: pd.DataFrame, name: str) -> str:
@@ -92,11 +100,8 @@ def train_clv(
 ) -> TrainResult:
     """Fit the BTYD + Gamma-Gamma model on the calibration summary; score it on the holdout spend."""
     features = _prepare(features)
-    configure(settings)
-    use_experiment(settings, CLV_NAME)
     horizon = horizon_days / DAYS_PER_UNIT[time_unit]
-    with mlflow.start_run(run_name="clv") as run:
-        holdout, _ = _log_common(features, horizon_days, time_unit, seed)
+    with _training_run(settings, CLV_NAME, features, horizon_days, time_unit, seed) as (run, holdout):
         model = CLVModel(time_unit=time_unit).fit(features)
         expected = model.expected_purchases(features, horizon) * model.expected_spend(features)
         spend = features["holdout_spend"].to_numpy(float)
@@ -121,11 +126,8 @@ def train_churn(
 ) -> TrainResult:
     """Fit the churn classifier on all customers; its metrics are out of fold on the same cutoff."""
     features = _prepare(features)
-    configure(settings)
-    use_experiment(settings, CHURN_NAME)
     horizon = horizon_days / DAYS_PER_UNIT[time_unit]
-    with mlflow.start_run(run_name="churn") as run:
-        holdout, _ = _log_common(features, horizon_days, time_unit, seed)
+    with _training_run(settings, CHURN_NAME, features, horizon_days, time_unit, seed) as (run, holdout):
         clv_model = CLVModel(time_unit=time_unit).fit(features)
         inputs = model_inputs(features.join(btyd_features(clv_model, features, horizon)))
         churned = features["churned"].astype(bool)

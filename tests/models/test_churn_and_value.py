@@ -12,10 +12,11 @@ import pytest
 from crm_analytics.features.build import FeatureConfig, feature_table
 from crm_analytics.ingest.datasets.cdnow import write_cdnow
 from crm_analytics.ingest.warehouse import Warehouse
-from crm_analytics.models.churn import ChurnModel, btyd_features, model_inputs
+from crm_analytics.models.churn import ChurnModel, btyd_features
 from crm_analytics.models.clv import CLVModel
 from crm_analytics.models.evaluate import churn_metrics, top_share, value_metrics
 from crm_analytics.models.holdout import evaluate_holdout
+from crm_analytics.models.inputs import model_inputs
 from crm_analytics.models.spend import SpendModel
 from tests.features.conftest import load
 
