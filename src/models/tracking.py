@@ -31,9 +31,9 @@ def use_experiment(settings: Settings, name: str) -> str:
     if experiment is None:
         root = settings.mlflow_artifact_root.resolve()
         root.mkdir(parents=True, exist_ok=True)
-        return mlflow.create_experiment(name, artifact_location=(root / name).as_uri())
-    mlflow.set_experiment(name)
-    return str(experiment.experiment_id)
+        mlflow.create_experiment(name, artifact_location=(root / name).as_uri())
+    # by name, always: a just-created experiment must become current too, or runs go to the old one
+    return str(mlflow.set_experiment(name).experiment_id)
 
 
 def feature_fingerprint(features: pd.DataFrame) -> dict[str, str]:
