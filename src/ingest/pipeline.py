@@ -117,7 +117,7 @@ def _ingest(
     with warehouse.transaction() as execute:
         execute(_stage_table_sql(stage, contract))
     try:
-        staged, rejected = _stage_chunks(
+        rejected = _stage_chunks(
             warehouse, stage, contract, chunks, report, settings, source, now or started_at, on_rows
         )
         _refuse_if_too_bad(report, rejected, settings.ingest_max_bad_ratio)
@@ -125,7 +125,6 @@ def _ingest(
         rejected = pd.concat([rejected, conflicts], ignore_index=True)
         report.rows_rejected += len(conflicts)
         _commit(warehouse, stage, contract, rejected, report, sha256, started_at)
-        report.rows_duplicate = staged - report.rows_new - len(conflicts)
     finally:
         warehouse.drop_table(stage)
         warehouse.drop_table(stage + "_q")
@@ -144,11 +143,10 @@ def _stage_chunks(
     source: str | None,
     now: datetime,
     on_rows: OnRows | None,
-) -> tuple[int, pd.DataFrame]:
-    """Validate chunk by chunk, load valid rows into the stage table; return (rows staged, rejections)."""
+) -> pd.DataFrame:
+    """Validate chunk by chunk, load valid rows into the stage table; return the rejections."""
     tolerance = timedelta(hours=settings.ingest_future_tolerance_hours)
     quarantined: list[pd.DataFrame] = []
-    staged = 0
     for raw in chunks:
         if source is not None and "source" in contract.columns and "source" not in raw.columns:
             raw["source"] = source
@@ -158,12 +156,11 @@ def _stage_chunks(
             quarantined.append(_quarantine_rows(raw, checked.rejections, report))
         valid = checked.valid.assign(_row_number=checked.valid.index.astype("int64"))
         warehouse.load_frame(stage, valid.assign(row_hash=row_hashes(checked.valid)))
-        staged += len(valid)
         if on_rows:
             on_rows(len(raw))
     rejected = pd.concat(quarantined, ignore_index=True) if quarantined else _empty_quarantine()
     report.rows_rejected = int(rejected["row_number"].nunique())
-    return staged, rejected
+    return rejected
 
 
 def row_hashes(frame: pd.DataFrame) -> pd.Series:
@@ -287,6 +284,7 @@ def _commit(
     warehouse.load_frame(quarantine_stage, rejected.assign(quarantined_at=now)[list(QUARANTINE_COLUMNS)])
     with warehouse.transaction() as execute:
         report.rows_new = insert_new_rows(execute, stage, contract, report.batch_id)
+        report.rows_duplicate = report.rows_read - report.rows_new - report.rows_rejected  # valid, key known
         insert_new_quarantine(execute, quarantine_stage)
         execute(
             "INSERT INTO ingest_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -297,7 +295,7 @@ def _commit(
                 sha256,
                 report.rows_read,
                 report.rows_new,
-                report.rows_read - report.rows_new - report.rows_rejected,
+                report.rows_duplicate,
                 report.rows_rejected,
                 started_at,
                 datetime.now(UTC).replace(tzinfo=None),

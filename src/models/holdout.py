@@ -13,13 +13,12 @@ from typing import Any
 
 import pandas as pd
 
+from crm_analytics.features.rfm import DAYS_PER_UNIT
 from crm_analytics.models.churn import ChurnModel, btyd_features, out_of_fold_churn
 from crm_analytics.models.clv import CLVModel
 from crm_analytics.models.evaluate import churn_metrics, value_metrics
 from crm_analytics.models.inputs import model_inputs
 from crm_analytics.models.spend import SpendModel, out_of_fold_spend
-
-DAYS_PER_UNIT = {"days": 1, "weeks": 7}
 
 
 def evaluate_holdout(

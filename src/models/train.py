@@ -19,6 +19,7 @@ import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel
 
+from crm_analytics.features.rfm import DAYS_PER_UNIT
 from crm_analytics.models.churn import ChurnModel, btyd_features, out_of_fold_churn
 from crm_analytics.models.clv import PATTERN, CLVModel
 from crm_analytics.models.evaluate import churn_metrics, value_metrics
@@ -27,7 +28,6 @@ from crm_analytics.models.pyfunc import ChurnPyfunc, CLVPyfunc
 from crm_analytics.models.tracking import configure, feature_fingerprint, use_experiment
 from crm_analytics.settings import Settings
 
-DAYS_PER_UNIT = {"days": 1, "weeks": 7}
 CLV_NAME, CHURN_NAME = "crm-clv", "crm-churn"
 # Declared rather than inferred: inference loads the model in a subprocess, slow and no more precise.
 # Serving runs where crm-analytics itself is installed (the models' classes live in it).
