@@ -429,6 +429,7 @@ out = Console()
 
 
 def out_console() -> Console:
+    """The stdout console, for commands whose --out option shadows the name ``out``."""
     return out
 
 
