@@ -7,7 +7,7 @@ scripts can read it.
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -317,12 +317,14 @@ def train(
 
 
 def _train(config: Settings, model: str, as_of: date, seed: int) -> dict[str, Any]:
+    """Train on the stored build at ``as_of``. Churn is validated on it by a model trained on the stored
+    labelled build one horizon earlier when there is one; CLV gets the weekly tracking plot."""
     from crm_analytics.features.store import build_record, read_features
+    from crm_analytics.features.tracking import daily_repeat_purchases
     from crm_analytics.ingest.warehouse import Warehouse
     from crm_analytics.models.train import train_churn, train_clv
 
-    trainers = {"clv": train_clv, "churn": train_churn}
-    if model not in trainers:
+    if model not in ("clv", "churn"):
         err.print(f"[red]MODEL: expected clv or churn, got {model!r}[/red]")
         raise typer.Exit(2)
     with Warehouse(config.warehouse_url) as warehouse:
@@ -332,12 +334,120 @@ def _train(config: Settings, model: str, as_of: date, seed: int) -> dict[str, An
         except LookupError as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from None
-    if build["horizon_days"] is None:
-        err.print(f"[red]--as-of: the build for {as_of} has no labels; rebuild it with --horizon-days[/red]")
-        raise typer.Exit(1)
+        horizon_days, time_unit = build["horizon_days"], build["time_unit"]
+        if horizon_days is None:
+            err.print(
+                f"[red]--as-of: the build for {as_of} has no labels; rebuild it with --horizon-days[/red]"
+            )
+            raise typer.Exit(1)
+        until = as_of + timedelta(days=horizon_days)
+        daily = daily_repeat_purchases(warehouse.ibis.table("transactions"), as_of, until).execute()
+        earlier = _earlier_build(warehouse, as_of - timedelta(days=horizon_days), horizon_days, time_unit)
     with err.status(f"training {model} on {len(features):,} customers"):
-        result = trainers[model](config, features, build["horizon_days"], build["time_unit"], seed)
+        if model == "clv":
+            result = train_clv(config, features, horizon_days, time_unit, seed, daily=daily)
+        else:
+            result = train_churn(config, features, horizon_days, time_unit, seed, earlier=earlier)
     return result.as_dict()
+
+
+def _earlier_build(warehouse: Any, as_of: date, horizon_days: int, time_unit: str) -> Any:
+    """The stored labelled build at ``as_of`` with the same horizon and unit, or None."""
+    from crm_analytics.features.store import build_record, read_features
+
+    try:
+        build = build_record(warehouse, as_of)["config"]
+    except LookupError:
+        return None
+    if (build["horizon_days"], build["time_unit"]) != (horizon_days, time_unit):
+        return None
+    return read_features(warehouse, as_of)
+
+
+DatasetOption = Annotated[
+    str, typer.Option(help="cdnow-sample, cdnow-master, demo (synthetic) or warehouse (the configured one).")
+]
+CalibrationEndOption = Annotated[
+    str | None, typer.Option(help="Last day of the calibration period (default: the dataset's split).")
+]
+HoldoutEndOption = Annotated[
+    str | None, typer.Option(help="Last day of the holdout period (default: the dataset's split).")
+]
+DemoCustomersOption = Annotated[int, typer.Option(min=100, help="Guests in the demo dataset.")]
+PlotsOption = Annotated[Path | None, typer.Option(help="Folder to save the evaluation plots (PNG) in.")]
+
+
+@app.command("evaluate")
+def evaluate_command(
+    model: Annotated[str, typer.Argument(help="clv or churn.")],
+    dataset: DatasetOption = "cdnow-sample",
+    calibration_end: CalibrationEndOption = None,
+    holdout_end: HoldoutEndOption = None,
+    customers: DemoCustomersOption = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed of the demo data and the models.")] = 42,
+    plots: PlotsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Evaluate on a calibration/holdout split. clv: the purchase models compared and selected by holdout
+    error, CLV against the supervised spend model. churn: ours against BG/NBD and recency."""
+    from crm_analytics.models import evaluation_plots
+    from crm_analytics.models.clv_evaluation import evaluate_clv
+    from crm_analytics.models.holdout import evaluate_churn
+
+    if model not in ("clv", "churn"):
+        err.print(f"[red]MODEL: expected clv or churn, got {model!r}[/red]")
+        raise typer.Exit(2)
+    data = _evaluation_data(settings(), dataset, calibration_end, holdout_end, customers, seed)
+    with err.status(f"fitting and evaluating {model} on {len(data.features):,} customers"):
+        if model == "clv":
+            clv = evaluate_clv(
+                data.features,
+                data.horizon_days,
+                data.time_unit,
+                daily=data.daily,
+                train_features=data.train_features,
+                seed=seed,
+            )
+            report, figures = clv.report, evaluation_plots.clv_figures(clv, data.features)
+        else:
+            churn = evaluate_churn(
+                data.features, data.horizon_days, data.time_unit, seed, train_features=data.train_features
+            )
+            report, figures = churn.report, evaluation_plots.churn_figures(churn)
+    result = {"dataset": dataset, **report}
+    if plots is not None:
+        result["plots"] = evaluation_plots.save_figures(figures, plots)
+    emit(result, as_json, _render_clv_evaluation if model == "clv" else _render_churn_evaluation)
+
+
+def _evaluation_data(
+    config: Settings,
+    dataset: str,
+    calibration_end: str | None,
+    holdout_end: str | None,
+    customers: int,
+    seed: int,
+) -> Any:
+    from crm_analytics.ingest.pipeline import BatchRefusedError
+    from crm_analytics.models.evaluation_data import DATASETS, default_split, load_evaluation_data
+
+    if dataset not in DATASETS:
+        err.print(f"[red]--dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}[/red]")
+        raise typer.Exit(2)
+    split = default_split(dataset)
+    if split is None and (calibration_end is None or holdout_end is None):
+        err.print(f"[red]--calibration-end and --holdout-end: needed for --dataset {dataset}[/red]")
+        raise typer.Exit(2)
+    start = parse_day(calibration_end, "--calibration-end") if calibration_end else split[0]
+    end = parse_day(holdout_end, "--holdout-end") if holdout_end else split[1]
+    try:
+        with err.status("preparing the data") as status:
+            return load_evaluation_data(
+                config, dataset, start, end, customers=customers, seed=seed, status=status.update
+            )
+    except (ValueError, LookupError, BatchRefusedError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1 if isinstance(exc, BatchRefusedError) else 2) from None
 
 
 @app.command("promote")
@@ -385,8 +495,11 @@ def run(
     if any(r["status"] != "accepted" for r in reports):
         emit({"ingest": {"batches": reports, "totals": _totals(reports)}}, as_json, _render_ingest)
         raise typer.Exit(1)
-    with err.status(f"building features as of {DEMO_CUTOFF}"):
-        features = build_and_store(config, FeatureConfig(as_of=DEMO_CUTOFF, horizon_days=DEMO_HORIZON_DAYS))
+    # one horizon earlier too: churn is then validated by training there and testing at the cutoff
+    earlier = DEMO_CUTOFF - timedelta(days=DEMO_HORIZON_DAYS)
+    for as_of in (earlier, DEMO_CUTOFF):
+        with err.status(f"building features as of {as_of}"):
+            features = build_and_store(config, FeatureConfig(as_of=as_of, horizon_days=DEMO_HORIZON_DAYS))
     trained = [_train(config, model, DEMO_CUTOFF, seed=0) for model in ("clv", "churn")]
     promotions = [_promote_if_better(config, t["model"]) for t in trained]
     result = {
@@ -487,6 +600,47 @@ def _render_run(result: dict[str, Any]) -> None:
     for p in result["promotions"]:
         outcome = f"champion v{p['version']}" if "version" in p else "champion kept"
         out.print(f"{p['model']}: {outcome} ({p['reason']})")
+
+
+def _render_clv_evaluation(result: dict[str, Any]) -> None:
+    out.print(
+        f"{result['dataset']}: {result['customers']:,} customers, calibration to "
+        f"{result['calibration_end']}, holdout to {result['holdout_end']} (time in {result['time_unit']})"
+    )
+    rows = [
+        {
+            "model": name,
+            "log-likelihood": m.get("log_likelihood"),
+            "holdout purchases": m["holdout_purchases_predicted"],
+            "actual": m["holdout_purchases_actual"],
+            "MAE": m["holdout_purchases_mae"],
+            "RMSE": m["holdout_purchases_rmse"],
+        }
+        for name, m in result["purchase_models"].items()
+    ]
+    _render_rows("purchase models (fitted on the calibration period)", rows)
+    for name, reason in result["failed"].items():
+        err.print(f"[yellow]{name} left out: {reason}[/yellow]")
+    out.print(f"selected: {result['selected']} (lowest {result['selection_metric']})")
+    _render_rows("conditional expectations: mean holdout purchases", result["conditional_expectations"])
+    value = [{"model": name, **m} for name, m in result["value"].items()]
+    _render_rows(f"holdout spend (actual {result['holdout_spend_actual']:,.2f})", value)
+    i = result["intervals"]
+    out.print(
+        f"{i['level']:.0%} intervals of {result['selected']}: holdout spend inside for "
+        f"{i['spend_coverage']:.1%}, purchases {i['purchases_coverage']:.1%}; "
+        f"P(any purchase) {i['p_any_purchase_predicted']:.3f} predicted, "
+        f"{i['any_purchase_actual']:.3f} actual"
+    )
+
+
+def _render_churn_evaluation(result: dict[str, Any]) -> None:
+    out.print(
+        f"{result['dataset']}: {result['customers']:,} customers, churn rate {result['churn_rate']:.1%}, "
+        f"validated on {result['validation']}"
+    )
+    _render_rows("churn", [{"method": name, **m} for name, m in result["metrics"].items()])
+    out.print(f"ours - best baseline ({result['best_baseline']}): {result['margin_roc_auc']:+.3f} ROC AUC")
 
 
 def _render_summary(summary: dict[str, Any]) -> None:

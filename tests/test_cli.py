@@ -90,6 +90,8 @@ def test_main_job_generates_ingests_and_summarises() -> None:
     assert result["summary"]["tables"]["transactions"] == totals["transactions"]["rows_new"] > 300
     assert result["features"]["labels"] is True
     assert [t["model"] for t in result["trained"]] == ["crm-clv", "crm-churn"]
+    # churn is validated by a model trained one horizon earlier (2025-06-30 - 184 days)
+    assert result["trained"][1]["holdout"].endswith(":from-2024-12-28")
     assert [p["reason"] for p in result["promotions"]] == ["first champion", "first champion"]
     assert Path("mlruns/mlflow.db").exists()
 
@@ -149,3 +151,39 @@ def test_features_catalog_json() -> None:
     code, catalog, _ = crm("features", "catalog", "--json")
     assert code == 0
     assert {"frequency", "gap_mean_days", "cancellation_rate"} <= {f["name"] for f in catalog}
+
+
+def test_evaluate_clv_and_churn_on_cdnow_sample(tmp_path: Path) -> None:
+    plots = tmp_path / "plots"
+    code, clv, stderr = crm("evaluate", "clv", "--dataset", "cdnow-sample", "--plots", str(plots), "--json")
+    assert code == 0, stderr
+    assert (clv["dataset"], clv["calibration_end"], clv["holdout_end"]) == (
+        "cdnow-sample",
+        "1997-09-30",
+        "1998-06-30",
+    )
+    assert clv["selected"] in clv["purchase_models"]
+    assert clv["purchase_models"]["bgnbd"]["params"]["r"] == pytest.approx(0.243, abs=0.001)
+    assert [row["frequency"] for row in clv["conditional_expectations"]] == [*"0123456", "7+"]
+    assert {"mae", "spearman", "top_decile_capture"} <= set(clv["value"]["btyd_gamma_gamma"])
+    assert sorted(Path(p).name for p in clv["plots"]) == sorted(p.name for p in plots.glob("*.png"))
+    assert len(clv["plots"]) >= 3
+
+    code, churn, _ = crm("evaluate", "churn", "--dataset", "cdnow-sample", "--json")
+    assert code == 0
+    assert churn["validation"] == "5-fold out of fold"
+    assert set(churn["metrics"]) == {"ours", "bgnbd_expected_purchases", "recency"}
+
+
+def test_evaluate_usage_errors() -> None:
+    code, _, stderr = crm("evaluate", "clv", "--dataset", "warehouse")
+    assert code == 2
+    assert "--calibration-end and --holdout-end: needed for --dataset warehouse" in stderr
+    code, _, stderr = crm("evaluate", "clv", "--dataset", "cdnow-everything")
+    assert code == 2
+    assert "--dataset: expected one of" in stderr
+    code, _, stderr = crm(
+        "evaluate", "churn", "--calibration-end", "1998-06-30", "--holdout-end", "1998-01-31"
+    )
+    assert code == 2
+    assert "holdout_end: must come after calibration_end" in stderr

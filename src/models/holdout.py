@@ -1,63 +1,94 @@
-"""Evaluate churn and value models on one calibration/holdout split, side by side with the baselines.
+"""Evaluate the churn model on one calibration/holdout split, side by side with the baselines.
 
-When the data cannot spare an earlier cutoff with a full horizon (CDNOW's 78 weeks hold exactly one
-39-week calibration and one 39-week holdout), the supervised models are scored out of fold: k-fold over
-customers at the same cutoff, so every customer is predicted by a model that never saw its label. The
-BTYD model uses no labels at all, so it is fitted on every customer's calibration history. Every method
-is scored on exactly the same rows.
+Where the data is long enough, the model is trained on an earlier cutoff (its labels end at this
+cutoff) and tested on this one: exactly how it is used. When the data cannot spare an earlier cutoff
+with a full horizon (CDNOW's 78 weeks hold exactly one 39-week calibration and one 39-week holdout),
+it is scored out of fold instead: k-fold over customers at the same cutoff, so every customer is
+predicted by a model that never saw its label. The baselines (BG/NBD expected purchases, recency) use
+no labels; every method is scored on exactly the same rows.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from crm_analytics.features.rfm import DAYS_PER_UNIT
 from crm_analytics.models.churn import ChurnModel, btyd_features, out_of_fold_churn
 from crm_analytics.models.clv import CLVModel
-from crm_analytics.models.evaluate import churn_metrics, value_metrics
+from crm_analytics.models.clv_evaluation import by_customer
+from crm_analytics.models.evaluate import churn_metrics
 from crm_analytics.models.inputs import model_inputs
-from crm_analytics.models.spend import SpendModel, out_of_fold_spend
+
+BASELINES = ("bgnbd_expected_purchases", "recency")
 
 
-def evaluate_holdout(
-    features: pd.DataFrame, horizon_days: int, time_unit: str, seed: int = 0
-) -> dict[str, Any]:
-    """Churn and holdout-spend metrics for our models and the baselines, with our margins over the best."""
-    features = features.set_index("customer_id") if "customer_id" in features.columns else features
+@dataclass
+class ChurnEvaluation:
+    """The JSON-ready report, and the scores and labels its plots are drawn from."""
+
+    report: dict[str, Any]
+    scores: dict[str, np.ndarray]
+    churned: np.ndarray
+
+
+def churn_scores(
+    features: pd.DataFrame,
+    horizon_days: int,
+    time_unit: str,
+    seed: int = 0,
+    train_features: pd.DataFrame | None = None,
+) -> dict[str, np.ndarray]:
+    """Risk scores per customer (higher = likelier to churn): ours (a probability) and the baselines."""
+    features = by_customer(features)
     horizon = horizon_days / DAYS_PER_UNIT[time_unit]
-    clv_model = CLVModel(time_unit=time_unit).fit(features)
-    btyd = btyd_features(clv_model, features, horizon)
-    inputs = model_inputs(features.join(btyd))
-    churned = features["churned"].astype(bool)
-    spend = features["holdout_spend"].astype(float)
-    value_at_risk = features["spend_total"].to_numpy(float)
-
-    y = churned.to_numpy()
-    churn = {
-        "ours": churn_metrics(
-            y, out_of_fold_churn(ChurnModel(seed=seed), inputs, churned), value_at_risk, True
-        ),
-        "bgnbd_expected_purchases": churn_metrics(
-            y, -btyd["btyd_expected_purchases"].to_numpy(), value_at_risk, False
-        ),
-        "recency": churn_metrics(y, features["days_since_last"].to_numpy(float), value_at_risk, False),
-    }
-    expected_value = btyd["btyd_expected_purchases"].to_numpy() * clv_model.expected_spend(features)
-    value = {
-        "ours": value_metrics(spend.to_numpy(), out_of_fold_spend(SpendModel(seed=seed), inputs, spend)),
-        "bgnbd_gamma_gamma": value_metrics(spend.to_numpy(), expected_value),
-    }
+    baseline_btyd = CLVModel(time_unit=time_unit).fit(features)
+    if train_features is None:
+        inputs = model_inputs(features.join(btyd_features(baseline_btyd, features, horizon)))
+        ours = out_of_fold_churn(ChurnModel(seed=seed), inputs, features["churned"].astype(bool))
+    else:
+        train_features = by_customer(train_features)
+        btyd = CLVModel(time_unit=time_unit).fit(train_features)
+        train_inputs = model_inputs(train_features.join(btyd_features(btyd, train_features, horizon)))
+        model = ChurnModel(seed=seed).fit(train_inputs, train_features["churned"].astype(bool))
+        ours = model.predict_proba(model_inputs(features.join(btyd_features(btyd, features, horizon))))
     return {
-        "customers": len(features),
-        "churn_rate": float(y.mean()),
-        "btyd_params": clv_model.params_,
-        "churn": churn,
-        "value": value,
-        "margin": {
-            "churn_roc_auc": churn["ours"]["roc_auc"]
-            - max(m["roc_auc"] for k, m in churn.items() if k != "ours"),
-            "value_spearman": value["ours"]["spearman"] - value["bgnbd_gamma_gamma"]["spearman"],
-        },
+        "ours": ours,
+        "bgnbd_expected_purchases": -baseline_btyd.expected_purchases(features, horizon),
+        "recency": features["days_since_last"].to_numpy(float),
     }
+
+
+def evaluate_churn(
+    features: pd.DataFrame,
+    horizon_days: int,
+    time_unit: str,
+    seed: int = 0,
+    train_features: pd.DataFrame | None = None,
+) -> ChurnEvaluation:
+    """Churn metrics for our model and the baselines on the same rows, with our margin over the best.
+
+    ``train_features``: a labelled feature table at an earlier cutoff to train on; without it the
+    model is scored out of fold at this cutoff.
+    """
+    features = by_customer(features)
+    scores = churn_scores(features, horizon_days, time_unit, seed, train_features)
+    churned = features["churned"].to_numpy(bool)
+    value_at_risk = features["spend_total"].to_numpy(float)
+    metrics = {
+        name: churn_metrics(churned, score, value_at_risk, probability=name == "ours")
+        for name, score in scores.items()
+    }
+    best_baseline = max(BASELINES, key=lambda name: metrics[name]["roc_auc"])
+    report = {
+        "customers": len(features),
+        "churn_rate": float(churned.mean()),
+        "validation": "earlier cutoff" if train_features is not None else "5-fold out of fold",
+        "metrics": metrics,
+        "best_baseline": best_baseline,
+        "margin_roc_auc": metrics["ours"]["roc_auc"] - metrics[best_baseline]["roc_auc"],
+    }
+    return ChurnEvaluation(report, scores, churned)

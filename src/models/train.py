@@ -1,8 +1,9 @@
 """Train, evaluate, log and register the CLV and churn models in MLflow.
 
-Each run logs the config, the fitted parameters, holdout metrics, the feature table's schema and content
-hash (never its rows), and the model as a pyfunc with a signature and an input example made of feature
-quantiles (no real customer's row). The model is registered as ``crm-clv`` or ``crm-churn``; the
+Each run logs the config, the fitted parameters, holdout metrics with the baselines', the evaluation
+report and its plots (aggregates only), the feature table's schema and content hash (never its rows),
+and the model as a pyfunc with a signature and an input example made of feature quantiles (no real
+customer's row). The model is registered as ``crm-clv`` or ``crm-churn``; the
 ``holdout`` tag names the split the metrics come from, which the promotion gate compares.
 """
 
@@ -20,10 +21,13 @@ from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel
 
 from crm_analytics.features.rfm import DAYS_PER_UNIT
-from crm_analytics.models.churn import ChurnModel, btyd_features, out_of_fold_churn
+from crm_analytics.models.churn import ChurnModel, btyd_features
 from crm_analytics.models.clv import PATTERN, CLVModel
-from crm_analytics.models.evaluate import churn_metrics, value_metrics
+from crm_analytics.models.clv_evaluation import evaluate_clv
+from crm_analytics.models.evaluation_plots import churn_figures, clv_figures
+from crm_analytics.models.holdout import BASELINES, evaluate_churn
 from crm_analytics.models.inputs import model_inputs
+from crm_analytics.models.plots import log_figures
 from crm_analytics.models.pyfunc import ChurnPyfunc, CLVPyfunc
 from crm_analytics.models.tracking import configure, feature_fingerprint, use_experiment
 from crm_analytics.settings import Settings
@@ -59,20 +63,29 @@ def _example(frame: pd.DataFrame) -> pd.DataFrame:
     return numeric.quantile([0.25, 0.5, 0.75]).reset_index(drop=True)
 
 
-def _holdout_tag(features: pd.DataFrame, horizon_days: int, fingerprint: dict[str, str]) -> str:
+def _holdout_tag(
+    features: pd.DataFrame, horizon_days: int, fingerprint: dict[str, str], validation: str
+) -> str:
+    """Cutoff, horizon, feature content and how the model was validated: what makes metrics comparable."""
     as_of = pd.Timestamp(features["as_of"].iloc[0]).date()
-    return f"{as_of}+{horizon_days}d:{fingerprint['content_sha256'][:16]}"
+    return f"{as_of}+{horizon_days}d:{fingerprint['content_sha256'][:16]}:{validation}"
 
 
 @contextmanager
 def _training_run(
-    settings: Settings, name: str, features: pd.DataFrame, horizon_days: int, time_unit: str, seed: int
+    settings: Settings,
+    name: str,
+    features: pd.DataFrame,
+    horizon_days: int,
+    time_unit: str,
+    seed: int,
+    validation: str = "holdout",
 ) -> Iterator[tuple[Any, str]]:
     """An MLflow run in the model's experiment with what every run logs; yields (run, holdout tag)."""
     configure(settings)
     use_experiment(settings, name)
     fingerprint = feature_fingerprint(features.reset_index())
-    holdout = _holdout_tag(features, horizon_days, fingerprint)
+    holdout = _holdout_tag(features, horizon_days, fingerprint, validation)
     with mlflow.start_run(run_name=name) as run:
         mlflow.log_params(
             {"horizon_days": horizon_days, "time_unit": time_unit, "seed": seed, "customers": len(features)}
@@ -96,25 +109,40 @@ def _log_and_register(python_model: PythonModel, example: pd.DataFrame, name: st
 
 
 def train_clv(
-    settings: Settings, features: pd.DataFrame, horizon_days: int, time_unit: str = "weeks", seed: int = 0
+    settings: Settings,
+    features: pd.DataFrame,
+    horizon_days: int,
+    time_unit: str = "weeks",
+    seed: int = 0,
+    daily: pd.DataFrame | None = None,
 ) -> TrainResult:
-    """Fit the BTYD + Gamma-Gamma model on the calibration summary; score it on the holdout spend."""
+    """Fit every purchase model on the calibration summary, keep the one with the lowest holdout error.
+
+    ``daily`` (repeat purchases per day, ``features.tracking``) adds the weekly tracking plot.
+    """
     features = _prepare(features)
-    horizon = horizon_days / DAYS_PER_UNIT[time_unit]
     with _training_run(settings, CLV_NAME, features, horizon_days, time_unit, seed) as (run, holdout):
-        model = CLVModel(time_unit=time_unit).fit(features)
-        expected = model.expected_purchases(features, horizon) * model.expected_spend(features)
-        spend = features["holdout_spend"].to_numpy(float)
-        metrics = {f"holdout_{k}": v for k, v in value_metrics(spend, expected).items()}
-        metrics |= {
-            "log_likelihood": model.log_likelihood(),
-            "spend_excluded": float(model.spend_excluded_.count),
-        }
+        evaluation = evaluate_clv(features, horizon_days, time_unit, daily=daily, seed=seed)
+        model = evaluation.models[evaluation.selected]
+        report = evaluation.report
+        value = report["value"]
+        metrics = {f"holdout_{k}": v for k, v in value["btyd_gamma_gamma"].items()}
+        metrics |= {f"supervised_holdout_{k}": v for k, v in value["supervised"].items()}
+        metrics["spend_excluded"] = float(model.spend_excluded_.count)
+        for name, errors in report["purchase_models"].items():
+            metrics |= {f"{name}_{k}": v for k, v in errors.items() if k != "params"}
         mlflow.log_params({f"param_{k}": round(v, 6) for k, v in model.params_.items()})
         mlflow.log_params(
-            {"purchase_model": model.purchase_model, "retried": ";".join(model.retried_) or "no"}
+            {
+                "purchase_model": model.purchase_model,
+                "selected_by": report["selection_metric"],
+                "retried": ";".join(model.retried_) or "no",
+            }
         )
         mlflow.log_metrics(metrics)
+        mlflow.log_dict(report, "evaluation.json")
+        log_figures(clv_figures(evaluation, features))
+        horizon = horizon_days / DAYS_PER_UNIT[time_unit]
         version = _log_and_register(
             CLVPyfunc(model, horizon), _example(features[[*PATTERN, "monetary_value"]]), CLV_NAME
         )
@@ -122,21 +150,40 @@ def train_clv(
 
 
 def train_churn(
-    settings: Settings, features: pd.DataFrame, horizon_days: int, time_unit: str = "weeks", seed: int = 0
+    settings: Settings,
+    features: pd.DataFrame,
+    horizon_days: int,
+    time_unit: str = "weeks",
+    seed: int = 0,
+    earlier: pd.DataFrame | None = None,
 ) -> TrainResult:
-    """Fit the churn classifier on all customers; its metrics are out of fold on the same cutoff."""
+    """Fit the churn classifier on all customers at this cutoff.
+
+    Its metrics come from a model trained on ``earlier`` (a labelled table at as_of - horizon) and
+    tested here when given, otherwise out of fold at this cutoff; the baselines on the same rows.
+    """
     features = _prepare(features)
     horizon = horizon_days / DAYS_PER_UNIT[time_unit]
-    with _training_run(settings, CHURN_NAME, features, horizon_days, time_unit, seed) as (run, holdout):
+    validation = "oof" if earlier is None else f"from-{pd.Timestamp(earlier['as_of'].iloc[0]).date()}"
+    with _training_run(settings, CHURN_NAME, features, horizon_days, time_unit, seed, validation) as (
+        run,
+        holdout,
+    ):
+        evaluation = evaluate_churn(features, horizon_days, time_unit, seed, train_features=earlier)
+        report = evaluation.report
+        metrics = dict(report["metrics"]["ours"])
+        for baseline in BASELINES:
+            metrics |= {f"{baseline}_{k}": v for k, v in report["metrics"][baseline].items()}
+        metrics["margin_roc_auc"] = report["margin_roc_auc"]
+        churn_model = ChurnModel(seed=seed)
+        mlflow.log_params({k: v for k, v in vars(churn_model).items() if not k.endswith("_")})
+        mlflow.log_params({"validation": report["validation"]})
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(report, "evaluation.json")
+        log_figures(churn_figures(evaluation))
         clv_model = CLVModel(time_unit=time_unit).fit(features)
         inputs = model_inputs(features.join(btyd_features(clv_model, features, horizon)))
-        churned = features["churned"].astype(bool)
-        churn_model = ChurnModel(seed=seed)
-        predicted = out_of_fold_churn(churn_model, inputs, churned)
-        metrics = churn_metrics(churned.to_numpy(), predicted, features["spend_total"].to_numpy(float), True)
-        mlflow.log_params({k: v for k, v in vars(churn_model).items() if not k.endswith("_")})
-        mlflow.log_metrics(metrics)
-        churn_model.fit(inputs, churned)
+        churn_model.fit(inputs, features["churned"].astype(bool))
         version = _log_and_register(
             ChurnPyfunc(clv_model, churn_model, horizon), _example(model_inputs(features)), CHURN_NAME
         )

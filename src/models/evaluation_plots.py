@@ -1,0 +1,70 @@
+"""The plots of a CLV or churn evaluation by name: logged to MLflow by training, saved by ``crm evaluate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from crm_analytics.models.clv_evaluation import CLVEvaluation
+from crm_analytics.models.holdout import ChurnEvaluation
+from crm_analytics.models.plots import (
+    calibration_plot,
+    conditional_expectations_plot,
+    gains_and_lift_plot,
+    tracking_plot,
+)
+
+LABELS = {
+    "bgnbd": "BG/NBD",
+    "pareto": "Pareto/NBD",
+    "mbgnbd": "MBG/NBD",
+    "ours": "ours",
+    "bgnbd_expected_purchases": "BG/NBD expected purchases",
+    "recency": "recency",
+    "btyd_gamma_gamma": "BTYD x Gamma-Gamma",
+    "supervised": "supervised (Poisson GBM)",
+}
+
+
+def clv_figures(evaluation: CLVEvaluation, features: pd.DataFrame) -> dict[str, Figure]:
+    """Conditional expectations, the weekly tracking plot (when daily counts were given), spend gains."""
+    calibration_end = pd.Timestamp(evaluation.report["calibration_end"])
+    figures = {
+        "conditional_expectations": conditional_expectations_plot(
+            evaluation.conditional.rename(columns=LABELS)
+        ),
+        "holdout_spend_gains": gains_and_lift_plot(
+            features["holdout_spend"].to_numpy(float),
+            {LABELS[k]: v for k, v in evaluation.holdout_spend_predictions.items()},
+            target_label="holdout spend",
+        ),
+    }
+    if evaluation.tracking is not None:
+        figures["tracking"] = tracking_plot(evaluation.tracking, calibration_end)
+    return figures
+
+
+def churn_figures(evaluation: ChurnEvaluation) -> dict[str, Figure]:
+    """The calibration curve of our probabilities and the gains/lift chart against the baselines."""
+    return {
+        "calibration": calibration_plot(evaluation.churned, evaluation.scores["ours"]),
+        "churn_gains_and_lift": gains_and_lift_plot(
+            evaluation.churned.astype(float),
+            {LABELS[k]: v for k, v in evaluation.scores.items()},
+            target_label="churners",
+        ),
+    }
+
+
+def save_figures(figures: dict[str, Figure], folder: Path) -> list[str]:
+    """Write each figure as ``folder/<name>.png``; returns the paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, figure in figures.items():
+        path = folder / f"{name}.png"
+        figure.savefig(path, dpi=100, facecolor="white")
+        figure.clear()
+        paths.append(str(path))
+    return paths
