@@ -27,7 +27,12 @@ from lifetimes.fitters import BaseFitter
 from lifetimes.utils import ConvergenceError as LifetimesConvergenceError
 
 from crm_analytics.models import likelihoods
-from crm_analytics.models.expectations import SPLIT_MODELS, SplitExpectation, split_expectation
+from crm_analytics.models.expectations import (
+    SPLIT_MODELS,
+    SplitExpectation,
+    distinct_rows,
+    split_expectation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -296,5 +301,5 @@ def compress(summary: pd.DataFrame) -> pd.DataFrame:
 
 def unique_patterns(summary: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """Distinct patterns and, per customer, the index of its pattern."""
-    codes, uniques = pd.MultiIndex.from_frame(summary[PATTERN].astype(float)).factorize()
-    return uniques.to_frame(index=False, name=PATTERN), codes
+    codes, values = distinct_rows([summary[c].to_numpy() for c in PATTERN])
+    return pd.DataFrame(dict(zip(PATTERN, values, strict=True))), codes

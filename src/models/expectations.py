@@ -37,6 +37,23 @@ class SplitExpectation:
         return (self.numerator @ weights)[self.pair] / self.denominator
 
 
+def distinct_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Per row, the index of its distinct combination of column values (in order of first appearance),
+    and each column's values for the distinct combinations. Numeric codes, no tuples: fast at millions."""
+    codes = np.zeros(len(columns[0]), dtype=np.int64)
+    levels = []
+    for column in columns:
+        column_codes, uniques = pd.factorize(np.asarray(column, dtype=float))
+        codes = codes * len(uniques) + column_codes
+        levels.append(uniques)
+    row_codes, combined = pd.factorize(codes)
+    values = []
+    for uniques in reversed(levels):
+        combined, position = np.divmod(combined, len(uniques))
+        values.append(uniques[position])
+    return row_codes, values[::-1]
+
+
 def split_expectation(
     purchase_model: str,
     params: dict[str, float],
@@ -49,11 +66,8 @@ def split_expectation(
     if purchase_model not in SPLIT_MODELS:
         raise ValueError(f"purchase_model: expected one of {', '.join(SPLIT_MODELS)}, got {purchase_model!r}")
     r, alpha, a, b = (params[k] for k in ("r", "alpha", "a", "b"))
-    codes, pairs = pd.MultiIndex.from_arrays(
-        [np.asarray(frequency, dtype=float), np.asarray(T, dtype=float)]
-    ).factorize()
-    x = pairs.get_level_values(0).to_numpy()[:, None]
-    age = pairs.get_level_values(1).to_numpy()[:, None]
+    codes, (pair_x, pair_age) = distinct_rows([frequency, T])
+    x, age = pair_x[:, None], pair_age[:, None]
     t = np.asarray(times, dtype=float)[None, :]
     z = t / (alpha + age + t)
     if purchase_model == "bgnbd":

@@ -68,20 +68,23 @@ def bgnbd_objective(
             @ w_x
             + r * np.log(alpha) * total
             - a3_weights @ log_age
-            + softplus @ w_r
+            + weighted_sum(softplus, w_r)
         )
         d_r = (
-            (digamma(r + xs) - digamma(r)) @ w_x + np.log(alpha) * total - w_age @ log_age + dead @ (lt - lr)
+            (digamma(r + xs) - digamma(r)) @ w_x
+            + np.log(alpha) * total
+            - w_age @ log_age
+            + weighted_sum(dead, lt - lr)
         )
         inverse_age = 1 / (alpha + ages)
         d_alpha = (
             r / alpha * total
             - a3_weights @ inverse_age
-            - (dead * (r + x_r)) @ (1 / (alpha + recencies[recency_r]) - inverse_age[age_r])
+            - weighted_sum(dead * (r + x_r), 1 / (alpha + recencies[recency_r]) - inverse_age[age_r])
         )
         d_a = (digamma(a + b) - digamma(a + b + xs)) @ w_x + dead.sum() / a
         d_b = (digamma(a + b) + digamma(b + xs) - digamma(b) - digamma(a + b + xs)) @ w_x
-        d_b -= dead @ (1 / (b + x_r - 1))
+        d_b -= weighted_sum(dead, 1 / (b + x_r - 1))
         gradient = np.array([d_r, d_alpha, d_a, d_b])
         value = -log_likelihood / total + penalizer * (params**2).sum()
         return float(value), (-gradient / total + 2 * penalizer * params) * params
@@ -99,7 +102,7 @@ def gamma_gamma_objective(
     distinct, position = np.unique(x, return_inverse=True)
     per_frequency = np.bincount(position, weights=w)
     log_m = np.log(m)
-    x_log_m, sum_log_m = (x * log_m) @ w, log_m @ w
+    x_log_m, sum_log_m = weighted_sum(x * log_m, w), weighted_sum(log_m, w)
     x_log_x = (distinct * np.log(distinct)) @ per_frequency
 
     def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
@@ -112,16 +115,27 @@ def gamma_gamma_objective(
             + p * x_log_m
             - sum_log_m
             + p * x_log_x
-            - ((p * x + q) * log_scale) @ w
+            - weighted_sum((p * x + q) * log_scale, w)
         )
-        d_p = (xs * (digamma(p * xs + q) - digamma(p * xs))) @ ws + x_log_m + x_log_x - (x * log_scale) @ w
-        d_q = digamma(p * xs + q) @ ws + (np.log(v) - digamma(q)) * total - log_scale @ w
-        d_v = q / v * total - ((p * x + q) / (x * m + v)) @ w
+        d_p = (
+            (xs * (digamma(p * xs + q) - digamma(p * xs))) @ ws
+            + x_log_m
+            + x_log_x
+            - weighted_sum(x * log_scale, w)
+        )
+        d_q = digamma(p * xs + q) @ ws + (np.log(v) - digamma(q)) * total - weighted_sum(log_scale, w)
+        d_v = q / v * total - weighted_sum((p * x + q) / (x * m + v), w)
         gradient = np.array([d_p, d_q, d_v])
         value = -log_likelihood / total + penalizer * (params**2).sum()
         return float(value), (-gradient / total + 2 * penalizer * params) * params
 
     return objective
+
+
+def weighted_sum(values: np.ndarray, weights: np.ndarray) -> float:
+    """sum(values x weights) with numpy's pairwise summation: a BLAS dot product over a million rows adds
+    enough rounding noise to the objective to stall the optimiser's line search near the optimum."""
+    return float(np.sum(values * weights))
 
 
 def minimise(objective: Objective, size: int, tol: float) -> tuple[np.ndarray, float, np.ndarray]:

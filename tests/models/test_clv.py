@@ -13,6 +13,7 @@ from lifetimes.utils import ConvergenceError as LifetimesConvergenceError
 from crm_analytics.models import clv as clv_module
 from crm_analytics.models import likelihoods
 from crm_analytics.models.clv import CLVModel, ConvergenceError, compress
+from crm_analytics.models.expectations import distinct_rows
 
 # Fader, Hardie & Lee (2005), CDNOW_sample, calibration to 1997-09-30, weeks; published to 3-4 digits.
 PUBLISHED = {
@@ -170,3 +171,10 @@ def test_compress_counts_every_customer_once(cdnow_weeks: pd.DataFrame) -> None:
     assert patterns["customers"].sum() == len(cdnow_weeks)
     assert not patterns.duplicated(["frequency", "recency", "T"]).any()
     assert clv_module.PATTERN == ["frequency", "recency", "T"]
+
+
+def test_distinct_rows_keep_first_appearance_order() -> None:
+    codes, (x, t) = distinct_rows([np.array([2.0, 0.0, 2.0, 1.0, 0.0]), np.array([5.0, 3.0, 5.0, 5.0, 4.0])])
+    assert codes.tolist() == [0, 1, 0, 2, 3]
+    assert x.tolist() == [2.0, 0.0, 1.0, 0.0]
+    assert t.tolist() == [5.0, 3.0, 5.0, 4.0]
