@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from crm_analytics.cli import app
@@ -92,6 +93,9 @@ def test_main_job_generates_ingests_and_summarises() -> None:
     assert [t["model"] for t in result["trained"]] == ["crm-clv", "crm-churn"]
     # churn is validated by a model trained one horizon earlier (2025-06-30 - 184 days)
     assert result["trained"][1]["holdout"].endswith(":from-2024-12-28")
+    client = MlflowClient(tracking_uri=f"sqlite:///{Path('mlruns/mlflow.db').resolve()}")
+    clv_plots = {Path(a.path).name for a in client.list_artifacts(result["trained"][0]["run_id"], "plots")}
+    assert "tracking.png" in clv_plots  # the weekly tracking plot needs the warehouse's daily counts
     assert [p["reason"] for p in result["promotions"]] == ["first champion", "first champion"]
     assert Path("mlruns/mlflow.db").exists()
 
