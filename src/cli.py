@@ -24,7 +24,9 @@ warehouse_app = typer.Typer(help="Look into the warehouse.", no_args_is_help=Tru
 features_app = typer.Typer(help="Build, export and describe purchase-history features.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(warehouse_app, name="warehouse")
+segments_app = typer.Typer(help="Customer segments for marketing: build, list, export.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
+app.add_typer(segments_app, name="segments")
 
 err = Console(stderr=True)
 # the demo chain's data ends 2025-12-31: calibrate to mid-year, label with the second half
@@ -450,6 +452,97 @@ def _evaluation_data(
         raise typer.Exit(1 if isinstance(exc, BatchRefusedError) else 2) from None
 
 
+@segments_app.command("build")
+def segments_build(
+    as_of: Annotated[str, typer.Option(help="Cutoff of a stored feature build (YYYY-MM-DD).")],
+    seed: Annotated[int, typer.Option(help="Seed of the behavioural clusters.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Fit RFM, value-and-risk and behavioural segments, register their definitions, store membership."""
+    result = _build_segments(settings(), parse_day(as_of, "--as-of"), seed)
+    emit(result, as_json, _render_segments_build)
+
+
+def _build_segments(config: Settings, as_of: date, seed: int) -> dict[str, Any]:
+    from crm_analytics.features.store import read_features
+    from crm_analytics.ingest.warehouse import Warehouse
+    from crm_analytics.models.segments.build import build_segments
+
+    with Warehouse(config.warehouse_url) as warehouse, err.status("building segments") as status:
+        try:
+            features = read_features(warehouse, as_of)
+            return build_segments(config, warehouse, features, as_of, seed, status=status.update)
+        except LookupError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+
+
+@segments_app.command("list")
+def segments_list(
+    plots: Annotated[Path | None, typer.Option(help="Folder for one profile plot per family.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every segment: customers, share, mean CLV and churn, definition version, cutoff."""
+    from crm_analytics.ingest.warehouse import Warehouse
+    from crm_analytics.models.segments.membership import read_membership, segment_summary
+
+    with Warehouse(settings().warehouse_url) as warehouse:
+        try:
+            summary = segment_summary(read_membership(warehouse))
+        except LookupError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+    rows = summary.assign(as_of=summary["as_of"].astype(str)).to_dict(orient="records")
+    result: dict[str, Any] = {"segments": rows}
+    if plots is not None:
+        result["plots"] = _segment_plots(summary, plots)
+    emit(result, as_json, lambda r: _render_rows("segments", r["segments"]))
+
+
+def _segment_plots(summary: Any, folder: Path) -> list[str]:
+    from crm_analytics.models.evaluation_plots import save_figures
+    from crm_analytics.models.segments.profiles import profile_plot
+
+    figures = {}
+    for family, rows in summary.groupby("family"):
+        figures[f"segments_{family}"] = profile_plot(rows.set_index("segment"), f"{family} segments")
+    return save_figures(figures, folder)
+
+
+@segments_app.command("export")
+def segments_export(
+    name: Annotated[str, typer.Argument(help="Segment name, as `crm segments list` shows it.")],
+    out: Annotated[Path, typer.Option(help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    min_clv: Annotated[float | None, typer.Option(help="Only customers with at least this CLV.")] = None,
+    max_churn: Annotated[
+        float | None, typer.Option(help="Only customers with at most this churn probability.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Export a segment's customers who gave marketing consent; says how many were left out and why."""
+    from crm_analytics.ingest.warehouse import Warehouse
+    from crm_analytics.models.segments.export import export_segment
+
+    with Warehouse(settings().warehouse_url) as warehouse:
+        try:
+            report = export_segment(warehouse, name, out, fmt, min_clv, max_churn)
+        except ValueError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+        except LookupError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+    emit(
+        report.as_dict(),
+        as_json,
+        lambda r: out_console().print(
+            f"{r['exported']:,} customers of {r['segment']!r} written to {r['path']}; left out: "
+            f"{r['left_out_no_consent']:,} without marketing consent, {r['left_out_by_filters']:,} by filters"
+        ),
+    )
+
+
 @app.command("promote")
 def promote_command(
     model: Annotated[str, typer.Argument(help="crm-clv or crm-churn (or clv, churn).")],
@@ -484,7 +577,8 @@ def run(
     seed: Annotated[int, typer.Option(help="Random seed of the demo data.")] = 42,
     as_json: JsonOption = False,
 ) -> None:
-    """The main job on the embedded defaults: demo data, ingest, features, train, register, promote."""
+    """The main job on the embedded defaults: demo data, ingest, features, train, register, promote,
+    segments."""
     from crm_analytics.features.build import FeatureConfig
     from crm_analytics.features.pipeline import build_and_store
 
@@ -502,12 +596,14 @@ def run(
             features = build_and_store(config, FeatureConfig(as_of=as_of, horizon_days=DEMO_HORIZON_DAYS))
     trained = [_train(config, model, DEMO_CUTOFF, seed=0) for model in ("clv", "churn")]
     promotions = [_promote_if_better(config, t["model"]) for t in trained]
+    segments = _build_segments(config, DEMO_CUTOFF, seed=0)
     result = {
         "ingest": {"batches": reports, "totals": _totals(reports)},
         "summary": _summary(config),
         "features": features,
         "trained": trained,
         "promotions": promotions,
+        "segments": segments,
     }
     emit(result, as_json, _render_run)
 
@@ -600,6 +696,7 @@ def _render_run(result: dict[str, Any]) -> None:
     for p in result["promotions"]:
         outcome = f"champion v{p['version']}" if "version" in p else "champion kept"
         out.print(f"{p['model']}: {outcome} ({p['reason']})")
+    _render_segments_build(result["segments"])
 
 
 def _render_clv_evaluation(result: dict[str, Any]) -> None:
@@ -641,6 +738,14 @@ def _render_churn_evaluation(result: dict[str, Any]) -> None:
     )
     _render_rows("churn", [{"method": name, **m} for name, m in result["metrics"].items()])
     out.print(f"ours - best baseline ({result['best_baseline']}): {result['margin_roc_auc']:+.3f} ROC AUC")
+
+
+def _render_segments_build(result: dict[str, Any]) -> None:
+    out.print(f"segments as of {result['as_of']}, scored with {result['scored_with']}")
+    for family, built in result["families"].items():
+        extra = ", ".join(f"{k} {v:.3f}" for k, v in built.items() if k.startswith("stability"))
+        out.print(f"{family}: {built['model']} v{built['version']} {extra}")
+        _render_rows(family, [{"segment": k, "customers": v} for k, v in built["segments"].items()])
 
 
 def _render_summary(summary: dict[str, Any]) -> None:

@@ -96,6 +96,20 @@ def test_main_job_generates_ingests_and_summarises() -> None:
     client = MlflowClient(tracking_uri=f"sqlite:///{Path('mlruns/mlflow.db').resolve()}")
     clv_plots = {Path(a.path).name for a in client.list_artifacts(result["trained"][0]["run_id"], "plots")}
     assert "tracking.png" in clv_plots  # the weekly tracking plot needs the warehouse's daily counts
+    assert set(result["segments"]["families"]) == {"rfm", "value_risk", "behaviour"}
+
+    code, listed, _ = crm("segments", "list", "--plots", "plots", "--json")
+    assert code == 0
+    assert {row["family"] for row in listed["segments"]} == {"rfm", "value_risk", "behaviour"}
+    assert len(listed["plots"]) == 3
+    largest = max(listed["segments"], key=lambda row: row["customers"])
+    code, exported, _ = crm("segments", "export", largest["segment"], "--out", "list.csv", "--json")
+    assert code == 0
+    assert exported["exported"] + exported["left_out_no_consent"] == largest["customers"]
+    assert len(pd.read_csv("list.csv")) == exported["exported"]
+    code, _, stderr = crm("segments", "export", "No such segment", "--out", "x.csv")
+    assert code == 1
+    assert "no such segment" in stderr
     assert [p["reason"] for p in result["promotions"]] == ["first champion", "first champion"]
     assert Path("mlruns/mlflow.db").exists()
 

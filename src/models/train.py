@@ -57,7 +57,7 @@ def _prepare(features: pd.DataFrame) -> pd.DataFrame:
     return features.set_index("customer_id") if "customer_id" in features.columns else features
 
 
-def _example(frame: pd.DataFrame) -> pd.DataFrame:
+def quantile_example(frame: pd.DataFrame) -> pd.DataFrame:
     """Three synthetic rows (the 25th, 50th and 75th percentile of every column): no real customer."""
     numeric = frame.select_dtypes("number")
     return numeric.quantile([0.25, 0.5, 0.75]).reset_index(drop=True)
@@ -95,7 +95,7 @@ def _training_run(
         yield run, holdout
 
 
-def _log_and_register(python_model: PythonModel, example: pd.DataFrame, name: str) -> str:
+def log_and_register(python_model: PythonModel, example: pd.DataFrame, name: str) -> str:
     """Log the pyfunc with its signature and input example, register it; returns the new version."""
     info = mlflow.pyfunc.log_model(
         name="model",
@@ -143,8 +143,8 @@ def train_clv(
         mlflow.log_dict(report, "evaluation.json")
         log_figures(clv_figures(evaluation, features))
         horizon = horizon_days / DAYS_PER_UNIT[time_unit]
-        version = _log_and_register(
-            CLVPyfunc(model, horizon), _example(features[[*PATTERN, "monetary_value"]]), CLV_NAME
+        version = log_and_register(
+            CLVPyfunc(model, horizon), quantile_example(features[[*PATTERN, "monetary_value"]]), CLV_NAME
         )
     return TrainResult(CLV_NAME, version, run.info.run_id, holdout, metrics)
 
@@ -184,7 +184,7 @@ def train_churn(
         clv_model = CLVModel(time_unit=time_unit).fit(features)
         inputs = model_inputs(features.join(btyd_features(clv_model, features, horizon)))
         churn_model.fit(inputs, features["churned"].astype(bool))
-        version = _log_and_register(
-            ChurnPyfunc(clv_model, churn_model, horizon), _example(model_inputs(features)), CHURN_NAME
+        version = log_and_register(
+            ChurnPyfunc(clv_model, churn_model, horizon), quantile_example(model_inputs(features)), CHURN_NAME
         )
     return TrainResult(CHURN_NAME, version, run.info.run_id, holdout, metrics)

@@ -1,0 +1,1 @@
+"""Customer segments: RFM, value and risk, behavioural clusters."""

@@ -1,0 +1,167 @@
+"""Segments end to end on the demo chain: scored by champions, registered, stored, exported with consent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from crm_analytics.features.build import FeatureConfig, feature_table
+from crm_analytics.features.store import write_features
+from crm_analytics.ingest.datasets.demo import DemoConfig, generate_demo, write_demo
+from crm_analytics.ingest.pipeline import ingest_file
+from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.models.registry import promote
+from crm_analytics.models.segments.build import REGISTERED, build_segments
+from crm_analytics.models.segments.export import export_segment
+from crm_analytics.models.segments.membership import read_membership, segment_summary
+from crm_analytics.models.tracking import configure
+from crm_analytics.models.train import train_churn, train_clv
+from crm_analytics.settings import Settings, load_settings
+from tests.features.conftest import load
+
+AS_OF = date(2025, 6, 30)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Warehouse, dict[str, Any]]]:
+    folder = tmp_path_factory.mktemp("segments")
+    demo_folder = folder / "raw"
+    write_demo(generate_demo(DemoConfig(customers=1_500, seed=3)), demo_folder)
+    settings = load_settings().model_copy(
+        update={
+            "mlflow_tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
+            "mlflow_artifact_root": folder / "artifacts",
+            "warehouse_url": f"duckdb:///{folder / 'warehouse.duckdb'}",
+        }
+    )
+    with Warehouse(settings.warehouse_url) as warehouse:
+        load(warehouse, demo_folder)
+        config = FeatureConfig(as_of=AS_OF, horizon_days=184).resolved(warehouse.ibis)
+        features = feature_table(warehouse.ibis, config).execute()
+        write_features(warehouse, features, config)
+        client = configure(settings)
+        for trained in (
+            train_clv(settings, features, 184, "days"),
+            train_churn(settings, features, 184, "days"),
+        ):
+            promote(client, trained.model)
+        yield settings, warehouse, build_segments(settings, warehouse, features, AS_OF)
+
+
+def test_every_customer_is_in_one_segment_per_family(
+    built: tuple[Settings, Warehouse, dict[str, Any]],
+) -> None:
+    _, warehouse, result = built
+    membership = read_membership(warehouse)
+    customers = membership["customer_id"].nunique()
+    assert set(membership["family"]) == {"rfm", "value_risk", "behaviour"}
+    assert membership.groupby("family")["customer_id"].nunique().eq(customers).all()
+    assert not membership.duplicated(["customer_id", "family"]).any()
+    assert membership["clv"].notna().all()
+    assert membership["churn_probability"].between(0, 1).all()
+    for family, info in result["families"].items():
+        assert sum(info["segments"].values()) == customers
+        assert (
+            membership[membership["family"] == family]["definition_version"]
+            == f"{info['model']}/{info['version']}"
+        ).all()
+    assert result["families"]["behaviour"]["stability_ari_mean"] > 0.5
+    summary = segment_summary(membership)
+    assert summary.groupby("family")["share"].sum().round(9).eq(1).all()
+
+
+def test_definitions_are_registered_without_personal_data(
+    built: tuple[Settings, Warehouse, dict[str, Any]],
+) -> None:
+    settings, warehouse, result = built
+    client = configure(settings)
+    ids = set(read_membership(warehouse)["customer_id"])
+    for family, name in REGISTERED.items():
+        champion = client.get_model_version_by_alias(name, "champion")
+        assert str(champion.version) == result["families"][family]["version"]
+        run_id = str(champion.run_id)
+        artifacts = {a.path for a in client.list_artifacts(run_id)}
+        assert {"definition.json", "profile.csv", "plots"} <= artifacts
+        profile = Path(client.download_artifacts(run_id, "profile.csv")).read_text()
+        assert not any(customer in profile for customer in ids)
+
+
+def _consent_truth(warehouse: Warehouse) -> set[str]:
+    """Customers whose latest booking-system record grants consent, computed independently."""
+    records = warehouse.fetch("SELECT * FROM customer_records WHERE source = 'booking'")
+    latest = records.sort_values("updated_at").groupby("source_customer_id").tail(1)
+    return set(latest.loc[latest["marketing_consent"].fillna(False).astype(bool), "source_customer_id"])
+
+
+def test_export_respects_consent_and_says_how_many_were_left_out(
+    built: tuple[Settings, Warehouse, dict[str, Any]], tmp_path: Path
+) -> None:
+    _, warehouse, _ = built
+    membership = read_membership(warehouse)
+    segment = membership[membership["family"] == "rfm"]["segment"].value_counts().index[0]
+    members = set(membership.loc[membership["segment"] == segment, "customer_id"])
+    report = export_segment(warehouse, segment, tmp_path / "list.csv")
+    exported = pd.read_csv(tmp_path / "list.csv")
+    consenting = _consent_truth(warehouse)
+    assert set(exported["customer_id"]) == members & consenting
+    assert report.exported == len(members & consenting)
+    assert report.left_out_no_consent == len(members - consenting) > 0
+    assert report.left_out_by_filters == 0
+    assert list(exported.columns) == [
+        "customer_id",
+        "family",
+        "segment",
+        "clv",
+        "churn_probability",
+        "definition_version",
+        "as_of",
+    ]
+
+
+def test_withdrawn_consent_leaves_the_next_export(
+    built: tuple[Settings, Warehouse, dict[str, Any]], tmp_path: Path
+) -> None:
+    _, warehouse, _ = built
+    membership = read_membership(warehouse)
+    segment = membership[membership["family"] == "rfm"]["segment"].value_counts().index[0]
+    export_segment(warehouse, segment, tmp_path / "before.parquet", "parquet")
+    exported = pd.read_parquet(tmp_path / "before.parquet")
+    customer = str(exported["customer_id"].iloc[0])
+    withdrawal = pd.DataFrame(
+        {
+            "source": ["booking"],
+            "source_customer_id": [customer],
+            "updated_at": [pd.Timestamp("2025-12-31 12:00:00")],
+            "marketing_consent": [False],
+        }
+    )
+    withdrawal.to_csv(tmp_path / "customers_booking.csv", index=False)
+    ingest_file(warehouse, tmp_path / "customers_booking.csv", load_settings())
+    report = export_segment(warehouse, segment, tmp_path / "after.parquet", "parquet")
+    after = pd.read_parquet(tmp_path / "after.parquet")
+    assert customer not in set(after["customer_id"])
+    assert report.exported == len(exported) - 1
+
+
+def test_filters_and_errors(built: tuple[Settings, Warehouse, dict[str, Any]], tmp_path: Path) -> None:
+    _, warehouse, _ = built
+    membership = read_membership(warehouse)
+    segment = membership[membership["family"] == "value_risk"]["segment"].value_counts().index[0]
+    members = membership[membership["segment"] == segment]
+    threshold = float(members["clv"].median())
+    report = export_segment(warehouse, segment, tmp_path / "f.csv", min_clv=threshold, max_churn=0.9)
+    expected_out = int(((members["clv"] < threshold) | (members["churn_probability"] > 0.9)).sum())
+    assert report.left_out_by_filters == expected_out
+    assert (pd.read_csv(tmp_path / "f.csv")["clv"] >= threshold).all()
+    with pytest.raises(LookupError, match="no such segment"):
+        export_segment(warehouse, "Nobody", tmp_path / "x.csv")
+    with pytest.raises(ValueError, match="format: expected csv or parquet"):
+        export_segment(warehouse, segment, tmp_path / "x.xlsx", "xlsx")
+    with pytest.raises(ValueError, match="max_churn: must lie in"):
+        export_segment(warehouse, segment, tmp_path / "x.csv", max_churn=1.5)
+    assert not (tmp_path / "x.csv").exists()
