@@ -18,6 +18,7 @@ from pandera.typing import Series
 from crm_analytics.ingest.currencies import ISO_4217
 
 TRANSACTION_TYPES = ("purchase", "refund", "cancellation")
+OFFER_UNITS = ("stay", "night", "guest", "guest_night")
 
 
 def non_empty() -> Any:
@@ -122,13 +123,20 @@ class CustomerRecords(pa.DataFrameModel):
 
 
 class Offers(pa.DataFrameModel):
-    """An offer that can be suggested at booking time, with its eligibility attributes."""
+    """An offer that can be suggested at booking time, with its eligibility attributes.
+
+    ``price`` and ``margin`` are per ``unit``: per ``stay`` (once per booking), per ``night``, per
+    ``guest`` or per ``guest_night`` (guests x nights), so the margin of a sale is ``margin`` times the
+    quantity the unit implies for the booking. A missing or empty ``unit`` means ``stay``: validation
+    fills it in, so the warehouse always holds one of the four units.
+    """
 
     offer_id: Series[str] = identifier()
     name: Series[str] = non_empty()
     category: Series[str] = non_empty()
     price: Series[float] = pa.Field(ge=0)
     margin: Series[float]
+    unit: Series[str] | None = pa.Field(nullable=True, isin=OFFER_UNITS, default="stay")
     hotel_ids: Series[str] | None = pa.Field(nullable=True)
     requires_spa: Series[pd.BooleanDtype] | None = pa.Field(nullable=True)
     requires_parking: Series[pd.BooleanDtype] | None = pa.Field(nullable=True)

@@ -116,10 +116,14 @@ class Warehouse:
         self.close()
 
     def create_tables(self) -> None:
-        """Create every contract table, the quarantine and the batch log if they do not exist."""
+        """Create every contract table, the quarantine and the batch log if they do not exist, and add
+        columns a newer contract has gained to a table made by an older one (optional columns only)."""
         with self.transaction() as execute:
             for contract in CONTRACTS.values():
-                execute(create_table_sql(contract.table, contract_columns(contract), contract.key))
+                columns = contract_columns(contract)
+                execute(create_table_sql(contract.table, columns, contract.key))
+                for name, kind in columns.items():
+                    execute(f'ALTER TABLE "{contract.table}" ADD COLUMN IF NOT EXISTS "{name}" {kind}')
             execute(create_table_sql("quarantine", QUARANTINE_COLUMNS, QUARANTINE_KEY))
             execute(create_table_sql("ingest_batches", BATCH_COLUMNS, ("batch_id",)))
 

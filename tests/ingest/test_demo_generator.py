@@ -66,6 +66,7 @@ COLUMNS = {
         "category",
         "price",
         "margin",
+        "unit",
         "hotel_ids",
         "requires_spa",
         "requires_parking",
@@ -316,6 +317,7 @@ def test_write_demo_parquet_and_csv(data: DemoData, tmp_path: Path) -> None:
         "truth/guests.parquet",
         "truth/identities.parquet",
         "truth/offer_acceptance.parquet",
+        "truth/offer_options.parquet",
     }
     assert all(p.exists() for p in paths)
     for name, frame in [
@@ -323,6 +325,7 @@ def test_write_demo_parquet_and_csv(data: DemoData, tmp_path: Path) -> None:
         ("customers_crm", small.customers["crm"]),
         ("offer_log", small.offer_log),
         ("truth/guests", small.truth["guests"]),
+        ("truth/offer_options", small.truth["offer_options"]),
     ]:
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "pq" / f"{name}.parquet"), frame, obj=name)
     paths = write_demo(small, tmp_path / "csv", "csv")

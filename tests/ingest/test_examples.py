@@ -27,3 +27,21 @@ def test_every_example_file_ingests_cleanly(warehouse: Warehouse, settings: Sett
             path.name,
             report.rejections_by_reason,
         )
+
+
+def test_a_table_from_an_older_contract_gains_the_new_optional_column(
+    warehouse: Warehouse, settings: Settings
+) -> None:
+    """offers gained ``unit``: a warehouse made before that still takes the new example file."""
+    with warehouse.transaction() as execute:
+        execute('DROP TABLE "offers"')
+        execute('CREATE TABLE "offers" ("offer_id" TEXT PRIMARY KEY, "name" TEXT, "category" TEXT)')
+    warehouse.create_tables()
+    report = ingest_file(warehouse, EXAMPLES / "offers.csv", settings)
+    assert report.rows_rejected == 0
+    assert set(warehouse.fetch('SELECT DISTINCT "unit" FROM offers')["unit"]) <= {
+        "stay",
+        "night",
+        "guest",
+        "guest_night",
+    }

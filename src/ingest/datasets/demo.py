@@ -39,7 +39,22 @@ Offer log: on ``offer_log_rate`` of bookings a randomised policy shows one offer
 ones (rules above, not already booked, and no carpeted upgrade for guests whose CRM record lists an
 allergy) with probability proportional to ``exp(popularity)``, logged as ``propensity``. It is accepted
 with probability ``p_true = sigmoid(u)`` (the utility above without the unprompted-purchase shift);
-accepted offers become line items of the booking.
+accepted offers become line items of the booking. The catalogue (``offers``) gives each offer's price and
+margin in EUR per ``unit``: per stay, night, guest or guest-night (the line item's quantity).
+
+Offer truth, for evaluating offer policies offline against an oracle: ``truth/offer_acceptance`` has the
+``p_true`` of each logged offer; ``truth/offer_options`` has one row per logged event (``event_id``) and
+offer the booking could take under the *true* facts: the rules above with the guest's true allergy (not
+the CRM's), not already booked, no second upgrade. Each row carries ``p_true`` (sigmoid of the true
+utility of that offer in that booking), ``quantity`` (by the unit: 1, nights, party size or both) and
+``margin_eur`` (catalogue margin x quantity, in EUR whatever the hotel's currency). These rows alone give
+the oracle (per event the option maximising ``p_true * margin_eur``, or ``p_true``) and the true value of
+any policy (sum over options of its choice probability x ``p_true * margin_eur``); join ``offer_log`` on
+``event_id`` to restrict to a later, held-out period and to compare with off-policy estimates from
+``propensity`` and ``accepted``. The logged offer is among its event's options, with the same ``p_true``,
+unless it was a carpeted upgrade shown to an allergic guest whose allergy the CRM lacks (about 0.05% of
+events at the defaults): the true facts forbid it, so it has no row there and the event keeps only its
+other options (in principle none).
 
 Identities and planted problems: every guest has a booking-system account (``G...``); about 3% also
 have a second one (an OTA relay profile with another e-mail and often no phone) that carries 30-70% of
@@ -50,7 +65,7 @@ new address and the latest ``updated_at``, CRM and booking the old one. About 5%
 without spaces; marketing consent differs between two sources for about 18% of guests. Allergies (5% of
 guests), accessibility needs and room preferences are recorded in the CRM only. Account numbers are
 shuffled, so ids carry no person information. Ground truth (latent parameters, the identity map and
-``p_true``) is returned under ``truth`` and written to ``truth/`` for evaluation only.
+the offer truth) is returned under ``truth`` and written to ``truth/`` for evaluation only.
 
 Timestamps are naive UTC. Fitting lifetimes' models on the stays of each person recovers the parameters
 (see ``tests/ingest/test_demo_generator.py``); at daily resolution lifetimes merges same-day bookings
@@ -144,7 +159,7 @@ class DemoData:
     customers: dict[str, pd.DataFrame]  # "crm", "booking", "billing"
     offers: pd.DataFrame
     offer_log: pd.DataFrame
-    truth: dict[str, pd.DataFrame]  # "guests", "identities", "offer_acceptance"
+    truth: dict[str, pd.DataFrame]  # "guests", "identities", "offer_acceptance", "offer_options"
 
 
 @dataclass(frozen=True)
@@ -404,13 +419,16 @@ def _offer_log(
     c: DemoConfig,
     bk: _Bookings,
     events: cat.OfferEvents,
+    options: cat.OfferOptions,
     purchase_pos: np.ndarray,
     txn_ids: pa.Array,
     last_s: int,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The logged offer events in time order and their true acceptance probabilities."""
-    order = np.argsort(bk.ts[events.booking], kind="stable")  # events come in booking order
-    rows, offer = events.booking[order], events.offer[order]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The offer log, the logged offers' true acceptance probabilities and every option's truth.
+
+    ``events`` are in time order; ``options`` belong to them.
+    """
+    rows, offer = events.booking, events.offer
     shown = bk.ts[rows]
     responded = np.minimum(shown + 1 + rng.exponential(180.0, len(rows)).astype(np.int64), last_s)
     start = np.datetime64(c.start, "s")
@@ -426,8 +444,8 @@ def _offer_log(
             "offer_id": offer_ids,
             **_booking_columns(c, bk, rows),
             "upgrade_available": bk.ctx.upgrade_available[rows],
-            "propensity": events.propensity[order],
-            "accepted": events.accepted[order],
+            "propensity": events.propensity,
+            "accepted": events.accepted,
             "responded_at": to_datetime(start, responded),
         }
     )
@@ -436,10 +454,19 @@ def _offer_log(
             "event_id": event_ids,
             "person_id": text(format_ids("P", bk.ctx.person[rows] + 1, id_width(c.customers))),
             "offer_id": offer_ids,
-            "p_true": events.p_true[order],
+            "p_true": events.p_true,
         }
     )
-    return log, truth
+    option_truth = pd.DataFrame(
+        {
+            "event_id": event_ids.take(options.event).reset_index(drop=True),
+            "offer_id": text(pick([o.offer_id for o in cat.OFFERS], options.offer)),
+            "p_true": options.p_true,
+            "quantity": options.quantity,
+            "margin_eur": options.margin_eur,
+        }
+    )
+    return log, truth, option_truth
 
 
 def generate_demo(config: DemoConfig, progress: Callable[[str, float], None] | None = None) -> DemoData:
@@ -466,10 +493,14 @@ def generate_demo(config: DemoConfig, progress: Callable[[str, float], None] | N
     in_crm[accounts.crm_person] = True
     known_allergy = g.allergic & in_crm
     events = cat.log_offers(rngs[4], bk.ctx, extras, g.prefs, g.allergic, known_allergy, c.offer_log_rate)
+    events = events.take(np.argsort(bk.ts[events.booking], kind="stable"))  # booking order -> time order
     report("assembling transactions", 0.37)
     transactions, items, purchase_pos, txn_ids = _transactions(rngs[5], c, bk, extras, last_s)
+    options = cat.offer_options(bk.ctx, events, extras, g.prefs, g.allergic)
     del extras
-    offer_log, acceptance = _offer_log(rngs[5], c, bk, events, purchase_pos, txn_ids, last_s)
+    offer_log, acceptance, option_truth = _offer_log(
+        rngs[5], c, bk, events, options, purchase_pos, txn_ids, last_s
+    )
     report("rendering customer records", 0.93)
     customers, identities = build_customers(rngs[6], accounts, bk.ts[: c.customers], g.allergic, c)
     on_dup = np.zeros(c.customers, dtype=bool)
@@ -497,7 +528,12 @@ def generate_demo(config: DemoConfig, progress: Callable[[str, float], None] | N
         customers=customers,
         offers=cat.offers_frame(),
         offer_log=offer_log,
-        truth={"guests": guests, "identities": identities, "offer_acceptance": acceptance},
+        truth={
+            "guests": guests,
+            "identities": identities,
+            "offer_acceptance": acceptance,
+            "offer_options": option_truth,
+        },
     )
 
 

@@ -3,14 +3,19 @@
 Part of the synthetic demo chain; the generative process is described in
 :mod:`crm_analytics.ingest.datasets.demo`. Everything here works on per-booking numpy arrays
 (:class:`BookingContext`); loops run over the twelve offers only.
+
+:func:`offer_options` gives the ground truth an offline evaluation of offer policies needs: for every
+logged offer event, each offer the true facts allow, its true acceptance probability and its margin.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import pandas as pd
+
+from crm_analytics.ingest.contracts import OFFER_UNITS
 
 ROOM_TYPES: tuple[str, ...] = ("standard", "deluxe", "suite", "hypoallergenic")
 
@@ -96,6 +101,11 @@ class Offer:
     min_nights: int = 1
     carpeted: bool = False
     hypoallergenic: bool = False
+
+    def __post_init__(self) -> None:
+        """Reject a unit the contract and :func:`quantities` do not know."""
+        if self.unit not in OFFER_UNITS:
+            raise ValueError(f"unit must be one of {', '.join(OFFER_UNITS)}, not {self.unit!r}")
 
 
 OFFERS: tuple[Offer, ...] = (
@@ -185,6 +195,7 @@ _ALLERGY = np.array(
     ]
 )
 _POPULARITY = np.exp(np.array([o.popularity for o in OFFERS]))
+MARGIN_EUR = np.array([o.margin for o in OFFERS])  # per unit
 # Unit price in cents of the hotel's currency, (offer, hotel).
 _FX = np.array([h.fx_per_eur for h in HOTELS])
 PRICE_CENTS = np.rint(100 * np.outer([o.price for o in OFFERS], _FX)).astype(np.int64)
@@ -202,6 +213,10 @@ class BookingContext:
     business: np.ndarray  # bool
     upgrade_available: np.ndarray  # bool
 
+    def take(self, rows: np.ndarray) -> BookingContext:
+        """The bookings ``rows``, in that order."""
+        return BookingContext(*(getattr(self, f.name)[rows] for f in fields(self)))
+
 
 @dataclass(frozen=True)
 class OfferEvents:
@@ -212,6 +227,24 @@ class OfferEvents:
     propensity: np.ndarray
     p_true: np.ndarray
     accepted: np.ndarray
+
+    def take(self, idx: np.ndarray) -> OfferEvents:
+        """The events at positions ``idx``, in that order."""
+        return OfferEvents(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+
+@dataclass(frozen=True)
+class OfferOptions:
+    """Offers a logged event could have shown under the true facts: one entry per (event, offer).
+
+    Entries are ordered by event, then offer; ``event`` indexes the :class:`OfferEvents` they belong to.
+    """
+
+    event: np.ndarray
+    offer: np.ndarray  # index into OFFERS
+    p_true: np.ndarray  # sigmoid of the true utility
+    quantity: np.ndarray  # units the offer would be sold in (see quantities())
+    margin_eur: np.ndarray  # margin per unit x quantity
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -241,6 +274,16 @@ def utility(
         + eff[..., 3] * (ctx.party[rows] >= 2)
         + _ALLERGY[offer] * allergic[ctx.person[rows]]
     )
+
+
+def candidates(ctx: BookingContext, rows: np.ndarray, booked: np.ndarray, allergic: np.ndarray) -> np.ndarray:
+    """(len(rows), n_offers) bool: offers eligible for ``rows`` that are not ``booked``; no second upgrade.
+
+    ``allergic`` has one entry per row: the allergy the rules are applied with.
+    """
+    elig = eligibility(ctx, rows, allergic) & ~booked
+    elig[:, IS_UPGRADE] &= ~booked[:, IS_UPGRADE].any(axis=1, keepdims=True)
+    return elig
 
 
 def choose_extras(
@@ -277,9 +320,7 @@ def log_offers(
     records it as ``propensity``; acceptance is Bernoulli(sigmoid(true utility)).
     """
     rows = np.flatnonzero(rng.random(len(ctx.person)) < rate)
-    booked = extras[rows]
-    elig = eligibility(ctx, rows, allergy_known[ctx.person[rows]]) & ~booked
-    elig[:, IS_UPGRADE] &= ~booked[:, IS_UPGRADE].any(axis=1, keepdims=True)
+    elig = candidates(ctx, rows, extras[rows], allergy_known[ctx.person[rows]])
     weights = elig * _POPULARITY
     keep = weights.any(axis=1)
     rows, weights = rows[keep], weights[keep]
@@ -301,6 +342,43 @@ def quantities(offer: int, ctx: BookingContext, rows: np.ndarray) -> np.ndarray:
     return np.broadcast_to(nights * party, len(rows)).copy()
 
 
+def offer_options(
+    ctx: BookingContext, events: OfferEvents, extras: np.ndarray, prefs: np.ndarray, allergic: np.ndarray
+) -> OfferOptions:
+    """Every offer each event's booking could take under the true facts, with its truth (see OfferOptions).
+
+    The candidates are built as :func:`log_offers` builds them (eligibility, not already booked, no
+    second upgrade) but with the guest's true allergy instead of the one the CRM records. ``extras``
+    is the matrix *after* :func:`log_offers`: the offers accepted at the events are taken back out, which
+    restores exactly what was booked when the offer was shown (a shown offer was never already booked).
+    The logged offer is therefore among its event's options unless the true facts forbid it: a carpeted
+    upgrade shown to an allergic guest whose allergy the CRM does not know. Such an event keeps its
+    other options (possibly none), and its logged offer's ``p_true`` remains in ``events``. ``p_true`` is
+    computed with the same :func:`utility` as the logged acceptance, so the two agree on the logged offer.
+    """
+    booked = extras[events.booking]
+    accepted = np.flatnonzero(events.accepted)
+    booked[accepted, events.offer[accepted]] = False
+    sub = ctx.take(events.booking)  # one entry per event: contiguous gathers below
+    elig = candidates(sub, np.arange(len(events.booking)), booked, allergic[sub.person])
+    del booked
+    per_event = elig.sum(axis=1)
+    first = np.cumsum(per_event) - per_event  # next free position in each event's block of options
+    n = int(per_event.sum())
+    offer = np.empty(n, dtype=np.int8)
+    p_true = np.empty(n)
+    quantity = np.empty(n, dtype=np.int64)
+    for o in range(len(OFFERS)):
+        sel = np.flatnonzero(elig[:, o])
+        pos = first[sel]
+        first[sel] += 1
+        offer[pos] = o
+        p_true[pos] = sigmoid(utility(o, sub, sel, prefs, allergic))
+        quantity[pos] = quantities(o, sub, sel)
+    event = np.repeat(np.arange(len(events.booking)), per_event)
+    return OfferOptions(event, offer, p_true, quantity, MARGIN_EUR[offer] * quantity)
+
+
 def offers_frame() -> pd.DataFrame:
     """The offers catalogue as written to ``offers.<ext>``."""
 
@@ -317,6 +395,7 @@ def offers_frame() -> pd.DataFrame:
             "category": [o.category for o in OFFERS],
             "price": [o.price for o in OFFERS],
             "margin": [o.margin for o in OFFERS],
+            "unit": [o.unit for o in OFFERS],
             "hotel_ids": pd.Series([hotel_list(i) for i in range(len(OFFERS))], dtype="str"),
             "requires_spa": [o.requires_spa for o in OFFERS],
             "requires_parking": [o.requires_parking for o in OFFERS],

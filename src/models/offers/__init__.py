@@ -1,0 +1,1 @@
+"""Next-best offers: eligibility, acceptance, policy, offline evaluation."""
