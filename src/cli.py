@@ -32,6 +32,7 @@ err = Console(stderr=True)
 # the demo chain's data ends 2025-12-31: calibrate to mid-year, label with the second half
 DEMO_CUTOFF = date(2025, 6, 30)
 DEMO_HORIZON_DAYS = 184
+DEMO_END = date(2025, 12, 31)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
@@ -308,13 +309,30 @@ def features_catalog(
 
 @app.command("train")
 def train(
-    model: Annotated[str, typer.Argument(help="clv or churn.")],
-    as_of: Annotated[str, typer.Option(help="Cutoff of a stored feature build with labels (YYYY-MM-DD).")],
+    model: Annotated[str, typer.Argument(help="clv, churn or offers.")],
+    as_of: Annotated[
+        str,
+        typer.Option(help="Cutoff of a stored feature build with labels; offers: the split (YYYY-MM-DD)."),
+    ],
+    until: Annotated[
+        str | None, typer.Option(help="offers: last day of the offer log to judge the policy on.")
+    ] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(help="offers: the demo data's truth folder, for exact values and the oracle."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed; the same data and seed give the same metrics.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Train a model on a stored feature table, log it to MLflow and register it (crm-clv, crm-churn)."""
-    result = _train(settings(), model, parse_day(as_of, "--as-of"), seed)
+    """Train a model, log it to MLflow and register it (crm-clv, crm-churn, crm-offers)."""
+    config = settings()
+    if model == "offers":
+        if until is None:
+            err.print("[red]--until: needed for offers (the end of the held-out offer log)[/red]")
+            raise typer.Exit(2)
+        result = _train_offers(config, parse_day(as_of, "--as-of"), parse_day(until, "--until"), truth, seed)
+    else:
+        result = _train(config, model, parse_day(as_of, "--as-of"), seed)
     emit(result, as_json, lambda r: _render_rows(f"trained {r['model']} v{r['version']}", [r["metrics"]]))
 
 
@@ -353,6 +371,20 @@ def _train(config: Settings, model: str, as_of: date, seed: int) -> dict[str, An
     return result.as_dict()
 
 
+def _train_offers(
+    config: Settings, split: date, until: date, truth: Path | None, seed: int
+) -> dict[str, Any]:
+    from crm_analytics.ingest.warehouse import Warehouse
+    from crm_analytics.models.offers.train import train_offers
+
+    with Warehouse(config.warehouse_url) as warehouse, err.status("training the offer models"):
+        try:
+            return train_offers(config, warehouse.ibis, split, until, truth, seed).as_dict()
+        except ValueError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+
+
 def _earlier_build(warehouse: Any, as_of: date, horizon_days: int, time_unit: str) -> Any:
     """The stored labelled build at ``as_of`` with the same horizon and unit, or None."""
     from crm_analytics.features.store import build_record, read_features
@@ -381,7 +413,7 @@ PlotsOption = Annotated[Path | None, typer.Option(help="Folder to save the evalu
 
 @app.command("evaluate")
 def evaluate_command(
-    model: Annotated[str, typer.Argument(help="clv or churn.")],
+    model: Annotated[str, typer.Argument(help="clv, churn or offers.")],
     dataset: DatasetOption = "cdnow-sample",
     calibration_end: CalibrationEndOption = None,
     holdout_end: HoldoutEndOption = None,
@@ -391,14 +423,22 @@ def evaluate_command(
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate on a calibration/holdout split. clv: the purchase models compared and selected by holdout
-    error, CLV against the supervised spend model. churn: ours against BG/NBD and recency."""
+    error, CLV against the supervised spend model. churn: ours against BG/NBD and recency. offers: the
+    offer policy against random and popularity (and the oracle on demo data), on the later offer log."""
     from crm_analytics.models import evaluation_plots
     from crm_analytics.models.clv_evaluation import evaluate_clv
     from crm_analytics.models.holdout import evaluate_churn
 
-    if model not in ("clv", "churn"):
-        err.print(f"[red]MODEL: expected clv or churn, got {model!r}[/red]")
+    if model not in ("clv", "churn", "offers"):
+        err.print(f"[red]MODEL: expected clv, churn or offers, got {model!r}[/red]")
         raise typer.Exit(2)
+    if model == "offers":
+        emit(
+            _evaluate_offers(settings(), dataset, calibration_end, holdout_end, customers, seed),
+            as_json,
+            _render_offers_evaluation,
+        )
+        return
     data = _evaluation_data(settings(), dataset, calibration_end, holdout_end, customers, seed)
     with err.status(f"fitting and evaluating {model} on {len(data.features):,} customers"):
         if model == "clv":
@@ -422,6 +462,49 @@ def evaluate_command(
     emit(result, as_json, _render_clv_evaluation if model == "clv" else _render_churn_evaluation)
 
 
+def _split_dates(
+    dataset: str, calibration_end: str | None, holdout_end: str | None, default: tuple[date, date] | None
+) -> tuple[date, date]:
+    """The calibration and holdout ends from the options, or the dataset's own split."""
+    if default is None and (calibration_end is None or holdout_end is None):
+        err.print(f"[red]--calibration-end and --holdout-end: needed for --dataset {dataset}[/red]")
+        raise typer.Exit(2)
+    start = parse_day(calibration_end, "--calibration-end") if calibration_end else default[0]  # type: ignore[index]
+    end = parse_day(holdout_end, "--holdout-end") if holdout_end else default[1]  # type: ignore[index]
+    return start, end
+
+
+def _evaluate_offers(
+    config: Settings,
+    dataset: str,
+    calibration_end: str | None,
+    holdout_end: str | None,
+    customers: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The offer policies on the offer log after the split; the oracle only where a truth folder exists."""
+    from crm_analytics.ingest.warehouse import Warehouse
+    from crm_analytics.models.evaluation_data import DEFAULT_SPLITS, prepare_warehouse
+    from crm_analytics.models.offers.evaluation import evaluate_offers
+
+    if dataset not in ("demo", "warehouse"):
+        err.print("[red]--dataset: offers are evaluated on demo or warehouse (CDNOW has no offer log)[/red]")
+        raise typer.Exit(2)
+    start, end = _split_dates(dataset, calibration_end, holdout_end, DEFAULT_SPLITS.get(dataset))
+    with err.status("preparing the data") as status:
+        url, raw = prepare_warehouse(config, dataset, customers, seed, status.update)
+        status.update("training the acceptance models and evaluating the policies")
+        with Warehouse(url) as warehouse:
+            try:
+                report = evaluate_offers(
+                    warehouse.ibis, raw / "truth" if raw else None, start, end, seed=seed
+                )
+            except ValueError as exc:
+                err.print(f"[red]{exc}[/red]")
+                raise typer.Exit(2) from None
+    return {"dataset": dataset, **report}
+
+
 def _evaluation_data(
     config: Settings,
     dataset: str,
@@ -436,12 +519,7 @@ def _evaluation_data(
     if dataset not in DATASETS:
         err.print(f"[red]--dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}[/red]")
         raise typer.Exit(2)
-    split = default_split(dataset)
-    if split is None and (calibration_end is None or holdout_end is None):
-        err.print(f"[red]--calibration-end and --holdout-end: needed for --dataset {dataset}[/red]")
-        raise typer.Exit(2)
-    start = parse_day(calibration_end, "--calibration-end") if calibration_end else split[0]
-    end = parse_day(holdout_end, "--holdout-end") if holdout_end else split[1]
+    start, end = _split_dates(dataset, calibration_end, holdout_end, default_split(dataset))
     try:
         with err.status("preparing the data") as status:
             return load_evaluation_data(
@@ -545,7 +623,7 @@ def segments_export(
 
 @app.command("promote")
 def promote_command(
-    model: Annotated[str, typer.Argument(help="crm-clv or crm-churn (or clv, churn).")],
+    model: Annotated[str, typer.Argument(help="crm-clv, crm-churn or crm-offers (or clv, churn, offers).")],
     version: Annotated[str | None, typer.Option(help="Version to promote; default the newest.")] = None,
     force: Annotated[bool, typer.Option(help="Promote even if it does not win the gate.")] = False,
     reason: Annotated[str, typer.Option(help="Why, for a forced promotion (logged).")] = "",
@@ -577,8 +655,8 @@ def run(
     seed: Annotated[int, typer.Option(help="Random seed of the demo data.")] = 42,
     as_json: JsonOption = False,
 ) -> None:
-    """The main job on the embedded defaults: demo data, ingest, features, train, register, promote,
-    segments."""
+    """The main job on the embedded defaults: demo data, ingest, features, train (CLV, churn, offers),
+    register, promote, segments."""
     from crm_analytics.features.build import FeatureConfig
     from crm_analytics.features.pipeline import build_and_store
 
@@ -595,6 +673,7 @@ def run(
         with err.status(f"building features as of {as_of}"):
             features = build_and_store(config, FeatureConfig(as_of=as_of, horizon_days=DEMO_HORIZON_DAYS))
     trained = [_train(config, model, DEMO_CUTOFF, seed=0) for model in ("clv", "churn")]
+    trained.append(_train_offers(config, DEMO_CUTOFF, DEMO_END, demo_dir / "truth", seed=0))
     promotions = [_promote_if_better(config, t["model"]) for t in trained]
     segments = _build_segments(config, DEMO_CUTOFF, seed=0)
     result = {
@@ -690,9 +769,11 @@ def _render_run(result: dict[str, Any]) -> None:
     _render_summary(result["summary"])
     f = result["features"]
     out.print(f"features as of {f['as_of']}: {f['rows']:,} customers x {f['columns']} columns")
+    from crm_analytics.models.registry import GATE_METRICS
+
     for t in result["trained"]:
-        metrics = ", ".join(f"{k} {v:.3f}" for k, v in t["metrics"].items())
-        out.print(f"{t['model']} v{t['version']}: {metrics}")
+        metric = GATE_METRICS[t["model"]][0]
+        out.print(f"{t['model']} v{t['version']}: {metric} {t['metrics'][metric]:.3f}")
     for p in result["promotions"]:
         outcome = f"champion v{p['version']}" if "version" in p else "champion kept"
         out.print(f"{p['model']}: {outcome} ({p['reason']})")
@@ -729,6 +810,21 @@ def _render_clv_evaluation(result: dict[str, Any]) -> None:
         f"P(any purchase) {i['p_any_purchase_predicted']:.3f} predicted, "
         f"{i['any_purchase_actual']:.3f} actual"
     )
+
+
+def _render_offers_evaluation(result: dict[str, Any]) -> None:
+    out.print(
+        f"{result['dataset']}: {result['train_events']:,} logged offers to learn from, "
+        f"{result['test_events']:,} after {result['split']} to judge on"
+    )
+    _render_rows("expected margin per booking", [{"policy": k, **v} for k, v in result["policies"].items()])
+    a = result["acceptance"]
+    out.print(
+        f"acceptance model: ROC AUC {a['roc_auc']:.3f}, Brier {a['brier']:.3f}, mean predicted "
+        f"{a['mean_predicted']:.3f} vs {a['acceptance_rate']:.3f} accepted"
+    )
+    if "violations" in result:
+        out.print(f"choices the true facts forbid (allergies not yet linked): {result['violations']}")
 
 
 def _render_churn_evaluation(result: dict[str, Any]) -> None:

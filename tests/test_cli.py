@@ -90,7 +90,8 @@ def test_main_job_generates_ingests_and_summarises() -> None:
     assert all(t["rows_rejected"] == 0 for t in totals.values())
     assert result["summary"]["tables"]["transactions"] == totals["transactions"]["rows_new"] > 300
     assert result["features"]["labels"] is True
-    assert [t["model"] for t in result["trained"]] == ["crm-clv", "crm-churn"]
+    assert [t["model"] for t in result["trained"]] == ["crm-clv", "crm-churn", "crm-offers"]
+    assert result["trained"][2]["metrics"]["share_of_oracle"] > 0.5  # the demo truth is read by evaluation
     # churn is validated by a model trained one horizon earlier (2025-06-30 - 184 days)
     assert result["trained"][1]["holdout"].endswith(":from-2024-12-28")
     client = MlflowClient(tracking_uri=f"sqlite:///{Path('mlruns/mlflow.db').resolve()}")
@@ -110,13 +111,13 @@ def test_main_job_generates_ingests_and_summarises() -> None:
     code, _, stderr = crm("segments", "export", "No such segment", "--out", "x.csv")
     assert code == 1
     assert "no such segment" in stderr
-    assert [p["reason"] for p in result["promotions"]] == ["first champion", "first champion"]
+    assert [p["reason"] for p in result["promotions"]] == ["first champion"] * 3
     assert Path("mlruns/mlflow.db").exists()
 
     code, again, _ = crm("run", "--customers", "300", "--json")  # same data: nothing new, champions kept
     assert code == 0
     assert all(t["rows_new"] == 0 for t in again["ingest"]["totals"].values())
-    assert [p.get("promoted") for p in again["promotions"]] == [False, False]
+    assert [p.get("promoted") for p in again["promotions"]] == [False] * 3
 
 
 def test_train_needs_a_labelled_build() -> None:
@@ -205,3 +206,14 @@ def test_evaluate_usage_errors() -> None:
     )
     assert code == 2
     assert "holdout_end: must come after calibration_end" in stderr
+
+
+def test_evaluate_offers_on_the_demo_chain() -> None:
+    code, result, stderr = crm("evaluate", "offers", "--dataset", "demo", "--customers", "2000", "--json")
+    assert code == 0, stderr
+    assert set(result["policies"]) == {"random", "popularity", "ours", "oracle"}
+    assert result["policies"]["ours"]["exact"] > result["policies"]["popularity"]["exact"]
+    assert 0 < result["acceptance"]["roc_auc"] <= 1
+    code, _, stderr = crm("evaluate", "offers", "--dataset", "cdnow-sample")
+    assert code == 2
+    assert "CDNOW has no offer log" in stderr

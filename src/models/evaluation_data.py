@@ -81,6 +81,29 @@ def ingest_folder(warehouse: Warehouse, folder: Path, settings: Settings) -> Non
         ingest_file(warehouse, path, settings)
 
 
+def prepare_warehouse(
+    settings: Settings,
+    dataset: str,
+    customers: int = 20_000,
+    seed: int = 42,
+    status: Callable[[str], None] = lambda message: None,
+) -> tuple[str, Path | None]:
+    """The warehouse URL a dataset is evaluated in, written and ingested if needed, and its raw folder
+    (None for ``warehouse``: the configured warehouse as it is)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}")
+    if dataset == "warehouse":
+        return settings.warehouse_url, None
+    url, raw = scratch_warehouse(settings, dataset, customers, seed)
+    status(f"writing {dataset} raw files")
+    write_raw(dataset, raw, customers, seed)
+    Path(url.removeprefix("duckdb:///")).parent.mkdir(parents=True, exist_ok=True)
+    with Warehouse(url) as warehouse:
+        status(f"ingesting {dataset}")
+        ingest_folder(warehouse, raw, settings)
+    return url, raw
+
+
 def load_evaluation_data(
     settings: Settings,
     dataset: str,
@@ -99,16 +122,8 @@ def load_evaluation_data(
         raise ValueError("holdout_end: must come after calibration_end")
     unit: TimeUnit = time_unit or TIME_UNITS.get(dataset, "days")
     horizon_days = (holdout_end - calibration_end).days
-    url = settings.warehouse_url
-    if dataset != "warehouse":
-        url, raw = scratch_warehouse(settings, dataset, customers, seed)
-        status(f"writing {dataset} raw files")
-        write_raw(dataset, raw, customers, seed)
-        Path(url.removeprefix("duckdb:///")).parent.mkdir(parents=True, exist_ok=True)
+    url, _ = prepare_warehouse(settings, dataset, customers, seed, status)
     with Warehouse(url) as warehouse:
-        if dataset != "warehouse":
-            status(f"ingesting {dataset}")
-            ingest_folder(warehouse, raw, settings)
         con = warehouse.ibis
         first_day = pd.Timestamp(con.table("transactions").timestamp.min().execute()).date()
         if calibration_end < first_day:

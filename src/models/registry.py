@@ -13,6 +13,7 @@ CHAMPION = "champion"
 GATE_METRICS: dict[str, tuple[str, bool]] = {
     "crm-clv": ("holdout_spearman", True),
     "crm-churn": ("roc_auc", True),
+    "crm-offers": ("ips_value", True),  # our policy's margin per booking on the held-out offer log
 }
 
 

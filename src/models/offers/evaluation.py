@@ -1,0 +1,266 @@
+"""Offline evaluation of offer policies on the later, held-out part of the offer log.
+
+The acceptance models learn from events in (train_from, split] with customer features as of
+``train_from``; the policies are judged on events in (split, end] with features as of ``split``.
+Four policies side by side: random (uniform over the eligible offers), popularity (the offer accepted
+most often in training, among the eligible), ours (highest P(accept) x margin) and the oracle (highest
+true acceptance probability x margin, from the demo generator's truth folder, which only this
+evaluation reads). Each policy's value (expected margin per booking, EUR) is estimated two ways:
+
+- inverse propensity scoring from the log: mean of pi(logged offer | event) / propensity x the logged
+  margin earned; unbiased where the logging policy could have shown the policy's choice;
+- exactly, from the truth: mean over events of sum_offer pi(offer | event) x p_true x margin.
+
+Interim facts until profiles (#6): allergies recorded only in the CRM are not linked to booking
+accounts yet, so the policy may choose an offer the true facts forbid; such choices earn nothing in
+the exact value and are counted as ``violations``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from ibis.backends import BaseBackend
+from sklearn.metrics import brier_score_loss, roc_auc_score
+
+from crm_analytics.features.build import FeatureConfig, feature_table
+from crm_analytics.models.offers.acceptance import (
+    CONTEXT_CATEGORIES,
+    CONTEXT_NUMBERS,
+    AcceptanceModel,
+    customer_columns,
+    event_frame,
+)
+from crm_analytics.models.offers.eligibility import CONTACT_WINDOW_DAYS, eligibility_matrix
+from crm_analytics.models.offers.policy import best_offer, quantities
+
+
+@dataclass
+class OfferSplit:
+    """Logged events of one window with their context, customer features and the known-guest flag."""
+
+    events: pd.DataFrame
+    known: np.ndarray
+
+
+def window(
+    con: BaseBackend, offers: pd.DataFrame, start: date, end: date, config: FeatureConfig
+) -> OfferSplit:
+    """Events shown in (start, end], joined with customer features as of ``start`` (columns of ``config``)."""
+    log = con.table("offer_log")
+    shown = log.filter((log.shown_at >= start + timedelta(days=1)) & (log.shown_at < end + timedelta(days=1)))
+    events = event_frame(shown.order_by("event_id").execute(), offers)
+    features = feature_table(con, replace(config, as_of=start)).execute()
+    columns = customer_columns(features)
+    joined = events.merge(features[["customer_id", *columns]], on="customer_id", how="left")
+    return OfferSplit(joined, joined["customer_id"].isin(features["customer_id"]).to_numpy())
+
+
+def rolling_windows(
+    con: BaseBackend, offers: pd.DataFrame, start: date, end: date, config: FeatureConfig, days: int = 30
+) -> OfferSplit:
+    """Training events in (start, end] in windows of ``days``, each with features as of its own start, so
+    a guest's history is never more than one window old when their answer is learned from."""
+    parts = []
+    cutoff = start
+    while cutoff < end:
+        parts.append(window(con, offers, cutoff, min(cutoff + timedelta(days=days), end), config))
+        cutoff += timedelta(days=days)
+    return OfferSplit(
+        pd.concat([p.events for p in parts], ignore_index=True), np.concatenate([p.known for p in parts])
+    )
+
+
+def fit_models(train: OfferSplit, seed: int) -> tuple[AcceptanceModel, AcceptanceModel]:
+    """The full model on known guests' events and the context-only model on every event."""
+    accepted = train.events["accepted"].astype(bool)
+    full = AcceptanceModel(with_customer=True, seed=seed).fit(
+        train.events[train.known], accepted[train.known]
+    )
+    context = AcceptanceModel(with_customer=False, seed=seed).fit(train.events, accepted)
+    return full, context
+
+
+def acceptance_matrix(
+    split: OfferSplit, offers: pd.DataFrame, full: AcceptanceModel, context: AcceptanceModel
+) -> np.ndarray:
+    """(events x offers) P(accept) of every catalogue offer in every event's booking."""
+    n, k = len(split.events), len(offers)
+    repeated = split.events.loc[np.repeat(np.arange(n), k)].reset_index(drop=True)
+    repeated["offer_id"] = np.tile(offers["offer_id"].to_numpy(), n)
+    frame = event_frame(repeated.drop(columns=["category", "price", "margin"]), offers)
+    known = np.repeat(split.known, k)
+    p = np.empty(n * k)
+    if known.any():
+        p[known] = full.predict_proba(frame[known])
+    if (~known).any():
+        p[~known] = context.predict_proba(frame[~known])
+    return p.reshape(n, k)
+
+
+def guest_facts(con: BaseBackend, events: pd.DataFrame) -> pd.DataFrame:
+    """Per event: allergy on record (interim: none linked), offers bought for the stay before this one was
+    shown, and offers shown to the guest in the contact window before it."""
+    items = con.table("transaction_items").select("transaction_id", "item_id").execute()
+    bought = items.groupby("transaction_id")["item_id"].agg(set)
+    before = [
+        (bought.get(tx, set()) - ({offer} if accepted else set())) if isinstance(tx, str) else set()
+        for tx, offer, accepted in zip(
+            events["transaction_id"], events["offer_id"], events["accepted"].astype(bool), strict=True
+        )
+    ]
+    log = con.table("offer_log").select("customer_id", "shown_at").execute()
+    shown = log.groupby("customer_id")["shown_at"].apply(lambda s: np.sort(s.to_numpy()))
+    recent = []
+    for customer, at in zip(events["customer_id"], pd.to_datetime(events["shown_at"]), strict=True):
+        times = shown.get(customer, np.array([], dtype="datetime64[ns]"))
+        start = np.datetime64(at - timedelta(days=CONTACT_WINDOW_DAYS))
+        recent.append(int(np.searchsorted(times, np.datetime64(at)) - np.searchsorted(times, start)))
+    return pd.DataFrame(
+        {
+            "has_allergy": False,
+            "bought_this_stay": [tuple(b) for b in before],
+            "offers_shown_recently": recent,
+        }
+    )
+
+
+def truth_matrices(truth_dir: Path, events: pd.DataFrame, offers: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """(events x offers) true acceptance probability, margin (EUR) and whether the true facts allow it."""
+    options = pd.read_parquet(truth_dir / "offer_options.parquet")
+    rows = pd.Series(np.arange(len(events)), index=events["event_id"].to_numpy())
+    cols = pd.Series(np.arange(len(offers)), index=offers["offer_id"].to_numpy())
+    options = options[options["event_id"].isin(rows.index)]
+    i, j = rows[options["event_id"]].to_numpy(), cols[options["offer_id"]].to_numpy()
+    p_true, margin, allowed = (np.zeros((len(events), len(offers))) for _ in range(3))
+    p_true[i, j], margin[i, j], allowed[i, j] = options["p_true"], options["margin_eur"], 1.0
+    return p_true, margin, allowed.astype(bool)
+
+
+def one_hot(choice: np.ndarray, k: int) -> np.ndarray:
+    policy = np.zeros((len(choice), k))
+    chosen = choice >= 0
+    policy[np.flatnonzero(chosen), choice[chosen]] = 1.0
+    return policy
+
+
+def policy_values(
+    policy: np.ndarray,
+    logged: np.ndarray,
+    events: pd.DataFrame,
+    reward: np.ndarray,
+    true_value: np.ndarray | None,
+) -> dict[str, float]:
+    """IPS value of a (events x offers) policy with its standard error, and the exact value when the truth
+    is known."""
+    weight = policy[np.arange(len(events)), logged] / events["propensity"].to_numpy(float)
+    ips = weight * reward
+    values = {"ips": float(ips.mean()), "ips_standard_error": float(ips.std(ddof=1) / np.sqrt(len(ips)))}
+    if true_value is not None:
+        values["exact"] = float((policy * true_value).sum(axis=1).mean())
+    return values
+
+
+def evaluate_offers(
+    con: BaseBackend,
+    truth_dir: Path | None,
+    split: date,
+    end: date,
+    train_days: int = 730,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Random, popularity, ours (and the oracle, with a truth folder) on the events in (split, end]."""
+    return fit_and_evaluate(con, truth_dir, split, end, train_days, seed).report
+
+
+@dataclass
+class OfferEvaluation:
+    """The report and the acceptance models it judged (trained on the log up to the split)."""
+
+    report: dict[str, Any]
+    full: AcceptanceModel
+    context: AcceptanceModel
+    example: pd.DataFrame  # model input columns, for a logged model's signature (no customer's row)
+
+
+def fit_and_evaluate(
+    con: BaseBackend,
+    truth_dir: Path | None,
+    split: date,
+    end: date,
+    train_days: int = 730,
+    seed: int = 0,
+) -> OfferEvaluation:
+    """``evaluate_offers``, keeping the trained models."""
+    offers = con.table("offers").order_by("offer_id").execute()
+    config = FeatureConfig(as_of=split).resolved(con)  # one set of columns for every window
+    train = rolling_windows(con, offers, split - timedelta(days=train_days), split, config)
+    test = window(con, offers, split, end, config)
+    if len(train.events) < 100 or len(test.events) < 100:
+        raise ValueError(
+            f"split: too few logged offers ({len(train.events)} before, {len(test.events)} after)"
+        )
+    full, context = fit_models(train, seed)
+    events = test.events
+    rows = np.arange(len(events))
+    p_accept = acceptance_matrix(test, offers, full, context)
+    margin = offers["margin"].to_numpy(float)[None, :] * quantities(
+        offers.get("unit", pd.Series(["stay"] * len(offers))), events["nights"], events["guests"]
+    )
+    allowed = eligibility_matrix(offers, events, guest_facts(con, events))
+    logged = pd.Series(np.arange(len(offers)), index=offers["offer_id"])[events["offer_id"]].to_numpy()
+    reward = events["accepted"].astype(float).to_numpy() * margin[rows, logged]
+    popularity = train.events.groupby("offer_id")["accepted"].sum().reindex(offers["offer_id"]).fillna(0)
+    ours = best_offer(p_accept * margin, allowed)
+    policies = {
+        "random": allowed / np.maximum(allowed.sum(axis=1, keepdims=True), 1),
+        "popularity": one_hot(
+            best_offer(np.tile(popularity.to_numpy(float), (len(events), 1)), allowed), len(offers)
+        ),
+        "ours": one_hot(ours, len(offers)),
+    }
+    true_value = None
+    report: dict[str, Any] = {}
+    if truth_dir is not None:
+        p_true, true_margin, truly_allowed = truth_matrices(truth_dir, events, offers)
+        true_value = p_true * true_margin
+        policies["oracle"] = one_hot(best_offer(true_value, truly_allowed), len(offers))
+        report["violations"] = int(((ours >= 0) & ~truly_allowed[rows, np.maximum(ours, 0)]).sum())
+    values = {name: policy_values(pi, logged, events, reward, true_value) for name, pi in policies.items()}
+    if "oracle" in values:
+        for value in values.values():
+            value["share_of_oracle"] = value["exact"] / values["oracle"]["exact"]
+    logged_p = p_accept[rows, logged]
+    accepted = events["accepted"].astype(bool).to_numpy()
+    report_all = {
+        "split": str(split),
+        "end": str(end),
+        "train_events": len(train.events),
+        "test_events": len(events),
+        "known_guests_share": float(test.known.mean()),
+        "policies": values,
+        "acceptance": {
+            "roc_auc": float(roc_auc_score(accepted, logged_p)),
+            "brier": float(brier_score_loss(accepted, logged_p)),
+            "mean_predicted": float(logged_p.mean()),
+            "acceptance_rate": float(accepted.mean()),
+        },
+        **report,
+    }
+    return OfferEvaluation(report_all, full, context, input_example(test.events, full))
+
+
+def input_example(events: pd.DataFrame, full: AcceptanceModel) -> pd.DataFrame:
+    """Three synthetic rows: the 25/50/75% quantiles of every number, the most common category of each
+    categorical column; made of no single event or customer."""
+    columns = [*CONTEXT_CATEGORIES, *CONTEXT_NUMBERS, *full.customer_columns_]
+    numbers = [c for c in columns if c not in CONTEXT_CATEGORIES]
+    example = events[numbers].astype(float).quantile([0.25, 0.5, 0.75]).reset_index(drop=True)
+    for column in CONTEXT_CATEGORIES:
+        example[column] = str(events[column].astype("str").mode().iloc[0])
+    return example[columns]
