@@ -553,6 +553,9 @@ def _build_segments(config: Settings, as_of: date, seed: int) -> dict[str, Any]:
         except LookupError as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from None
+        except ValueError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
 
 
 @segments_app.command("list")

@@ -128,7 +128,8 @@ class Offers(pa.DataFrameModel):
     ``price`` and ``margin`` are per ``unit``: per ``stay`` (once per booking), per ``night``, per
     ``guest`` or per ``guest_night`` (guests x nights), so the margin of a sale is ``margin`` times the
     quantity the unit implies for the booking. A missing or empty ``unit`` means ``stay``: validation
-    fills it in, so the warehouse always holds one of the four units.
+    fills it in for new rows; rows stored before the column existed hold NULL, which the offer models
+    read as ``stay`` too.
     """
 
     offer_id: Series[str] = identifier()

@@ -93,7 +93,7 @@ def purchase_errors(model: CLVModel, features: pd.DataFrame, horizon: float) -> 
     errors = {
         "holdout_purchases_actual": float(actual.sum()),
         "holdout_purchases_predicted": float(predicted.sum()),
-        "holdout_purchases_total_error": float(predicted.sum() / actual.sum() - 1),
+        "holdout_purchases_total_error": float((predicted.sum() - actual.sum()) / max(actual.sum(), 1.0)),
         "holdout_purchases_mae": float(np.abs(predicted - actual).mean()),
         "holdout_purchases_rmse": float(np.sqrt(((predicted - actual) ** 2).mean())),
     }

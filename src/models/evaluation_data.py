@@ -10,6 +10,7 @@ on (their labels end at ``calibration_end``), with the same feature columns.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -59,17 +60,21 @@ def scratch_warehouse(settings: Settings, dataset: str, customers: int, seed: in
 
 
 def write_raw(dataset: str, folder: Path, customers: int, seed: int) -> None:
-    """Write a dataset's raw files (once: an existing folder is reused)."""
-    if folder.exists() and any(folder.iterdir()):
+    """Write a dataset's raw files once: into a partial folder renamed when complete, so an interrupted
+    write is never mistaken for a finished one; an existing folder is reused."""
+    if folder.exists():
         return
+    partial = folder.with_name(f"{folder.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
     if dataset.startswith("cdnow-"):
         from crm_analytics.ingest.datasets.cdnow import write_cdnow
 
-        write_cdnow(dataset.removeprefix("cdnow-"), folder)
+        write_cdnow(dataset.removeprefix("cdnow-"), partial)
     else:
         from crm_analytics.ingest.datasets.demo import DemoConfig, generate_demo, write_demo
 
-        write_demo(generate_demo(DemoConfig(customers=customers, seed=seed)), folder)
+        write_demo(generate_demo(DemoConfig(customers=customers, seed=seed)), partial)
+    partial.rename(folder)
 
 
 def ingest_folder(warehouse: Warehouse, folder: Path, settings: Settings) -> None:

@@ -17,6 +17,8 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold
 
+from crm_analytics.features.behaviour import column_suffix
+
 CONTEXT_CATEGORIES = ("hotel_id", "room_type", "channel", "purpose", "offer_id", "category")
 CONTEXT_NUMBERS = ("nights", "guests", "lead_days", "upgrade_available", "price", "margin")
 CUSTOMER_COLUMNS_PREFIXES = ("extras_rate_", "share_channel_")
@@ -58,7 +60,7 @@ def own_category_uptake(frame: pd.DataFrame) -> np.ndarray:
     single strongest sign of a guest's taste, which trees would otherwise have to find per category."""
     uptake = np.full(len(frame), np.nan)
     for category in frame["category"].dropna().unique():
-        column = f"extras_rate_{category}"
+        column = f"extras_rate_{column_suffix(str(category))}"
         rows = (frame["category"] == category).to_numpy()
         if column in frame.columns:
             uptake[rows] = frame.loc[rows, column].to_numpy(float)

@@ -105,7 +105,11 @@ def acceptance_matrix(
 
 def guest_facts(con: BaseBackend, events: pd.DataFrame) -> pd.DataFrame:
     """Per event: allergy on record (interim: none linked), offers bought for the stay before this one was
-    shown, and offers shown to the guest in the contact window before it."""
+    shown, and offers shown to the guest in the contact window before it.
+
+    Extras are line items of the booking's own transaction, recorded with the booking, so they are known
+    when the offer is shown; only the logged offer itself, when accepted, is removed (it was bought
+    because of this offer)."""
     items = con.table("transaction_items").select("transaction_id", "item_id").execute()
     bought = items.groupby("transaction_id")["item_id"].agg(set)
     before = [
@@ -229,7 +233,9 @@ def fit_and_evaluate(
     if truth_dir is not None:
         p_true, true_margin, truly_allowed = truth_matrices(truth_dir, events, offers)
         true_value = p_true * true_margin
-        policies["oracle"] = one_hot(best_offer(true_value, truly_allowed), len(offers))
+        # the oracle knows the true facts, and keeps our other rules (contact cap, already bought): the
+        # comparison is about choosing, not about rules the others must follow
+        policies["oracle"] = one_hot(best_offer(true_value, truly_allowed & allowed), len(offers))
         report["violations"] = int(((ours >= 0) & ~truly_allowed[rows, np.maximum(ours, 0)]).sum())
     values = {name: policy_values(pi, logged, events, reward, true_value) for name, pi in policies.items()}
     if "oracle" in values:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from crm_analytics.features.behaviour import column_suffix
 from crm_analytics.models.offers.acceptance import AcceptanceModel, event_frame
 from crm_analytics.models.offers.eligibility import BookingContext, GuestFacts, eligible
 
@@ -40,9 +41,10 @@ def best_offer(expected: np.ndarray, allowed: np.ndarray) -> np.ndarray:
 def reason(category: str, customer: pd.Series | None, purpose: str | None) -> str:
     """Why this offer: the guest's own uptake of the category when known, else the booking's purpose."""
     if customer is not None:
-        rate = customer.get(f"extras_rate_{category}")
-        stays = int(customer.get("frequency", 0)) + 1
-        if rate is not None and pd.notna(rate) and rate > 0:
+        rate = customer.get(f"extras_rate_{column_suffix(category)}")
+        frequency = customer.get("frequency")
+        stays = int(frequency) + 1 if frequency is not None and pd.notna(frequency) else 0
+        if rate is not None and pd.notna(rate) and rate > 0 and stays:
             return f"took {category.replace('_', ' ')} on {round(rate * stays)} of {stays} stays"
     label = f"{purpose} guests" if purpose else "guests"
     return f"often taken by {label} on similar bookings"

@@ -30,7 +30,7 @@ from crm_analytics.models.inputs import model_inputs
 from crm_analytics.models.plots import log_figures
 from crm_analytics.models.registry import CHAMPION
 from crm_analytics.models.segments.clusters import BehaviourClusters
-from crm_analytics.models.segments.membership import write_membership
+from crm_analytics.models.segments.membership import write_memberships
 from crm_analytics.models.segments.profiles import profile_plot, segment_profile
 from crm_analytics.models.segments.rfm import COLUMNS as RFM_COLUMNS
 from crm_analytics.models.segments.rfm import RFMSegmenter
@@ -110,55 +110,76 @@ def build_segments(
         Family("behaviour", BehaviourClusters(seed=seed), "cluster_name", features),
     ]
     use_experiment(settings, EXPERIMENT)
-    built: dict[str, Any] = {"as_of": str(as_of), "scored_with": scores.attrs["versions"], "families": {}}
-    for family in families:
-        status(f"building {family.name} segments")
-        built["families"][family.name] = _build_family(warehouse, family, features, scores, as_of, seed)
-    return built
+    # every family is fitted before anything is registered or stored, the memberships are replaced in
+    # one transaction and the aliases move last: a failure never leaves families from two builds
+    fitted = [_fit_family(family, features, scores, seed, status) for family in families]
+    registered = [_register(built, as_of, seed, len(features)) for built in fitted]
+    members = [
+        (
+            built.family.name,
+            pd.DataFrame(
+                {
+                    "customer_id": features.index.to_numpy(),
+                    "segment": built.segments.to_numpy(),
+                    "clv": scores["clv"].to_numpy(),
+                    "churn_probability": scores["churn_probability"].to_numpy(),
+                }
+            ),
+            f"{REGISTERED[built.family.name]}/{version}",
+        )
+        for built, version in zip(fitted, registered, strict=True)
+    ]
+    write_memberships(warehouse, members, as_of)
+    client = mlflow.tracking.MlflowClient()
+    result: dict[str, Any] = {"as_of": str(as_of), "scored_with": scores.attrs["versions"], "families": {}}
+    for built, version in zip(fitted, registered, strict=True):
+        name = REGISTERED[built.family.name]
+        client.set_registered_model_alias(name, CHAMPION, version)
+        result["families"][built.family.name] = {
+            "model": name,
+            "version": version,
+            "segments": built.profile["customers"].to_dict(),
+            **{k: v for k, v in built.metrics.items() if k != "segments"},
+        }
+    return result
 
 
-def _build_family(
-    warehouse: Warehouse,
-    family: Family,
-    features: pd.DataFrame,
-    scores: pd.DataFrame,
-    as_of: date,
-    seed: int,
-) -> dict[str, Any]:
-    name = REGISTERED[family.name]
+@dataclass
+class FittedFamily:
+    family: Family
+    segmenter: Any
+    segments: pd.Series
+    profile: pd.DataFrame
+    metrics: dict[str, float]
+
+
+def _fit_family(
+    family: Family, features: pd.DataFrame, scores: pd.DataFrame, seed: int, status: Callable[[str], None]
+) -> FittedFamily:
+    status(f"building {family.name} segments")
     segmenter = family.segmenter.fit(family.inputs)
     segments = segmenter.transform(family.inputs)[family.column]
-    profile = segment_profile(features, scores, segments)
+    metrics = {"segments": float(segments.nunique())}
+    if isinstance(segmenter, BehaviourClusters):
+        stability = segmenter.stability(family.inputs, n_bootstrap=STABILITY_BOOTSTRAPS, seed=seed)
+        metrics |= {"stability_ari_mean": stability["mean"], "stability_ari_min": stability["min"]}
+    return FittedFamily(family, segmenter, segments, segment_profile(features, scores, segments), metrics)
+
+
+def _register(built: FittedFamily, as_of: date, seed: int, customers: int) -> str:
+    """Log the definition, profile and plot, and register the segmenter; returns the new version."""
+    name = REGISTERED[built.family.name]
     with mlflow.start_run(run_name=name):
         mlflow.log_params(
-            {"family": family.name, "as_of": str(as_of), "customers": len(features), "seed": seed}
+            {"family": built.family.name, "as_of": str(as_of), "customers": customers, "seed": seed}
         )
-        mlflow.log_dict(segmenter.definition(), "definition.json")
-        mlflow.log_text(profile.to_csv(), "profile.csv")
-        metrics = {"segments": float(len(profile))}
-        if isinstance(segmenter, BehaviourClusters):
-            stability = segmenter.stability(family.inputs, n_bootstrap=STABILITY_BOOTSTRAPS, seed=seed)
-            metrics |= {"stability_ari_mean": stability["mean"], "stability_ari_min": stability["min"]}
-        mlflow.log_metrics(metrics)
-        log_figures({"profile": profile_plot(profile, f"{name}: segments as of {as_of}")})
-        example = quantile_example(family.inputs[_input_columns(segmenter, family.inputs)])
-        version = log_and_register(SegmentPyfunc(segmenter, family.column), example, name)
-    mlflow.tracking.MlflowClient().set_registered_model_alias(name, CHAMPION, version)
-    members = pd.DataFrame(
-        {
-            "customer_id": features.index.to_numpy(),
-            "segment": segments.to_numpy(),
-            "clv": scores["clv"].to_numpy(),
-            "churn_probability": scores["churn_probability"].to_numpy(),
-        }
-    )
-    write_membership(warehouse, family.name, members, f"{name}/{version}", as_of)
-    return {
-        "model": name,
-        "version": version,
-        "segments": profile["customers"].to_dict(),
-        **{k: v for k, v in metrics.items() if k != "segments"},
-    }
+        mlflow.log_dict(built.segmenter.definition(), "definition.json")
+        mlflow.log_text(built.profile.to_csv(), "profile.csv")
+        mlflow.log_metrics(built.metrics)
+        log_figures({"profile": profile_plot(built.profile, f"{name}: segments as of {as_of}")})
+        inputs = built.family.inputs
+        example = quantile_example(inputs[_input_columns(built.segmenter, inputs)])
+        return log_and_register(SegmentPyfunc(built.segmenter, built.family.column), example, name)
 
 
 def _input_columns(segmenter: Any, inputs: pd.DataFrame) -> list[str]:

@@ -57,6 +57,8 @@ def export_segment(
     members = read_membership(warehouse, segment)
     if members.empty:
         raise LookupError(f"segment {segment!r}: no such segment; `crm segments list` shows them")
+    if members["family"].nunique() > 1:
+        raise ValueError(f"segment {segment!r}: the name is used by several families; rename one")
     keep = members["clv"].notna()
     if min_clv is not None:
         keep &= members["clv"] >= min_clv
@@ -66,12 +68,15 @@ def export_segment(
     consented = marketing_consent(warehouse, filtered["customer_id"])
     exported = filtered[consented.to_numpy()][EXPORT_COLUMNS]
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    if fmt == "csv":
-        exported.to_csv(partial, index=False)
-    else:
-        exported.to_parquet(partial, index=False)
-    os.replace(partial, out)
+    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        if fmt == "csv":
+            exported.to_csv(partial, index=False)
+        else:
+            exported.to_parquet(partial, index=False)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
     return ExportReport(
         segment=segment,
         path=str(out),

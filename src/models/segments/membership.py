@@ -32,20 +32,31 @@ def write_membership(
     warehouse: Warehouse, family: str, members: pd.DataFrame, definition_version: str, as_of: date
 ) -> int:
     """Replace ``family``'s membership with ``members`` (customer_id, segment, clv, churn_probability)."""
-    for column in ("customer_id", "segment", "clv", "churn_probability"):
-        if column not in members.columns:
-            raise ValueError(f"missing column '{column}'")
-    if members["customer_id"].duplicated().any():
-        raise ValueError("customer_id: a customer may be in one segment per family")
-    rows = members[["customer_id", "segment", "clv", "churn_probability"]].assign(
-        family=family,
-        definition_version=definition_version,
-        as_of=as_of,
-        scored_at=datetime.now(UTC).replace(tzinfo=None),
-    )
+    return write_memberships(warehouse, [(family, members, definition_version)], as_of)
+
+
+def write_memberships(
+    warehouse: Warehouse, families: list[tuple[str, pd.DataFrame, str]], as_of: date
+) -> int:
+    """Replace several families' membership in one transaction: (family, members, definition version)."""
+    scored_at = datetime.now(UTC).replace(tzinfo=None)
+    frames = []
+    for family, members, definition_version in families:
+        for column in ("customer_id", "segment", "clv", "churn_probability"):
+            if column not in members.columns:
+                raise ValueError(f"missing column '{column}'")
+        if members["customer_id"].duplicated().any():
+            raise ValueError("customer_id: a customer may be in one segment per family")
+        frames.append(
+            members[["customer_id", "segment", "clv", "churn_probability"]].assign(
+                family=family, definition_version=definition_version, as_of=as_of, scored_at=scored_at
+            )
+        )
+    rows = pd.concat(frames, ignore_index=True)
     with warehouse.transaction() as execute:
         execute(create_table_sql(TABLE, COLUMNS, ("customer_id", "family")))
-        execute(f'DELETE FROM "{TABLE}" WHERE family = ?', [family])
+        for family, _, _ in families:
+            execute(f'DELETE FROM "{TABLE}" WHERE family = ?', [family])
         warehouse.load_frame(TABLE, rows[list(COLUMNS)])  # same transaction: all or nothing
     return len(rows)
 
