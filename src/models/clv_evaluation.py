@@ -134,10 +134,14 @@ def supervised_spend(
     time_unit: str,
     seed: int,
     train_features: pd.DataFrame | None = None,
+    clv: CLVModel | None = None,
 ) -> np.ndarray:
-    """Holdout spend from the Poisson GBM: out of fold, or trained on the earlier cutoff when given."""
+    """Holdout spend from the Poisson GBM: out of fold, or trained on the earlier cutoff when given.
+
+    ``clv``: a BG/NBD model already fitted on the table the GBM learns from, to reuse.
+    """
     fit_on = features if train_features is None else train_features
-    clv = CLVModel(time_unit=time_unit).fit(fit_on)
+    clv = clv if clv is not None else CLVModel(time_unit=time_unit).fit(fit_on)
     inputs = model_inputs(features.join(btyd_features(clv, features, horizon)))
     if train_features is None:
         return out_of_fold_spend(SpendModel(seed=seed), inputs, features["holdout_spend"].astype(float))
@@ -213,7 +217,14 @@ def evaluate_clv(
     spend = features["holdout_spend"].to_numpy(float)
     predicted_spend = {
         "btyd_gamma_gamma": chosen.expected_purchases(features, horizon) * chosen.expected_spend(features),
-        "supervised": supervised_spend(features, horizon, time_unit, seed, train_features),
+        "supervised": supervised_spend(
+            features,
+            horizon,
+            time_unit,
+            seed,
+            train_features,
+            clv=models.get("bgnbd") if train_features is None else None,
+        ),
     }
     value = {name: value_metrics(spend, p) for name, p in predicted_spend.items()}
     for name, p in predicted_spend.items():

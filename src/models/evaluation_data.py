@@ -121,8 +121,6 @@ def load_evaluation_data(
     status: Callable[[str], None] = lambda message: None,
 ) -> EvaluationData:
     """Build (or reuse) the dataset's warehouse and the labelled feature tables at the split."""
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}")
     if holdout_end <= calibration_end:
         raise ValueError("holdout_end: must come after calibration_end")
     unit: TimeUnit = time_unit or TIME_UNITS.get(dataset, "days")

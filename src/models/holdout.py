@@ -33,19 +33,23 @@ class ChurnEvaluation:
     report: dict[str, Any]
     scores: dict[str, np.ndarray]
     churned: np.ndarray
+    btyd: CLVModel  # BG/NBD on this cutoff's calibration data: the baseline, and what training reuses
 
 
 def churn_scores(
     features: pd.DataFrame,
     horizon_days: int,
-    time_unit: str,
+    baseline_btyd: CLVModel,
     seed: int = 0,
     train_features: pd.DataFrame | None = None,
 ) -> dict[str, np.ndarray]:
-    """Risk scores per customer (higher = likelier to churn): ours (a probability) and the baselines."""
+    """Risk scores per customer (higher = likelier to churn): ours (a probability) and the baselines.
+
+    ``baseline_btyd``: BG/NBD fitted on ``features`` (no labels used).
+    """
     features = by_customer(features)
+    time_unit = baseline_btyd.time_unit
     horizon = horizon_days / DAYS_PER_UNIT[time_unit]
-    baseline_btyd = CLVModel(time_unit=time_unit).fit(features)
     if train_features is None:
         inputs = model_inputs(features.join(btyd_features(baseline_btyd, features, horizon)))
         ours = out_of_fold_churn(ChurnModel(seed=seed), inputs, features["churned"].astype(bool))
@@ -75,7 +79,8 @@ def evaluate_churn(
     model is scored out of fold at this cutoff.
     """
     features = by_customer(features)
-    scores = churn_scores(features, horizon_days, time_unit, seed, train_features)
+    btyd = CLVModel(time_unit=time_unit).fit(features)
+    scores = churn_scores(features, horizon_days, btyd, seed, train_features)
     churned = features["churned"].to_numpy(bool)
     value_at_risk = features["spend_total"].to_numpy(float)
     metrics = {
@@ -91,4 +96,4 @@ def evaluate_churn(
         "best_baseline": best_baseline,
         "margin_roc_auc": metrics["ours"]["roc_auc"] - metrics[best_baseline]["roc_auc"],
     }
-    return ChurnEvaluation(report, scores, churned)
+    return ChurnEvaluation(report, scores, churned, btyd)

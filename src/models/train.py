@@ -22,8 +22,8 @@ from mlflow.pyfunc import PythonModel
 
 from crm_analytics.features.rfm import DAYS_PER_UNIT
 from crm_analytics.models.churn import ChurnModel, btyd_features
-from crm_analytics.models.clv import PATTERN, CLVModel
-from crm_analytics.models.clv_evaluation import evaluate_clv
+from crm_analytics.models.clv import PATTERN
+from crm_analytics.models.clv_evaluation import by_customer, evaluate_clv
 from crm_analytics.models.evaluation_plots import churn_figures, clv_figures
 from crm_analytics.models.holdout import BASELINES, evaluate_churn
 from crm_analytics.models.inputs import model_inputs
@@ -54,7 +54,7 @@ def _prepare(features: pd.DataFrame) -> pd.DataFrame:
     for column in ("churned", "holdout_spend", "as_of"):
         if column not in features.columns:
             raise ValueError(f"missing column '{column}': build features with --horizon-days to get labels")
-    return features.set_index("customer_id") if "customer_id" in features.columns else features
+    return by_customer(features)
 
 
 def quantile_example(frame: pd.DataFrame) -> pd.DataFrame:
@@ -181,7 +181,7 @@ def train_churn(
         mlflow.log_metrics(metrics)
         mlflow.log_dict(report, "evaluation.json")
         log_figures(churn_figures(evaluation))
-        clv_model = CLVModel(time_unit=time_unit).fit(features)
+        clv_model = evaluation.btyd  # the BG/NBD the evaluation fitted on these customers
         inputs = model_inputs(features.join(btyd_features(clv_model, features, horizon)))
         churn_model.fit(inputs, features["churned"].astype(bool))
         version = log_and_register(

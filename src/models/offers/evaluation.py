@@ -37,7 +37,7 @@ from crm_analytics.models.offers.acceptance import (
     event_frame,
 )
 from crm_analytics.models.offers.eligibility import CONTACT_WINDOW_DAYS, eligibility_matrix
-from crm_analytics.models.offers.policy import best_offer, quantities
+from crm_analytics.models.offers.policy import best_offer, margins
 
 
 @dataclass
@@ -213,9 +213,7 @@ def fit_and_evaluate(
     events = test.events
     rows = np.arange(len(events))
     p_accept = acceptance_matrix(test, offers, full, context)
-    margin = offers["margin"].to_numpy(float)[None, :] * quantities(
-        offers.get("unit", pd.Series(["stay"] * len(offers))), events["nights"], events["guests"]
-    )
+    margin = margins(offers, events["nights"].to_numpy(), events["guests"].to_numpy())
     allowed = eligibility_matrix(offers, events, guest_facts(con, events))
     logged = pd.Series(np.arange(len(offers)), index=offers["offer_id"])[events["offer_id"]].to_numpy()
     reward = events["accepted"].astype(float).to_numpy() * margin[rows, logged]

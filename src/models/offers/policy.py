@@ -31,6 +31,13 @@ def quantities(units: pd.Series, nights: np.ndarray, guests: np.ndarray) -> np.n
     return np.where(per_night, n, 1.0) * np.where(per_guest, g, 1.0)
 
 
+def margins(offers: pd.DataFrame, nights: np.ndarray, guests: np.ndarray) -> np.ndarray:
+    """(events x offers) margin each offer earns in each booking: its margin times the unit's quantity
+    (a catalogue without ``unit`` is per stay)."""
+    units = offers["unit"] if "unit" in offers.columns else pd.Series(["stay"] * len(offers))
+    return offers["margin"].to_numpy(float)[None, :] * quantities(units, nights, guests)
+
+
 def best_offer(expected: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Per event, the column of the allowed offer with the highest expected value (-1 when none is)."""
     masked = np.where(allowed, expected, -np.inf)
@@ -87,17 +94,13 @@ def rank_offers(
     if customer is not None:
         frame = frame.assign(**{c: customer.get(c, np.nan) for c in model.customer_columns_})
     p_accept = model.predict_proba(frame)
-    quantity = quantities(
-        allowed["unit"] if "unit" in allowed else pd.Series(["stay"] * len(allowed)),
-        np.array([context.nights]),
-        np.array([context.guests]),
-    )[0]
+    margin = margins(allowed, np.array([context.nights]), np.array([context.guests]))[0]
     ranked = pd.DataFrame(
         {
             "offer_id": allowed["offer_id"].to_numpy(),
             "name": allowed["name"].to_numpy(),
             "p_accept": p_accept,
-            "expected_value": p_accept * allowed["margin"].to_numpy(float) * quantity,
+            "expected_value": p_accept * margin,
             "reason": [reason(c, customer, context.purpose) for c in allowed["category"]],
         }
     )

@@ -32,9 +32,7 @@ from crm_analytics.models.registry import CHAMPION
 from crm_analytics.models.segments.clusters import BehaviourClusters
 from crm_analytics.models.segments.membership import write_memberships
 from crm_analytics.models.segments.profiles import profile_plot, segment_profile
-from crm_analytics.models.segments.rfm import COLUMNS as RFM_COLUMNS
 from crm_analytics.models.segments.rfm import RFMSegmenter
-from crm_analytics.models.segments.value_risk import INPUT_COLUMNS as VALUE_RISK_INPUTS
 from crm_analytics.models.segments.value_risk import ValueRiskSegmenter
 from crm_analytics.models.tracking import configure, use_experiment
 from crm_analytics.models.train import CHURN_NAME, CLV_NAME, log_and_register, quantile_example
@@ -82,10 +80,11 @@ def champion_scores(settings: Settings, features: pd.DataFrame) -> pd.DataFrame:
         except mlflow.exceptions.MlflowException:
             raise LookupError(f"{name}: no @{CHAMPION}; run `crm train` and `crm promote` first") from None
         models[name] = (version.version, mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}"))
-    clv = models[CLV_NAME][1].predict(features[[*PATTERN, "monetary_value"]].reset_index(drop=True))
+    # the champion's own CLVModel: its pyfunc would also simulate intervals these scores do not use
+    clv = models[CLV_NAME][1].unwrap_python_model().model.clv(features[[*PATTERN, "monetary_value"]])
     churn = models[CHURN_NAME][1].predict(model_inputs(features).reset_index(drop=True))
     scores = pd.DataFrame(
-        {"clv": clv["clv"].to_numpy(), "churn_probability": churn["churn_probability"].to_numpy()},
+        {"clv": clv, "churn_probability": churn["churn_probability"].to_numpy()},
         index=features.index,
     )
     scores.attrs["versions"] = {name: str(v) for name, (v, _) in models.items()}
@@ -178,14 +177,5 @@ def _register(built: FittedFamily, as_of: date, seed: int, customers: int) -> st
         mlflow.log_metrics(built.metrics)
         log_figures({"profile": profile_plot(built.profile, f"{name}: segments as of {as_of}")})
         inputs = built.family.inputs
-        example = quantile_example(inputs[_input_columns(built.segmenter, inputs)])
+        example = quantile_example(inputs[built.segmenter.columns_])
         return log_and_register(SegmentPyfunc(built.segmenter, built.family.column), example, name)
-
-
-def _input_columns(segmenter: Any, inputs: pd.DataFrame) -> list[str]:
-    """The columns a fitted segmenter reads: what its pyfunc's input example holds."""
-    if isinstance(segmenter, RFMSegmenter):
-        return list(RFM_COLUMNS.values())
-    if isinstance(segmenter, ValueRiskSegmenter):
-        return list(VALUE_RISK_INPUTS)
-    return list(segmenter.columns_)
