@@ -6,17 +6,25 @@ scripts can read it.
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from crm_analytics.settings import Settings, SettingsError, load_settings
+from crm_analytics.cli_base import (
+    JsonOption,
+    emit,
+    err,
+    out,
+    out_console,
+    progress_bar,
+    render_rows,
+    settings,
+)
+from crm_analytics.cli_profiles import build as build_profiles_command
+from crm_analytics.cli_profiles import erase_command, profiles_app, render_build
+from crm_analytics.settings import Settings
 
 app = typer.Typer(help="crm-analytics: customer analytics from purchase history.", no_args_is_help=True)
 data_app = typer.Typer(help="Build the bundled datasets in the raw input format.", no_args_is_help=True)
@@ -27,41 +35,13 @@ app.add_typer(warehouse_app, name="warehouse")
 segments_app = typer.Typer(help="Customer segments for marketing: build, list, export.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
 app.add_typer(segments_app, name="segments")
+app.add_typer(profiles_app, name="profiles")
+app.command("erase")(erase_command)
 
-err = Console(stderr=True)
 # the demo chain's data ends 2025-12-31: calibrate to mid-year, label with the second half
 DEMO_CUTOFF = date(2025, 6, 30)
 DEMO_HORIZON_DAYS = 184
 DEMO_END = date(2025, 12, 31)
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
-
-
-def settings() -> Settings:
-    """Load settings once per command; a bad value stops the command with the setting's name."""
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
-
-
-def emit(result: Any, as_json: bool, render: Any = None) -> None:
-    """Print ``result`` as JSON on stdout, or call ``render`` for people."""
-    if as_json:
-        typer.echo(json.dumps(result, indent=2, default=str))
-    elif render is not None:
-        render(result)
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    )
 
 
 @data_app.command("cdnow")
@@ -196,10 +176,11 @@ def _totals(reports: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
         if r["status"] != "accepted":
             continue
         t = totals.setdefault(
-            r["table"], {"rows_read": 0, "rows_new": 0, "rows_duplicate": 0, "rows_rejected": 0}
+            r["table"],
+            {"rows_read": 0, "rows_new": 0, "rows_duplicate": 0, "rows_rejected": 0, "rows_suppressed": 0},
         )
         for key in t:
-            t[key] += int(r[key])
+            t[key] += int(r.get(key, 0))
     return totals
 
 
@@ -256,7 +237,7 @@ def features_build(
         except ValueError as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
-    emit(result, as_json, lambda r: _render_rows("features", [{k: str(v) for k, v in r.items()}]))
+    emit(result, as_json, lambda r: render_rows("features", [{k: str(v) for k, v in r.items()}]))
 
 
 @features_app.command("export")
@@ -333,12 +314,13 @@ def train(
         result = _train_offers(config, parse_day(as_of, "--as-of"), parse_day(until, "--until"), truth, seed)
     else:
         result = _train(config, model, parse_day(as_of, "--as-of"), seed)
-    emit(result, as_json, lambda r: _render_rows(f"trained {r['model']} v{r['version']}", [r["metrics"]]))
+    emit(result, as_json, lambda r: render_rows(f"trained {r['model']} v{r['version']}", [r["metrics"]]))
 
 
 def _train(config: Settings, model: str, as_of: date, seed: int) -> dict[str, Any]:
     """Train on the stored build at ``as_of``. Churn is validated on it by a model trained on the stored
     labelled build one horizon earlier when there is one; CLV gets the weekly tracking plot."""
+    from crm_analytics.features.purchases import customer_transactions
     from crm_analytics.features.store import build_record, read_features
     from crm_analytics.features.tracking import daily_repeat_purchases
     from crm_analytics.ingest.warehouse import Warehouse
@@ -361,7 +343,7 @@ def _train(config: Settings, model: str, as_of: date, seed: int) -> dict[str, An
             )
             raise typer.Exit(1)
         until = as_of + timedelta(days=horizon_days)
-        daily = daily_repeat_purchases(warehouse.ibis.table("transactions"), as_of, until).execute()
+        daily = daily_repeat_purchases(customer_transactions(warehouse.ibis), as_of, until).execute()
         earlier = _earlier_build(warehouse, as_of - timedelta(days=horizon_days), horizon_days, time_unit)
     with err.status(f"training {model} on {len(features):,} customers"):
         if model == "clv":
@@ -577,7 +559,7 @@ def segments_list(
     result: dict[str, Any] = {"segments": rows}
     if plots is not None:
         result["plots"] = _segment_plots(summary, plots)
-    emit(result, as_json, lambda r: _render_rows("segments", r["segments"]))
+    emit(result, as_json, lambda r: render_rows("segments", r["segments"]))
 
 
 def _segment_plots(summary: Any, folder: Path) -> list[str]:
@@ -639,7 +621,7 @@ def promote_command(
 
 def _promote(config: Settings, model: str, version: str | None, force: bool, reason: str) -> dict[str, Any]:
     from crm_analytics.models.registry import PromotionRefusedError, promote
-    from crm_analytics.models.tracking import configure
+    from crm_analytics.tracking import configure
 
     name = model if model.startswith("crm-") else f"crm-{model}"
     try:
@@ -658,10 +640,11 @@ def run(
     seed: Annotated[int, typer.Option(help="Random seed of the demo data.")] = 42,
     as_json: JsonOption = False,
 ) -> None:
-    """The main job on the embedded defaults: demo data, ingest, features, train (CLV, churn, offers),
-    register, promote, segments."""
+    """The main job on the embedded defaults: demo data, ingest, profiles, features, train (CLV, churn,
+    offers), register, promote, segments."""
     from crm_analytics.features.build import FeatureConfig
     from crm_analytics.features.pipeline import build_and_store
+    from crm_analytics.profiles.linkage import DEFAULT_THRESHOLD
 
     config = settings()
     demo_dir = config.data_dir / "demo"
@@ -670,6 +653,7 @@ def run(
     if any(r["status"] != "accepted" for r in reports):
         emit({"ingest": {"batches": reports, "totals": _totals(reports)}}, as_json, _render_ingest)
         raise typer.Exit(1)
+    profiles = build_profiles_command(config, DEFAULT_THRESHOLD, demo_dir / "truth")
     # one horizon earlier too: churn is then validated by training there and testing at the cutoff
     earlier = DEMO_CUTOFF - timedelta(days=DEMO_HORIZON_DAYS)
     for as_of in (earlier, DEMO_CUTOFF):
@@ -682,6 +666,7 @@ def run(
     result = {
         "ingest": {"batches": reports, "totals": _totals(reports)},
         "summary": _summary(config),
+        "profiles": profiles,
         "features": features,
         "trained": trained,
         "promotions": promotions,
@@ -693,7 +678,7 @@ def run(
 def _promote_if_better(config: Settings, model: str) -> dict[str, Any]:
     """Promote through the gate; a candidate that does not win leaves the champion in place (not an error)."""
     from crm_analytics.models.registry import PromotionRefusedError, promote
-    from crm_analytics.models.tracking import configure
+    from crm_analytics.tracking import configure
 
     try:
         return promote(configure(config), model).as_dict()
@@ -708,39 +693,13 @@ def show_config(as_json: JsonOption = False) -> None:
     emit(
         values,
         as_json,
-        lambda v: _render_rows(
+        lambda v: render_rows(
             "settings", [{"setting": f"CRM_{k.upper()}", "value": x} for k, x in v.items()]
         ),
     )
 
 
 # --- rendering for people -------------------------------------------------------------------------
-
-out = Console()
-
-
-def out_console() -> Console:
-    """The stdout console, for commands whose --out option shadows the name ``out``."""
-    return out
-
-
-def _render_rows(title: str, rows: list[dict[str, Any]]) -> None:
-    table = Table(title=title)
-    for column in rows[0] if rows else []:
-        table.add_column(column, justify="right" if isinstance(rows[0][column], int | float) else "left")
-    for row in rows:
-        table.add_row(*(_cell(v) for v in row.values()))
-    out.print(table)
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.2f}"
-    return str(value)
 
 
 def _render_files(result: dict[str, Any]) -> None:
@@ -761,7 +720,7 @@ def _render_ingest(result: dict[str, Any]) -> None:
         }
         for r in result["batches"]
     ]
-    _render_rows("ingest", rows)
+    render_rows("ingest", rows)
     for r in result["batches"]:
         if r.get("message"):
             err.print(f"[yellow]{r['message']}[/yellow]")
@@ -770,6 +729,7 @@ def _render_ingest(result: dict[str, Any]) -> None:
 def _render_run(result: dict[str, Any]) -> None:
     _render_ingest(result["ingest"])
     _render_summary(result["summary"])
+    render_build(result["profiles"])
     f = result["features"]
     out.print(f"features as of {f['as_of']}: {f['rows']:,} customers x {f['columns']} columns")
     from crm_analytics.models.registry import GATE_METRICS
@@ -799,13 +759,13 @@ def _render_clv_evaluation(result: dict[str, Any]) -> None:
         }
         for name, m in result["purchase_models"].items()
     ]
-    _render_rows("purchase models (fitted on the calibration period)", rows)
+    render_rows("purchase models (fitted on the calibration period)", rows)
     for name, reason in result["failed"].items():
         err.print(f"[yellow]{name} left out: {reason}[/yellow]")
     out.print(f"selected: {result['selected']} (lowest {result['selection_metric']})")
-    _render_rows("conditional expectations: mean holdout purchases", result["conditional_expectations"])
+    render_rows("conditional expectations: mean holdout purchases", result["conditional_expectations"])
     value = [{"model": name, **m} for name, m in result["value"].items()]
-    _render_rows(f"holdout spend (actual {result['holdout_spend_actual']:,.2f})", value)
+    render_rows(f"holdout spend (actual {result['holdout_spend_actual']:,.2f})", value)
     i = result["intervals"]
     out.print(
         f"{i['level']:.0%} intervals of {result['selected']}: holdout spend inside for "
@@ -820,7 +780,7 @@ def _render_offers_evaluation(result: dict[str, Any]) -> None:
         f"{result['dataset']}: {result['train_events']:,} logged offers to learn from, "
         f"{result['test_events']:,} after {result['split']} to judge on"
     )
-    _render_rows("expected margin per booking", [{"policy": k, **v} for k, v in result["policies"].items()])
+    render_rows("expected margin per booking", [{"policy": k, **v} for k, v in result["policies"].items()])
     a = result["acceptance"]
     out.print(
         f"acceptance model: ROC AUC {a['roc_auc']:.3f}, Brier {a['brier']:.3f}, mean predicted "
@@ -835,7 +795,7 @@ def _render_churn_evaluation(result: dict[str, Any]) -> None:
         f"{result['dataset']}: {result['customers']:,} customers, churn rate {result['churn_rate']:.1%}, "
         f"validated on {result['validation']}"
     )
-    _render_rows("churn", [{"method": name, **m} for name, m in result["metrics"].items()])
+    render_rows("churn", [{"method": name, **m} for name, m in result["metrics"].items()])
     out.print(f"ours - best baseline ({result['best_baseline']}): {result['margin_roc_auc']:+.3f} ROC AUC")
 
 
@@ -844,16 +804,16 @@ def _render_segments_build(result: dict[str, Any]) -> None:
     for family, built in result["families"].items():
         extra = ", ".join(f"{k} {v:.3f}" for k, v in built.items() if k.startswith("stability"))
         out.print(f"{family}: {built['model']} v{built['version']} {extra}")
-        _render_rows(family, [{"segment": k, "customers": v} for k, v in built["segments"].items()])
+        render_rows(family, [{"segment": k, "customers": v} for k, v in built["segments"].items()])
 
 
 def _render_summary(summary: dict[str, Any]) -> None:
-    _render_rows(
+    render_rows(
         f"warehouse ({summary['warehouse']})", [{"table": t, "rows": n} for t, n in summary["tables"].items()]
     )
     tx = summary["transactions"]
     out.print(f"{tx['customers']:,} customers from {tx['sources']} source(s), {tx['first']} .. {tx['last']}")
     if tx["by_type"]:
-        _render_rows("transactions by type", tx["by_type"])
+        render_rows("transactions by type", tx["by_type"])
     if summary["quarantine"]:
-        _render_rows("quarantine", summary["quarantine"])
+        render_rows("quarantine", summary["quarantine"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     )
     ingest_future_tolerance_hours: Annotated[float, Field(ge=0.0)] = Field(
         24.0, description="How far past now a timestamp may lie before it counts as a future date."
+    )
+    erasure_key: SecretStr | None = Field(
+        None,
+        description="HMAC key for erasure suppression hashes; if unset a random key is created once in "
+        "<data_dir>/erasure.key with mode 0600.",
     )
 
     @field_validator("warehouse_url")

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from crm_analytics.cli import app
+from crm_analytics.ingest.warehouse import Warehouse
 from tests.ingest.helpers import transactions, write_csv
 
 runner = CliRunner()
@@ -113,6 +114,10 @@ def test_main_job_generates_ingests_and_summarises() -> None:
     assert "no such segment" in stderr
     assert [p["reason"] for p in result["promotions"]] == ["first champion"] * 3
     assert Path("mlruns/mlflow.db").exists()
+    assert result["profiles"]["quality"]["f1"] >= 0.98
+    with Warehouse("duckdb:///data/warehouse.duckdb") as warehouse:
+        unified = set(warehouse.fetch("SELECT customer_id FROM customer_links")["customer_id"])
+    assert_no_personal_data_in_artifacts(Path("data/demo"), Path("mlruns/artifacts"), unified)
 
     code, again, _ = crm("run", "--customers", "300", "--json")  # same data: nothing new, champions kept
     assert code == 0
@@ -217,3 +222,20 @@ def test_evaluate_offers_on_the_demo_chain() -> None:
     code, _, stderr = crm("evaluate", "offers", "--dataset", "cdnow-sample")
     assert code == 2
     assert "CDNOW has no offer log" in stderr
+
+
+def assert_no_personal_data_in_artifacts(demo: Path, artifacts: Path, customer_ids: set[str]) -> None:
+    """No MLflow artifact (input examples, definitions, evaluation files, model files, plots' metadata)
+    holds a guest's e-mail, phone, street address, name or any customer or account id."""
+    records = pd.concat(pd.read_parquet(p) for p in demo.glob("customers_*.parquet"))
+    links = pd.read_parquet(demo / "transactions.parquet")["customer_id"]
+    needles = customer_ids | set(records["source_customer_id"]) | set(links) | set(records["email"].dropna())
+    needles |= set(records["phone"].dropna()) | set(records["phone"].dropna().str.replace(" ", ""))
+    needles |= set(records["street"].dropna()) | set(records["first_name"] + " " + records["last_name"])
+    assert len(needles) > 1_000
+    files = [f for f in artifacts.rglob("*") if f.is_file()]
+    assert any(f.name == "input_example.json" for f in files)
+    for path in files:
+        text = path.read_bytes().decode("latin-1")
+        found = [n for n in needles if n in text]
+        assert not found, f"{path.relative_to(artifacts)} holds personal data (e.g. {found[0]!r})"

@@ -17,7 +17,7 @@ from ibis.backends import BaseBackend
 
 from crm_analytics.features import behaviour
 from crm_analytics.features.labels import with_labels
-from crm_analytics.features.purchases import known_at
+from crm_analytics.features.purchases import customer_transactions, known_at
 from crm_analytics.features.rfm import TimeUnit, btyd_summary
 
 KEY_COLUMNS = ("customer_id", "as_of")
@@ -37,7 +37,7 @@ class FeatureConfig:
 
     def resolved(self, con: BaseBackend) -> FeatureConfig:
         """This config with channels and extra categories fixed from the data known at the cutoff."""
-        transactions = known_at(con.table("transactions"), self.as_of)
+        transactions = known_at(customer_transactions(con), self.as_of)
         channels = self.channels
         if channels is None:
             channels = behaviour.observed_values(transactions, "channel")
@@ -59,7 +59,7 @@ def feature_table(con: BaseBackend, config: FeatureConfig) -> ir.Table:
         if config.channels is not None and config.extra_categories is not None
         else config.resolved(con)
     )
-    transactions = con.table("transactions")
+    transactions = customer_transactions(con)
     items = con.table("transaction_items")
     as_of = config.as_of
     table = btyd_summary(transactions, as_of, config.time_unit)

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from ibis.backends import BaseBackend
 
 from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.profiles.tables import LINKS
 from crm_analytics.settings import Settings
 
 if TYPE_CHECKING:
@@ -147,6 +148,8 @@ def export_tables(
     """Write warehouse tables to ``folder/<table>.parquet`` (replacing older exports); name -> path."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
+    if LINKS not in tables and warehouse.has_table(LINKS):
+        tables = (*tables, LINKS)  # features read transactions through the customer links
     for table in tables:
         path = (folder / f"{table}.parquet").resolve()
         warehouse.ibis.table(table).to_parquet(path)

@@ -4,7 +4,8 @@ A batch is staged chunk by chunk (bounded memory), then merged in one transactio
 contract's table, invalid rows and key conflicts to ``quarantine`` with a reason, and the batch to
 ``ingest_batches``. Re-ingesting the same rows adds nothing: rows are keyed by the contract's natural
 key, and quarantine entries by (table, row hash, column, reason). A batch whose share of invalid rows
-exceeds ``ingest_max_bad_ratio`` is refused and leaves the warehouse untouched.
+exceeds ``ingest_max_bad_ratio`` is refused and leaves the warehouse untouched. Rows of customers erased
+on request (see ``suppression``) are dropped before validation: counted, never stored or quarantined.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import pandas as pd
 
 from crm_analytics.ingest.contracts import Contract, contract_for
 from crm_analytics.ingest.readers import file_sha256, infer_table, read_chunks, read_query, source_from_name
+from crm_analytics.ingest.suppression import REASON as SUPPRESSED_REASON
+from crm_analytics.ingest.suppression import Suppressions, load_suppressions, suppressed_mask
 from crm_analytics.ingest.validate import validate_chunk
 from crm_analytics.ingest.warehouse import (
     QUARANTINE_COLUMNS,
@@ -48,6 +51,7 @@ class BatchReport:
     rows_new: int = 0
     rows_duplicate: int = 0
     rows_rejected: int = 0
+    rows_suppressed: int = 0  # erased on request: dropped, neither stored nor quarantined
     rejections_by_reason: dict[str, int] = field(default_factory=dict)
     message: str = ""
 
@@ -130,6 +134,8 @@ def _ingest(
         warehouse.drop_table(stage + "_q")
     reasons = rejected["column_name"] + ": " + rejected["reason"]
     report.rejections_by_reason = {str(k): int(v) for k, v in reasons.value_counts().items()}
+    if report.rows_suppressed:
+        report.message = f"{report.rows_suppressed} rows dropped: {SUPPRESSED_REASON}"
     return report
 
 
@@ -144,23 +150,38 @@ def _stage_chunks(
     now: datetime,
     on_rows: OnRows | None,
 ) -> pd.DataFrame:
-    """Validate chunk by chunk, load valid rows into the stage table; return the rejections."""
+    """Validate chunk by chunk, load valid rows into the stage table; return the rejections.
+
+    Rows of erased customers are dropped first, before anything could quarantine them.
+    """
     tolerance = timedelta(hours=settings.ingest_future_tolerance_hours)
+    suppressions = load_suppressions(warehouse, settings)  # once per batch; None when nobody was erased
     quarantined: list[pd.DataFrame] = []
     for raw in chunks:
         if source is not None and "source" in contract.columns and "source" not in raw.columns:
             raw["source"] = source
+        read = len(raw)
+        if suppressions is not None:
+            raw = _drop_suppressed(raw, contract.table, suppressions, report)
         checked = validate_chunk(raw, contract, now, tolerance)
-        report.rows_read += len(raw)
+        report.rows_read += read
         if len(checked.rejections):
             quarantined.append(_quarantine_rows(raw, checked.rejections, report))
         valid = checked.valid.assign(_row_number=checked.valid.index.astype("int64"))
         warehouse.load_frame(stage, valid.assign(row_hash=row_hashes(checked.valid)))
         if on_rows:
-            on_rows(len(raw))
+            on_rows(read)
     rejected = pd.concat(quarantined, ignore_index=True) if quarantined else _empty_quarantine()
     report.rows_rejected = int(rejected["row_number"].nunique())
     return rejected
+
+
+def _drop_suppressed(
+    raw: pd.DataFrame, table: str, suppressions: Suppressions, report: BatchReport
+) -> pd.DataFrame:
+    erased = suppressed_mask(raw, table, suppressions)
+    report.rows_suppressed += int(erased.sum())
+    return raw.loc[~erased.to_numpy()]
 
 
 def row_hashes(frame: pd.DataFrame) -> pd.Series:
@@ -284,7 +305,8 @@ def _commit(
     warehouse.load_frame(quarantine_stage, rejected.assign(quarantined_at=now)[list(QUARANTINE_COLUMNS)])
     with warehouse.transaction() as execute:
         report.rows_new = insert_new_rows(execute, stage, contract, report.batch_id)
-        report.rows_duplicate = report.rows_read - report.rows_new - report.rows_rejected  # valid, key known
+        dropped = report.rows_rejected + report.rows_suppressed
+        report.rows_duplicate = report.rows_read - report.rows_new - dropped  # valid, key known
         insert_new_quarantine(execute, quarantine_stage)
         execute(
             "INSERT INTO ingest_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -20,6 +20,7 @@ from typing import Literal
 import pandas as pd
 
 from crm_analytics.features.build import FeatureConfig, feature_table
+from crm_analytics.features.purchases import customer_transactions
 from crm_analytics.features.rfm import TimeUnit
 from crm_analytics.features.tracking import daily_repeat_purchases
 from crm_analytics.ingest.warehouse import Warehouse
@@ -128,7 +129,7 @@ def load_evaluation_data(
     url, _ = prepare_warehouse(settings, dataset, customers, seed, status)
     with Warehouse(url) as warehouse:
         con = warehouse.ibis
-        first_day = pd.Timestamp(con.table("transactions").timestamp.min().execute()).date()
+        first_day = pd.Timestamp(customer_transactions(con).timestamp.min().execute()).date()
         if calibration_end < first_day:
             raise ValueError(f"calibration_end: the data starts on {first_day}, after {calibration_end}")
         train_as_of = calibration_end - timedelta(days=horizon_days)
@@ -144,7 +145,7 @@ def load_evaluation_data(
         )
         features = feature_table(con, config).execute()
         train_features = feature_table(con, train_config).execute() if train_config else None
-        daily = daily_repeat_purchases(con.table("transactions"), calibration_end, holdout_end).execute()
+        daily = daily_repeat_purchases(customer_transactions(con), calibration_end, holdout_end).execute()
     if features.empty:
         raise ValueError(f"calibration_end: no customer had bought by {calibration_end}")
     return EvaluationData(dataset, features, train_features, daily, horizon_days, unit)

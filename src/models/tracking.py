@@ -1,39 +1,11 @@
-"""MLflow set-up from Settings (tracking store, artifact folder, experiments) and feature fingerprints."""
+"""Feature fingerprints: what a model saw, recorded without its rows."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
-import mlflow
 import pandas as pd
-from mlflow.tracking import MlflowClient
-
-from crm_analytics.settings import Settings
-
-
-def configure(settings: Settings) -> MlflowClient:
-    """Point MLflow at the configured store (creating a local SQLite store's folder) and return a client."""
-    uri = settings.mlflow_tracking_uri
-    if uri.startswith("sqlite:///"):
-        # absolute, so the store does not move with the working folder (MLflow caches stores by URI)
-        path = Path(uri.removeprefix("sqlite:///")).resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        uri = f"sqlite:///{path}"
-    mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri)
-
-
-def use_experiment(settings: Settings, name: str) -> str:
-    """Create the experiment with artifacts under ``mlflow_artifact_root`` if needed, and make it current."""
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is None:
-        root = settings.mlflow_artifact_root.resolve()
-        root.mkdir(parents=True, exist_ok=True)
-        mlflow.create_experiment(name, artifact_location=(root / name).as_uri())
-    # by name, always: a just-created experiment must become current too, or runs go to the old one
-    return str(mlflow.set_experiment(name).experiment_id)
 
 
 def feature_fingerprint(features: pd.DataFrame) -> dict[str, str]:

@@ -29,8 +29,9 @@ from crm_analytics.models.holdout import BASELINES, evaluate_churn
 from crm_analytics.models.inputs import model_inputs
 from crm_analytics.models.plots import log_figures
 from crm_analytics.models.pyfunc import ChurnPyfunc, CLVPyfunc
-from crm_analytics.models.tracking import configure, feature_fingerprint, use_experiment
+from crm_analytics.models.tracking import feature_fingerprint
 from crm_analytics.settings import Settings
+from crm_analytics.tracking import configure, use_experiment
 
 CLV_NAME, CHURN_NAME = "crm-clv", "crm-churn"
 # Declared rather than inferred: inference loads the model in a subprocess, slow and no more precise.
@@ -58,9 +59,12 @@ def _prepare(features: pd.DataFrame) -> pd.DataFrame:
 
 
 def quantile_example(frame: pd.DataFrame) -> pd.DataFrame:
-    """Three synthetic rows (the 25th, 50th and 75th percentile of every column): no real customer."""
+    """Three synthetic rows (the 25th, 50th and 75th percentile of every column): no real customer.
+
+    Each quantile is an observed value (``nearest``), so counts stay whole numbers and, because one row
+    takes the same rank in every column, recency never exceeds T."""
     numeric = frame.select_dtypes("number")
-    return numeric.quantile([0.25, 0.5, 0.75]).reset_index(drop=True)
+    return numeric.quantile([0.25, 0.5, 0.75], interpolation="nearest").reset_index(drop=True)
 
 
 def _holdout_tag(

@@ -11,9 +11,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from crm_analytics.models.registry import PromotionRefusedError, champion_version, promote
-from crm_analytics.models.tracking import configure
 from crm_analytics.models.train import CHURN_NAME, CLV_NAME, train_churn, train_clv
 from crm_analytics.settings import Settings, load_settings
+from crm_analytics.tracking import configure
 from tests.models.test_churn_and_value import HOLDOUT_DAYS, cdnow_features
 
 

@@ -11,9 +11,10 @@ evaluation reads). Each policy's value (expected margin per booking, EUR) is est
   margin earned; unbiased where the logging policy could have shown the policy's choice;
 - exactly, from the truth: mean over events of sum_offer pi(offer | event) x p_true x margin.
 
-Interim facts until profiles (#6): allergies recorded only in the CRM are not linked to booking
-accounts yet, so the policy may choose an offer the true facts forbid; such choices earn nothing in
-the exact value and are counted as ``violations``.
+Service facts come from the unified profiles (an allergy any system records forbids carpeted
+upgrades). A guest whose allergy no system records can still be offered what the true facts forbid:
+such choices earn nothing in the exact value and are counted as ``violations``;
+``violations_of_recorded_facts`` counts those where the allergy was on record, and must be zero.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from ibis.backends import BaseBackend
+from ibis.common.exceptions import TableNotFound
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from crm_analytics.features.build import FeatureConfig, feature_table
+from crm_analytics.features.purchases import linked_to_customers
 from crm_analytics.models.offers.acceptance import (
     CONTEXT_CATEGORIES,
     CONTEXT_NUMBERS,
@@ -38,6 +41,7 @@ from crm_analytics.models.offers.acceptance import (
 )
 from crm_analytics.models.offers.eligibility import CONTACT_WINDOW_DAYS, eligibility_matrix
 from crm_analytics.models.offers.policy import best_offer, margins
+from crm_analytics.profiles.tables import SERVICE_FACTS
 
 
 @dataclass
@@ -52,7 +56,7 @@ def window(
     con: BaseBackend, offers: pd.DataFrame, start: date, end: date, config: FeatureConfig
 ) -> OfferSplit:
     """Events shown in (start, end], joined with customer features as of ``start`` (columns of ``config``)."""
-    log = con.table("offer_log")
+    log = linked_to_customers(con, "offer_log")
     shown = log.filter((log.shown_at >= start + timedelta(days=1)) & (log.shown_at < end + timedelta(days=1)))
     events = event_frame(shown.order_by("event_id").execute(), offers)
     features = feature_table(con, replace(config, as_of=start)).execute()
@@ -104,8 +108,8 @@ def acceptance_matrix(
 
 
 def guest_facts(con: BaseBackend, events: pd.DataFrame) -> pd.DataFrame:
-    """Per event: allergy on record (interim: none linked), offers bought for the stay before this one was
-    shown, and offers shown to the guest in the contact window before it.
+    """Per event: an allergy on the guest's unified profile (any source), offers bought for the stay
+    before this one was shown, and offers shown to the guest in the contact window before it.
 
     Extras are line items of the booking's own transaction, recorded with the booking, so they are known
     when the offer is shown; only the logged offer itself, when accepted, is removed (it was bought
@@ -118,20 +122,31 @@ def guest_facts(con: BaseBackend, events: pd.DataFrame) -> pd.DataFrame:
             events["transaction_id"], events["offer_id"], events["accepted"].astype(bool), strict=True
         )
     ]
-    log = con.table("offer_log").select("customer_id", "shown_at").execute()
+    log = linked_to_customers(con, "offer_log").select("customer_id", "shown_at").execute()
     shown = log.groupby("customer_id")["shown_at"].apply(lambda s: np.sort(s.to_numpy()))
     recent = []
     for customer, at in zip(events["customer_id"], pd.to_datetime(events["shown_at"]), strict=True):
         times = shown.get(customer, np.array([], dtype="datetime64[ns]"))
         start = np.datetime64(at - timedelta(days=CONTACT_WINDOW_DAYS))
         recent.append(int(np.searchsorted(times, np.datetime64(at)) - np.searchsorted(times, start)))
+    allergic = allergic_customers(con)
     return pd.DataFrame(
         {
-            "has_allergy": False,
+            "has_allergy": events["customer_id"].isin(allergic).to_numpy(),
             "bought_this_stay": [tuple(b) for b in before],
             "offers_shown_recently": recent,
         }
     )
+
+
+def allergic_customers(con: BaseBackend) -> set[str]:
+    """Unified customers with an allergy recorded by any source (empty before profiles are built)."""
+    try:
+        facts = con.table(SERVICE_FACTS)
+    except TableNotFound:
+        return set()
+    allergies = facts.filter(facts.fact == "allergy").select("customer_id").distinct().execute()
+    return set(allergies["customer_id"])
 
 
 def truth_matrices(truth_dir: Path, events: pd.DataFrame, offers: pd.DataFrame) -> tuple[np.ndarray, ...]:
@@ -214,7 +229,8 @@ def fit_and_evaluate(
     rows = np.arange(len(events))
     p_accept = acceptance_matrix(test, offers, full, context)
     margin = margins(offers, events["nights"].to_numpy(), events["guests"].to_numpy())
-    allowed = eligibility_matrix(offers, events, guest_facts(con, events))
+    facts = guest_facts(con, events)
+    allowed = eligibility_matrix(offers, events, facts)
     logged = pd.Series(np.arange(len(offers)), index=offers["offer_id"])[events["offer_id"]].to_numpy()
     reward = events["accepted"].astype(float).to_numpy() * margin[rows, logged]
     popularity = train.events.groupby("offer_id")["accepted"].sum().reindex(offers["offer_id"]).fillna(0)
@@ -234,7 +250,10 @@ def fit_and_evaluate(
         # the oracle knows the true facts, and keeps our other rules (contact cap, already bought): the
         # comparison is about choosing, not about rules the others must follow
         policies["oracle"] = one_hot(best_offer(true_value, truly_allowed & allowed), len(offers))
-        report["violations"] = int(((ours >= 0) & ~truly_allowed[rows, np.maximum(ours, 0)]).sum())
+        broken = (ours >= 0) & ~truly_allowed[rows, np.maximum(ours, 0)]
+        report["violations"] = int(broken.sum())
+        # a rule can only be kept for facts some system records: these must be zero
+        report["violations_of_recorded_facts"] = int((broken & facts["has_allergy"].to_numpy()).sum())
     values = {name: policy_values(pi, logged, events, reward, true_value) for name, pi in policies.items()}
     if "oracle" in values:
         for value in values.values():

@@ -20,9 +20,9 @@ from mlflow.pyfunc import PythonModel
 
 from crm_analytics.models.offers.acceptance import AcceptanceModel
 from crm_analytics.models.offers.evaluation import fit_and_evaluate
-from crm_analytics.models.tracking import configure, use_experiment
 from crm_analytics.models.train import TrainResult, log_and_register
 from crm_analytics.settings import Settings
+from crm_analytics.tracking import configure, use_experiment
 
 OFFERS_NAME = "crm-offers"
 

@@ -34,9 +34,9 @@ from crm_analytics.models.segments.membership import write_memberships
 from crm_analytics.models.segments.profiles import profile_plot, segment_profile
 from crm_analytics.models.segments.rfm import RFMSegmenter
 from crm_analytics.models.segments.value_risk import ValueRiskSegmenter
-from crm_analytics.models.tracking import configure, use_experiment
 from crm_analytics.models.train import CHURN_NAME, CLV_NAME, log_and_register, quantile_example
 from crm_analytics.settings import Settings
+from crm_analytics.tracking import configure, use_experiment
 
 EXPERIMENT = "crm-segments"
 REGISTERED = {

@@ -1,9 +1,9 @@
-"""Marketing consent per customer, as the customer's own source system last recorded it.
+"""Marketing consent per customer.
 
-Until unified profiles land (issue #6), a customer id is the id of one source system's account (the
-``source`` of its transactions): consent is that account's ``marketing_consent`` in its most recent
-``customer_records`` row. No record, or a missing value, means no consent. Profiles will replace this
-with the surviving consent across every system.
+Once profiles are built, a customer is a unified customer and consent is the profile's surviving
+``marketing_consent`` (the most recent answer from a source trusted for it, see
+``profiles.survivorship``). Before that, a customer id is one source system's account and consent is
+that account's most recent ``customer_records`` row. No record, or a missing value, means no consent.
 """
 
 from __future__ import annotations
@@ -12,11 +12,16 @@ import ibis
 import pandas as pd
 
 from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.profiles.tables import PROFILES
 
 
 def marketing_consent(warehouse: Warehouse, customer_ids: pd.Series) -> pd.Series:
-    """True for each customer id whose latest own-source record grants marketing consent."""
+    """True for each customer id whose consent on record is granted."""
     con = warehouse.ibis
+    if warehouse.has_table(PROFILES):
+        profiles = con.table(PROFILES).select("customer_id", "marketing_consent").execute()
+        granted = profiles.set_index("customer_id")["marketing_consent"].fillna(False).astype(bool)
+        return customer_ids.map(granted).fillna(False).astype(bool)
     if not warehouse.has_table("customer_records"):
         return pd.Series(False, index=customer_ids.index)
     transactions = con.table("transactions")

@@ -19,9 +19,9 @@ from crm_analytics.models.registry import promote
 from crm_analytics.models.segments.build import REGISTERED, build_segments
 from crm_analytics.models.segments.export import export_segment
 from crm_analytics.models.segments.membership import read_membership, segment_summary
-from crm_analytics.models.tracking import configure
 from crm_analytics.models.train import train_churn, train_clv
 from crm_analytics.settings import Settings, load_settings
+from crm_analytics.tracking import configure
 from tests.features.conftest import load
 
 AS_OF = date(2025, 6, 30)

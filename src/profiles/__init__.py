@@ -1,0 +1,1 @@
+"""Identity resolution and the unified customer profile (see README "Profiles")."""
