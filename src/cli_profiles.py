@@ -135,7 +135,8 @@ def render_build(result: dict[str, Any]) -> None:
     )
     render_rows("linked by", [result["linked_by"]])
     if quality:
-        render_rows("pairwise quality against the truth", [quality])
+        shown = {k: f"{v:.4f}" if isinstance(v, float) else v for k, v in quality.items()}
+        render_rows("pairwise quality against the truth", [shown])
 
 
 def _render_profile(profile: dict[str, Any]) -> None:
