@@ -129,7 +129,8 @@ class Offers(pa.DataFrameModel):
     ``guest`` or per ``guest_night`` (guests x nights), so the margin of a sale is ``margin`` times the
     quantity the unit implies for the booking. A missing or empty ``unit`` means ``stay``: validation
     fills it in for new rows; rows stored before the column existed hold NULL, which the offer models
-    read as ``stay`` too.
+    read as ``stay`` too. ``valid_from`` / ``valid_until`` (optional dates) limit the stays the offer is
+    sold for: every night of the stay must lie within them.
     """
 
     offer_id: Series[str] = identifier()
@@ -146,6 +147,14 @@ class Offers(pa.DataFrameModel):
     min_nights: Series[pd.Int64Dtype] | None = pa.Field(nullable=True, ge=1)
     carpeted: Series[pd.BooleanDtype] | None = pa.Field(nullable=True)
     hypoallergenic: Series[pd.BooleanDtype] | None = pa.Field(nullable=True)
+    valid_from: Series[pd.Timestamp] | None = pa.Field(nullable=True)
+    valid_until: Series[pd.Timestamp] | None = pa.Field(nullable=True)
+
+    @pa.dataframe_check(error="valid_until: must not be before valid_from")
+    def _valid_period(cls, df: pd.DataFrame) -> pd.Series:
+        if "valid_from" not in df or "valid_until" not in df:
+            return pd.Series(True, index=df.index)
+        return df["valid_from"].isna() | df["valid_until"].isna() | (df["valid_until"] >= df["valid_from"])
 
     @pa.dataframe_check(error="margin: must not exceed the price")
     def _margin_within_price(cls, df: pd.DataFrame) -> pd.Series:

@@ -137,3 +137,22 @@ def test_offer_margin_may_not_exceed_price() -> None:
     assert rejections[["row_number", "column_name", "reason"]].values.tolist() == [
         [2, "margin", "must not exceed the price"]
     ]
+
+
+def test_offer_period_may_not_end_before_it_starts() -> None:
+    offer = {
+        "offer_id": "O1",
+        "name": "Christmas dinner",
+        "category": "dining",
+        "price": "80",
+        "margin": "30",
+    }
+    period = {"valid_from": "2025-12-20", "valid_until": "2025-12-27"}
+    valid, rejections = check(
+        [offer | period, offer | {"offer_id": "O2", "valid_from": "2025-12-27", "valid_until": "2025-12-20"}],
+        table="offers",
+    )
+    assert valid["valid_until"].tolist() == [pd.Timestamp("2025-12-27")]
+    assert rejections[["row_number", "column_name", "reason"]].values.tolist() == [
+        [2, "valid_until", "must not be before valid_from"]
+    ]

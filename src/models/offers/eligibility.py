@@ -10,6 +10,8 @@ Data conventions:
   are ``;``-separated lists where null (or blank) means every hotel / any room type;
 * null flags (``carpeted``, ``hypoallergenic``, ``upgrade_available``, ``has_allergy``) are False;
   null ``min_nights`` is 1; null ``nights`` is 0; a null count of offers shown is 0;
+* ``valid_from`` / ``valid_until`` (dates, optional, null = open) bound the nights of the stay: the
+  first night (check-in day) is on or after ``valid_from``, the last night on or before ``valid_until``;
 * hotel facilities are not in the warehouse, so ``requires_spa/parking/airport`` are not read:
   ``hotel_ids`` must already list only hotels that can sell the offer (the demo catalogue does);
 * ``category`` "upgrade" ignores case and spaces; ids match exactly; unknown bought ids are ignored.
@@ -29,6 +31,7 @@ CONTACT_CAP = 3  # offers a guest may be shown per CONTACT_WINDOW_DAYS (the call
 CONTACT_WINDOW_DAYS = 30
 OFFER_FLAGS = ("carpeted", "hypoallergenic")
 OFFER_COLUMNS = ("offer_id", "category", "hotel_ids", "room_types", "min_nights", *OFFER_FLAGS)
+OFFER_DATES = ("valid_from", "valid_until")  # optional: a catalogue without them has no date limits
 FACT_COLUMNS = ("has_allergy", "bought_this_stay", "offers_shown_recently")
 
 
@@ -121,6 +124,14 @@ def _min_nights(offers: pd.DataFrame, contexts: pd.DataFrame, guests: GuestColum
     return contexts["nights"].to_numpy()[:, None] >= offers["min_nights"].to_numpy()[None, :]
 
 
+def _dates(offers: pd.DataFrame, contexts: pd.DataFrame, guests: GuestColumns) -> np.ndarray:
+    first_night = contexts["check_in"].to_numpy()[:, None]
+    stay = np.maximum(contexts["nights"].to_numpy() - 1, 0).astype("timedelta64[D]")
+    last_night = first_night + stay[:, None]
+    starts, ends = offers["valid_from"].to_numpy()[None, :], offers["valid_until"].to_numpy()[None, :]
+    return (np.isnat(starts) | (first_night >= starts)) & (np.isnat(ends) | (last_night <= ends))
+
+
 def _upgrade_available(offers: pd.DataFrame, contexts: pd.DataFrame, guests: GuestColumns) -> np.ndarray:
     return contexts["upgrade_available"].to_numpy(dtype=bool)[:, None] | ~_is_upgrade(offers)[None, :]
 
@@ -146,6 +157,7 @@ RULES: tuple[Rule, ...] = (
     Rule("hotel", "sold at the booking's hotel (hotel_ids null or lists it)", _hotel),
     Rule("room_type", "applies to the booked room type (room_types null or lists it)", _room_type),
     Rule("min_nights", "the stay is at least min_nights long", _min_nights),
+    Rule("dates", "every night of the stay lies within valid_from..valid_until (null = open)", _dates),
     Rule("upgrade_available", "an upgrade only when the hotel has one available", _upgrade_available),
     Rule("not_already_bought", "not bought for this stay yet; one upgrade per stay", _not_already_bought),
     Rule("allergy", "allergy on record: no carpeted offer, only hypoallergenic upgrades", _allergy),
@@ -175,7 +187,15 @@ def _catalogue(offers: pd.DataFrame) -> pd.DataFrame:
     columns = {c: offers[c].to_numpy() for c in OFFER_COLUMNS}
     columns["min_nights"] = pd.to_numeric(offers["min_nights"]).fillna(1).to_numpy(dtype=np.int64)
     columns.update({flag: _flag(offers[flag]) for flag in OFFER_FLAGS})
+    for name in OFFER_DATES:
+        given = offers[name] if name in offers.columns else pd.Series(pd.NaT, index=offers.index)
+        columns[name] = _days(given)
     return pd.DataFrame(columns)
+
+
+def _days(values: pd.Series) -> np.ndarray:
+    """Dates or timestamps as ``datetime64[D]``; nulls as NaT."""
+    return pd.to_datetime(values).to_numpy().astype("datetime64[D]")
 
 
 def _ids(value: Any) -> set[str]:
@@ -209,6 +229,7 @@ def _verdicts(offers: pd.DataFrame, contexts: pd.DataFrame, facts: pd.DataFrame,
     columns = {c: contexts[c].to_numpy() for c in CONTEXT_COLUMNS}
     columns["nights"] = pd.to_numeric(contexts["nights"]).fillna(0).to_numpy(dtype=np.int64)
     columns["upgrade_available"] = _flag(contexts["upgrade_available"])
+    columns["check_in"] = _days(contexts["check_in"])
     ctx = pd.DataFrame(columns)
     guests = _guest_columns(facts, catalogue["offer_id"], int(cap))
     shape = (len(ctx), len(catalogue))

@@ -1,7 +1,9 @@
 """Offline evaluation of offer policies on the later, held-out part of the offer log.
 
-The acceptance models learn from events in (train_from, split] with customer features as of
-``train_from``; the policies are judged on events in (split, end] with features as of ``split``.
+Events are taken in 30-day windows, each with customer features as of the window's start (what a
+monthly batch scoring would serve at booking time; the features never see the window itself). The
+acceptance models learn from the windows in (train_from, split]; the policies are judged on the windows
+in (split, end].
 Four policies side by side: random (uniform over the eligible offers), popularity (the offer accepted
 most often in training, among the eligible), ours (highest P(accept) x margin) and the oracle (highest
 true acceptance probability x margin, from the demo generator's truth folder, which only this
@@ -68,8 +70,8 @@ def window(
 def rolling_windows(
     con: BaseBackend, offers: pd.DataFrame, start: date, end: date, config: FeatureConfig, days: int = 30
 ) -> OfferSplit:
-    """Training events in (start, end] in windows of ``days``, each with features as of its own start, so
-    a guest's history is never more than one window old when their answer is learned from."""
+    """Events in (start, end] in windows of ``days``, each with features as of its own start, so
+    a guest's history is never more than one window old when their answer is learned from or judged."""
     parts = []
     cutoff = start
     while cutoff < end:
@@ -219,7 +221,7 @@ def fit_and_evaluate(
     offers = con.table("offers").order_by("offer_id").execute()
     config = FeatureConfig(as_of=split).resolved(con)  # one set of columns for every window
     train = rolling_windows(con, offers, split - timedelta(days=train_days), split, config)
-    test = window(con, offers, split, end, config)
+    test = rolling_windows(con, offers, split, end, config)
     if len(train.events) < 100 or len(test.events) < 100:
         raise ValueError(
             f"split: too few logged offers ({len(train.events)} before, {len(test.events)} after)"

@@ -77,6 +77,18 @@ SCENARIOS = (
     Scenario(
         "min_nights", "spa day for two, one night", DEMO, replace(BOOKING, nights=1), GuestFacts(), "O12"
     ),
+    Scenario("dates", "offer ended", handmade(valid_until=date(2024, 4, 30)), BOOKING, GuestFacts(), "X1"),
+    Scenario(
+        "dates", "offer starts later", handmade(valid_from=date(2024, 5, 2)), BOOKING, GuestFacts(), "X1"
+    ),
+    Scenario(
+        "dates",
+        "last night after the offer ends",
+        handmade(valid_from=date(2024, 5, 1), valid_until=date(2024, 5, 2)),
+        BOOKING,
+        GuestFacts(),
+        "X1",
+    ),
     Scenario(
         "upgrade_available",
         "no upgrade free",
@@ -317,3 +329,11 @@ def test_matrix_agrees_with_the_generator_candidates_after_purchases() -> None:
         }
     )
     np.testing.assert_array_equal(eligibility_matrix(DEMO, contexts, facts), expected)
+
+
+def test_a_stay_inside_the_offer_period_is_allowed() -> None:
+    """BOOKING: three nights from 2024-05-01, so 05-01..05-03 is exactly inside."""
+    period = handmade(valid_from=pd.Timestamp("2024-05-01"), valid_until=pd.Timestamp("2024-05-03"))
+    assert eligible(period, BOOKING, GuestFacts())["eligible"].tolist() == [True]
+    open_ended = handmade(valid_from=None, valid_until=None)
+    assert eligible(open_ended, BOOKING, GuestFacts())["eligible"].tolist() == [True]

@@ -61,8 +61,8 @@ def test_policies_side_by_side(report: dict[str, Any]) -> None:
     values = report["policies"]
     exact = {name: v["exact"] for name, v in values.items()}
     assert exact["oracle"] >= exact["ours"] > exact["popularity"] > exact["random"] > 0
-    # measured 88-90% of the oracle on demo data (target 90%: not reached yet, see README)
-    assert values["ours"]["share_of_oracle"] > 0.8
+    # the target: at least 90% of the oracle's expected margin (measured 90.3-91.5% over four data seeds)
+    assert values["ours"]["share_of_oracle"] >= 0.90
     for name in ("random", "popularity", "ours"):  # IPS and the exact value agree within the noise
         assert abs(values[name]["ips"] - values[name]["exact"]) < 3 * values[name]["ips_standard_error"]
     assert report["test_events"] > 1_000
