@@ -83,6 +83,14 @@ def survive(records: pd.DataFrame, rules: SurvivorshipRules | None = None) -> Su
     )
 
 
+def surviving_values(
+    records: pd.DataFrame, group: str, rules: SurvivorshipRules | None = None
+) -> pd.DataFrame:
+    """The winning value of one field group per customer (with provenance), by the same rule as
+    :func:`survive`: for reading one field fresh from the records without a full build."""
+    return _surviving(records, group, FIELD_GROUPS[group], rules or SurvivorshipRules())[0]
+
+
 def _surviving(
     records: pd.DataFrame, group: str, columns: tuple[str, ...], rules: SurvivorshipRules
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

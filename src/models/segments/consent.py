@@ -1,41 +1,41 @@
-"""Marketing consent per customer.
+"""Marketing consent per unified customer, read fresh from the source records at export time.
 
-Once profiles are built, a customer is a unified customer and consent is the profile's surviving
-``marketing_consent`` (the most recent answer from a source trusted for it, see
-``profiles.survivorship``). Before that, a customer id is one source system's account and consent is
-that account's most recent ``customer_records`` row. No record, or a missing value, means no consent.
+Consent follows the profiles' survivorship rule for ``marketing_consent`` (the most recent answer from
+a source trusted for it, see ``profiles.survivorship``), applied to every ``customer_records`` row of
+the customer's linked accounts. Reading the records rather than the last profile build means a
+withdrawal counts as soon as it is ingested. No linked record, or no answer, means no consent; before
+profiles are built nobody has consent on record.
 """
 
 from __future__ import annotations
 
-import ibis
 import pandas as pd
 
 from crm_analytics.ingest.warehouse import Warehouse
-from crm_analytics.profiles.tables import PROFILES
+from crm_analytics.profiles.survivorship import surviving_values
+from crm_analytics.profiles.tables import LINKS
 
 
 def marketing_consent(warehouse: Warehouse, customer_ids: pd.Series) -> pd.Series:
-    """True for each customer id whose consent on record is granted."""
-    con = warehouse.ibis
-    if warehouse.has_table(PROFILES):
-        profiles = con.table(PROFILES).select("customer_id", "marketing_consent").execute()
-        granted = profiles.set_index("customer_id")["marketing_consent"].fillna(False).astype(bool)
-        return customer_ids.map(granted).fillna(False).astype(bool)
-    if not warehouse.has_table("customer_records"):
+    """True for each customer id whose surviving consent is granted."""
+    if not (warehouse.has_table(LINKS) and warehouse.has_table("customer_records")):
         return pd.Series(False, index=customer_ids.index)
-    transactions = con.table("transactions")
-    accounts = transactions.select("customer_id", "source").distinct()
+    con = warehouse.ibis
     records = con.table("customer_records")
-    latest = records.mutate(
-        rank=ibis.row_number().over(
-            group_by=[records.source, records.source_customer_id], order_by=ibis.desc(records.updated_at)
-        )
-    ).filter(lambda t: t["rank"] == 0)
-    joined = accounts.join(
-        latest,
-        [accounts.source == latest.source, accounts.customer_id == latest.source_customer_id],
-    ).select(accounts.customer_id, consent=latest.marketing_consent.fill_null(False))
-    granted = joined.group_by("customer_id").aggregate(consent=joined.consent.all()).execute()
-    lookup = dict(zip(granted["customer_id"], granted["consent"].astype(bool), strict=True))
-    return customer_ids.map(lambda cid: lookup.get(cid, False)).astype(bool)
+    links = con.table(LINKS)
+    joined = records.join(
+        links,
+        [records.source == links.source, records.source_customer_id == links.source_customer_id],
+    ).select(
+        links.customer_id,
+        records.source,
+        records.source_customer_id,
+        records.updated_at,
+        records.marketing_consent,
+    )
+    frame = joined.execute()
+    if frame.empty:
+        return pd.Series(False, index=customer_ids.index)
+    survivors = surviving_values(frame, "marketing_consent").set_index("customer_id")["marketing_consent"]
+    granted = survivors.astype("boolean").fillna(False).astype(bool)
+    return customer_ids.map(granted).fillna(False).astype(bool)

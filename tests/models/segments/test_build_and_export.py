@@ -20,6 +20,7 @@ from crm_analytics.models.segments.build import REGISTERED, build_segments
 from crm_analytics.models.segments.export import export_segment
 from crm_analytics.models.segments.membership import read_membership, segment_summary
 from crm_analytics.models.train import train_churn, train_clv
+from crm_analytics.profiles.build import build_profiles
 from crm_analytics.settings import Settings, load_settings
 from crm_analytics.tracking import configure
 from tests.features.conftest import load
@@ -41,6 +42,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
     )
     with Warehouse(settings.warehouse_url) as warehouse:
         load(warehouse, demo_folder)
+        build_profiles(warehouse, settings, log_run=False)
         config = FeatureConfig(as_of=AS_OF, horizon_days=184).resolved(warehouse.ibis)
         features = feature_table(warehouse.ibis, config).execute()
         write_features(warehouse, features, config)
@@ -92,10 +94,15 @@ def test_definitions_are_registered_without_personal_data(
 
 
 def _consent_truth(warehouse: Warehouse) -> set[str]:
-    """Customers whose latest booking-system record grants consent, computed independently."""
-    records = warehouse.fetch("SELECT * FROM customer_records WHERE source = 'booking'")
-    latest = records.sort_values("updated_at").groupby("source_customer_id").tail(1)
-    return set(latest.loc[latest["marketing_consent"].fillna(False).astype(bool), "source_customer_id"])
+    """Customers whose most recent answer in any linked record grants consent, computed independently
+    (every demo source is trusted for consent, so the latest answer wins)."""
+    records = warehouse.fetch(
+        "SELECT l.customer_id, r.updated_at, r.marketing_consent FROM customer_records r "
+        "JOIN customer_links l ON r.source = l.source AND r.source_customer_id = l.source_customer_id "
+        "WHERE r.marketing_consent IS NOT NULL"
+    )
+    latest = records.sort_values("updated_at").groupby("customer_id").tail(1)
+    return set(latest.loc[latest["marketing_consent"].astype(bool), "customer_id"])
 
 
 def test_export_respects_consent_and_says_how_many_were_left_out(
@@ -132,11 +139,13 @@ def test_withdrawn_consent_leaves_the_next_export(
     export_segment(warehouse, segment, tmp_path / "before.parquet", "parquet")
     exported = pd.read_parquet(tmp_path / "before.parquet")
     customer = str(exported["customer_id"].iloc[0])
-    withdrawal = pd.DataFrame(
+    links = warehouse.fetch(f"SELECT * FROM customer_links WHERE customer_id = '{customer}'")
+    account = links[links["source"] == "booking"]["source_customer_id"].iloc[0]
+    withdrawal = pd.DataFrame(  # said at the front desk after the last build: counts at once
         {
             "source": ["booking"],
-            "source_customer_id": [customer],
-            "updated_at": [pd.Timestamp("2025-12-31 12:00:00")],
+            "source_customer_id": [account],
+            "updated_at": [pd.Timestamp("2026-01-02 12:00:00")],
             "marketing_consent": [False],
         }
     )
