@@ -24,6 +24,7 @@ from crm_analytics.cli_base import (
 )
 from crm_analytics.cli_profiles import build as build_profiles_command
 from crm_analytics.cli_profiles import erase_command, profiles_app, render_build
+from crm_analytics.cli_serving import keys_app, score_command, serve_command
 from crm_analytics.settings import Settings
 
 app = typer.Typer(help="crm-analytics: customer analytics from purchase history.", no_args_is_help=True)
@@ -37,6 +38,9 @@ app.add_typer(features_app, name="features")
 app.add_typer(segments_app, name="segments")
 app.add_typer(profiles_app, name="profiles")
 app.command("erase")(erase_command)
+app.add_typer(keys_app, name="keys")
+app.command("score")(score_command)
+app.command("serve")(serve_command)
 
 # the demo chain's data ends 2025-12-31: calibrate to mid-year, label with the second half
 DEMO_CUTOFF = date(2025, 6, 30)

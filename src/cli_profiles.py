@@ -105,6 +105,7 @@ def erase_command(
     source records so a later ingest drops them."""
     from crm_analytics.ingest.warehouse import Warehouse
     from crm_analytics.profiles.erase import erase_customer
+    from crm_analytics.serving.store import ServingStore
 
     if not yes and not typer.confirm(
         f"Erase customer {customer_id} everywhere? This cannot be undone", err=True
@@ -112,12 +113,25 @@ def erase_command(
         raise typer.Exit(1)
     config = settings()
     with Warehouse(config.warehouse_url) as warehouse:
+        unified = _unified_ids(warehouse, customer_id)
         try:
             report = erase_customer(warehouse, customer_id, config)
         except LookupError as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from None
-    emit(report.as_dict(), as_json, lambda r: render_rows("erased", [r]))
+    served = ServingStore(config.serving_store_url).erase({customer_id, *unified})
+    emit(report.as_dict() | {"serving_rows_deleted": served}, as_json, lambda r: render_rows("erased", [r]))
+
+
+def _unified_ids(warehouse: Any, customer_id: str) -> set[str]:
+    """The unified id(s) an id stands for: itself, or the customer a source account is linked to."""
+    from crm_analytics.profiles.tables import LINKS
+
+    if not warehouse.has_table(LINKS):
+        return set()
+    links = warehouse.ibis.table(LINKS)
+    mine = links.filter((links.customer_id == customer_id) | (links.source_customer_id == customer_id))
+    return set(mine.select("customer_id").execute()["customer_id"])
 
 
 def _render_matches(result: dict[str, Any]) -> None:

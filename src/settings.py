@@ -55,6 +55,19 @@ class Settings(BaseSettings):
         "<data_dir>/erasure.key with mode 0600.",
     )
 
+    serving_max_body_bytes: Annotated[int, Field(gt=0)] = Field(
+        1_048_576, description="Largest request body the API reads (bytes); larger ones get 413."
+    )
+    serving_rate_per_minute: Annotated[int, Field(gt=0)] = Field(
+        6_000, description="Requests per minute per API key (token bucket, per worker); more get 429."
+    )
+    serving_rate_burst: Annotated[int, Field(gt=0)] = Field(
+        200, description="Requests an API key may make at once before the per-minute rate applies."
+    )
+    serving_reload_seconds: Annotated[float, Field(gt=0)] = Field(
+        30.0, description="How often the API checks whether a @champion alias moved."
+    )
+
     @field_validator("warehouse_url")
     @classmethod
     def _warehouse_scheme(cls, value: str) -> str:

@@ -1,0 +1,124 @@
+"""``crm score``, ``crm serve`` and ``crm keys create|list|revoke``: the scoring service from the shell."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+
+from crm_analytics.cli_base import JsonOption, emit, err, out, render_rows, settings
+from crm_analytics.settings import Settings
+
+keys_app = typer.Typer(help="API keys for the scoring service: create, list, revoke.", no_args_is_help=True)
+LOOPBACK = "127.0.0.1"
+
+
+def score_command(
+    as_of: Annotated[str | None, typer.Option(help="Feature build to score (default: the latest).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score every customer with the champions into the serving store, switching atomically."""
+    emit(
+        score(settings(), date.fromisoformat(as_of) if as_of else None),
+        as_json,
+        lambda r: render_rows("scored", [r]),
+    )
+
+
+def score(config: Settings, as_of: date | None) -> dict[str, Any]:
+    from crm_analytics.ingest.warehouse import Warehouse
+    from crm_analytics.serving.scoring import score_all
+    from crm_analytics.serving.store import ServingStore
+
+    with Warehouse(config.warehouse_url) as warehouse, err.status("scoring every customer"):
+        try:
+            return score_all(config, warehouse, ServingStore(config.serving_store_url), as_of).as_dict()
+        except LookupError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+
+
+def serve_command(
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Worker processes.")] = 1,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = LOOPBACK,
+) -> None:
+    """Run the API under uvicorn; SIGTERM lets in-flight requests finish (up to 30 s)."""
+    import uvicorn
+
+    settings()  # a bad setting stops here, with its name, not in every worker
+    uvicorn.run(
+        "crm_analytics.serving.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_graceful_shutdown=30,
+        log_level="info",
+        access_log=False,  # our own request log has route templates, not raw paths with ids
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who the key is for, e.g. 'pms-london'.")],
+    role: Annotated[list[str], typer.Option(help="marketing, booking, analyst or admin (repeatable).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Create a key; its secret is shown once, only its hash is stored."""
+    store = _key_store()
+    try:
+        key, secret = store.create(name, role)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    emit(
+        {"key_id": key.key_id, "name": key.name, "roles": list(key.roles), "secret": secret},
+        as_json,
+        _render_secret,
+    )
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonOption = False) -> None:
+    """Every key: id, name, roles, created, revoked (never the secret)."""
+    rows = [
+        {
+            "key_id": k.key_id,
+            "name": k.name,
+            "roles": ",".join(k.roles),
+            "created_at": str(k.created_at),
+            "revoked_at": str(k.revoked_at or ""),
+        }
+        for k in _key_store().list()
+    ]
+    emit(
+        {"keys": rows},
+        as_json,
+        lambda r: render_rows("API keys", r["keys"]) if r["keys"] else out.print("no keys"),
+    )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (k_...).")], as_json: JsonOption = False
+) -> None:
+    """Revoke a key (effective within the service's key cache time)."""
+    try:
+        _key_store().revoke(key_id)
+    except LookupError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    emit({"revoked": key_id}, as_json, lambda r: out.print(f"revoked {r['revoked']}"))
+
+
+def _key_store() -> Any:
+    from crm_analytics.serving.keys import KeyStore
+    from crm_analytics.serving.store import ServingStore
+
+    return KeyStore(ServingStore(settings().serving_store_url).engine)
+
+
+def _render_secret(result: dict[str, Any]) -> None:
+    out.print(f"key {result['key_id']} ({result['name']}: {', '.join(result['roles'])})")
+    out.print(f"secret (shown once): {result['secret']}")

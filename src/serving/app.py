@@ -1,0 +1,122 @@
+"""The FastAPI scoring service: ``create_app(settings)``; ``crm serve`` runs it under uvicorn.
+
+The lifespan opens the serving store and the key store, loads and warms up the ``@champion`` models,
+and starts a background task that reloads them when an alias moves (a failed load keeps the old ones).
+Every request is counted and timed for ``/metrics``; logs carry method, route template, status and
+duration, never bodies or query values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from crm_analytics.serving.keys import KeyStore
+from crm_analytics.serving.limits import BodyLimitMiddleware, RateLimitMiddleware
+from crm_analytics.serving.models import ModelHolder
+from crm_analytics.serving.problems import install_problem_handlers
+from crm_analytics.serving.routes import customers, feedback, health, offers, scores, segments
+from crm_analytics.serving.store import ServingStore
+from crm_analytics.settings import Settings
+from crm_analytics.tracking import configure
+
+log = logging.getLogger("crm_analytics.serving")
+API_VERSION = "1.0.0"
+
+
+def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
+    """The service on ``settings`` (``load_models=False`` for tests that load models themselves)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.store = ServingStore(settings.serving_store_url)
+        app.state.key_store = KeyStore(app.state.store.engine)
+        app.state.models = ModelHolder(configure(settings))
+        reloader = None
+        if load_models:
+            await asyncio.to_thread(_first_load, app.state.models)
+            reloader = asyncio.create_task(_reload_loop(app.state.models, settings.serving_reload_seconds))
+        yield
+        if reloader is not None:
+            reloader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reloader
+        app.state.store.engine.dispose()
+
+    app = FastAPI(
+        title="crm-analytics",
+        version=API_VERSION,
+        summary="Offers and guest briefs at booking time, segment lists, scores and profiles.",
+        lifespan=lifespan,
+    )
+    app.state.metrics_registry = CollectorRegistry()
+    install_problem_handlers(app)  # before _instrument: its error middleware then sits inside the metering
+    _instrument(app)
+    for router in (
+        offers.router,
+        feedback.router,
+        segments.router,
+        scores.router,
+        customers.router,
+        health.router,
+    ):
+        app.include_router(router)
+    # the last added runs first: the rate limit answers before any body is read
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.serving_max_body_bytes)
+    app.add_middleware(
+        RateLimitMiddleware,
+        per_minute=settings.serving_rate_per_minute,
+        burst=settings.serving_rate_burst,
+        exempt_paths=("/livez", "/readyz", "/metrics"),
+    )
+    return app
+
+
+def _first_load(holder: ModelHolder) -> None:
+    """Load the champions at start; a missing champion leaves the service up but not ready."""
+    try:
+        holder.load()
+    except LookupError as exc:
+        holder.last_error = str(exc)
+        log.error("models not loaded: %s", exc)
+
+
+async def _reload_loop(holder: ModelHolder, every_seconds: float) -> None:
+    while True:
+        await asyncio.sleep(every_seconds)
+        if await asyncio.to_thread(holder.reload_if_moved):
+            log.info("champions reloaded: %s", holder.current.header() if holder.current else "-")
+
+
+def _instrument(app: FastAPI) -> None:
+    """Count and time every request by route template (never by raw path: ids stay out of metrics)."""
+    registry = app.state.metrics_registry
+    requests = Counter(
+        "crm_requests", "Requests by route and status", ["method", "route", "status"], registry=registry
+    )
+    latency = Histogram(
+        "crm_request_seconds",
+        "Request duration by route",
+        ["method", "route"],
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        registry=registry,
+    )
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        elapsed = time.perf_counter() - started
+        requests.labels(request.method, template, str(response.status_code)).inc()
+        latency.labels(request.method, template).observe(elapsed)
+        log.info("%s %s %s %.1fms", request.method, template, response.status_code, elapsed * 1000)
+        return response

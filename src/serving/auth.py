@@ -1,0 +1,78 @@
+"""Authentication by API key and authorisation by scope, as a FastAPI dependency.
+
+A client sends its key as ``Authorization: Bearer <secret>`` or ``X-API-Key: <secret>``. Both
+schemes are declared as security dependencies, so they show in the OpenAPI document. The secret is
+never logged: log lines name the key by its public ``key_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.datastructures import Headers
+
+from crm_analytics.serving.keys import SCOPES, ApiKey, KeyStore
+from crm_analytics.serving.problems import ProblemError
+
+logger = logging.getLogger("crm_analytics.serving")
+
+API_KEY_HEADER = "X-API-Key"
+_bearer = HTTPBearer(auto_error=False, description="An API key as a bearer token.")
+_api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="An API key.")
+
+
+def presented_secret(headers: Headers) -> str | None:
+    """The secret a request presents: the bearer token, else the ``X-API-Key`` header."""
+    scheme, token = get_authorization_scheme_param(headers.get("authorization"))
+    if scheme.lower() == "bearer" and token:
+        return token
+    return headers.get(API_KEY_HEADER) or None
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(
+        401, "Unauthorized", detail, type_suffix="unauthorized", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def require(scope: str) -> Callable[..., ApiKey]:
+    """A dependency that admits keys holding ``scope`` and returns the verified ``ApiKey``.
+
+    No key, or an unknown or revoked one -> 401 (with ``WWW-Authenticate: Bearer``); a valid key
+    without the scope -> 403. The key is also put on ``request.state.api_key``. The dependency is
+    synchronous, so FastAPI runs the store lookup in its thread pool, off the event loop::
+
+        AnalystKey = Annotated[ApiKey, Depends(require("scores"))]
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"scope: unknown scope {scope!r}; allowed: {', '.join(sorted(SCOPES))}")
+
+    def dependency(
+        request: Request,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        header_key: Annotated[str | None, Depends(_api_key_header)],
+    ) -> ApiKey:
+        secret = bearer.credentials if bearer is not None else header_key
+        if not secret:
+            raise _unauthorized(
+                f"Send an API key as 'Authorization: Bearer <key>' or '{API_KEY_HEADER}: <key>'."
+            )
+        store: KeyStore = request.app.state.key_store
+        key = store.verify(secret)
+        if key is None:
+            raise _unauthorized("The API key is not valid or has been revoked.")
+        request.state.api_key = key
+        if scope not in key.scopes:
+            logger.info("key %s denied scope %s", key.key_id, scope)
+            raise ProblemError(
+                403, "Forbidden", f"This API key lacks the {scope!r} scope.", type_suffix="forbidden"
+            )
+        return key
+
+    dependency.__name__ = f"require_{scope}"
+    return dependency

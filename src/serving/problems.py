@@ -1,0 +1,251 @@
+"""RFC 9457 problem details: every error the service returns is ``application/problem+json``.
+
+Error bodies never echo the request: validation errors keep pydantic's location and message but
+drop its ``input`` and ``ctx`` (where the offending value lives), and unexpected exceptions become a
+generic 500 whose log line names only the exception type, the code location and the request path,
+never the exception's message (it may hold personal data).
+
+JSON numbers: FastAPI parses bodies with Python's ``json``, which accepts ``NaN``, ``Infinity`` and
+``1e999`` (as ``inf``). Request models must set ``ConfigDict(allow_inf_nan=False, extra="forbid")`` so
+pydantic rejects them (422); integers longer than Python's 4300-digit limit fail while parsing (400).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+from collections.abc import Mapping, Sequence
+from email.message import Message as _EmailMessage
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://crm-analytics.invalid/problems/"
+
+logger = logging.getLogger("crm_analytics.serving")
+
+# A location part is shown only if it looks like a field name or an index; anything else (an
+# unknown key such as an e-mail address sent as a field name) is masked, since it is client input.
+_SAFE_LOC_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+class ProblemError(Exception):
+    """Raise from routes and dependencies to answer with a problem body.
+
+    ``detail`` is sent to the client as is: it must not contain personal data.
+    ``type_suffix`` (a slug such as ``"forbidden"``) becomes ``PROBLEM_TYPE_BASE + slug``;
+    without it the type is ``about:blank`` and ``title`` should be the HTTP status phrase.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        type_suffix: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.type_suffix = type_suffix
+        self.headers = dict(headers or {})
+
+
+def problem_body(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    type_suffix: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The problem document as a dict (extension members from ``extra`` follow the standard ones)."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + type_suffix if type_suffix else "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance is not None:
+        body["instance"] = instance
+    body.update(extra)
+    return body
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    type_suffix: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A ``JSONResponse`` with media type ``application/problem+json``.
+
+    ``instance`` is the request path (without the query string); pass ``request.url.path``.
+    """
+    body = problem_body(status, title, detail, instance=instance, type_suffix=type_suffix, **extra)
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """``[{"field": "body.customer_id", "message": ...}]`` from pydantic errors: ``loc`` and ``msg`` only."""
+    out = []
+    for error in errors:
+        parts = [
+            str(part) if isinstance(part, int) or _SAFE_LOC_PART.fullmatch(str(part)) else "*"
+            for part in error.get("loc", ())
+        ]
+        out.append({"field": ".".join(parts), "message": str(error.get("msg", "invalid value"))})
+    return out
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(
+        exc.status,
+        exc.title,
+        exc.detail,
+        instance=request.url.path,
+        type_suffix=exc.type_suffix,
+        headers=exc.headers,
+    )
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    phrase = _phrase(exc.status_code)
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else phrase
+    return problem_response(exc.status_code, phrase, detail, instance=request.url.path, headers=exc.headers)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return problem_response(
+            400,
+            "Malformed JSON",
+            "The request body is not valid JSON.",
+            instance=request.url.path,
+            type_suffix="malformed-json",
+        )
+    return problem_response(
+        422,
+        "Validation failed",
+        "The request does not match the expected schema; see errors.",
+        instance=request.url.path,
+        type_suffix="validation-error",
+        errors=validation_errors(errors),
+    )
+
+
+def _log_unhandled(exc: BaseException, path: str) -> None:
+    """Log type, innermost code location and path: never the message, which may hold personal data."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+    logger.error("unhandled %s at %s for %s", type(exc).__name__, where, path)
+
+
+def internal_error_response(path: str) -> JSONResponse:
+    return problem_response(
+        500,
+        "Internal Server Error",
+        "The server could not complete the request.",
+        instance=path,
+        type_suffix="internal-error",
+    )
+
+
+async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
+    _log_unhandled(exc, request.url.path)
+    return internal_error_response(request.url.path)
+
+
+class UnhandledErrorMiddleware:
+    """Turn any exception escaping the routes into a 500 problem and swallow it.
+
+    Starlette's own ``Exception`` handler re-raises after responding, so the server would log the
+    traceback, message included; this middleware keeps that log line free of request data.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception as exc:
+            _log_unhandled(exc, scope.get("path", "?"))
+            if not started:
+                await internal_error_response(scope.get("path", "?"))(scope, receive, send)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error with a problem body.
+
+    Call before adding other middleware so ``UnhandledErrorMiddleware`` sits innermost; a catch-all
+    ``Exception`` handler covers errors raised by the outer middleware too.
+    """
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(Exception, _on_unhandled)
+    app.add_middleware(UnhandledErrorMiddleware)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    message = _EmailMessage()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+def require_json(request: Request) -> None:
+    """Dependency for routes that take a JSON body: any other ``Content-Type`` -> 415 problem.
+
+    Use as ``dependencies=[Depends(require_json)]`` on the route or router. Without it FastAPI
+    leaves a non-JSON body unparsed and reports a confusing 422.
+    """
+    if not _is_json(request.headers.get("content-type")):
+        raise ProblemError(
+            415,
+            "Unsupported Media Type",
+            "Send the request body as application/json.",
+            type_suffix="unsupported-media-type",
+            headers={"Accept-Post": "application/json"},
+        )

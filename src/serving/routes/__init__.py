@@ -1,0 +1,1 @@
+"""One router per resource (see ARCHITECTURE.md convention 8)."""

@@ -1,0 +1,41 @@
+"""``GET /v1/customers/{id}`` (analysts): the unified profile with its scores."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from crm_analytics.serving.auth import require
+from crm_analytics.serving.deps import Models, Store
+from crm_analytics.serving.keys import ApiKey
+from crm_analytics.serving.problems import ProblemError
+from crm_analytics.serving.schemas import CustomerView, GuestBrief, ServiceFact
+
+router = APIRouter(prefix="/v1/customers", tags=["analyst"])
+
+
+@router.get("/{customer_id}", response_model=CustomerView)
+def get_customer(
+    customer_id: str,
+    store: Store,
+    models: Models,
+    _key: Annotated[ApiKey, Depends(require("customers"))],
+) -> CustomerView:
+    """Surviving fields with their source, scores, segments and the guest brief."""
+    record = store.customer(customer_id)
+    if record is None:
+        raise ProblemError(404, "Not Found", "no such customer")
+    segments = record.segments
+    return CustomerView(
+        customer_id=record.customer_id,
+        profile=record.profile,
+        scores=record.scores,
+        segments={k: v for k, v in segments.items() if k not in ("value_tier", "churn_risk")},
+        brief=GuestBrief(
+            service_facts=[ServiceFact(**f) for f in record.brief],
+            value_tier=segments.get("value_tier"),
+            churn_risk=segments.get("churn_risk"),
+        ),
+        models=models.versions,
+    )

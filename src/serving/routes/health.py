@@ -1,0 +1,54 @@
+"""``/livez``, ``/readyz``, ``/metrics`` and ``GET /v1/models``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from crm_analytics.serving.auth import require
+from crm_analytics.serving.deps import Models
+from crm_analytics.serving.keys import ApiKey
+from crm_analytics.serving.problems import ProblemError
+from crm_analytics.serving.schemas import ModelInfo
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/livez")
+def livez() -> dict[str, str]:
+    """The process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> dict[str, str]:
+    """Ready once the champions are loaded and warmed up and a scoring snapshot is there."""
+    if request.app.state.models.current is None:
+        raise ProblemError(
+            503, "Service Unavailable", "models are not loaded yet", headers={"Retry-After": "5"}
+        )
+    if request.app.state.store.active() is None:
+        raise ProblemError(
+            503, "Service Unavailable", "no scores yet; run `crm score`", headers={"Retry-After": "30"}
+        )
+    return {"status": "ready"}
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus metrics (requests by route and status, latency histograms)."""
+    return PlainTextResponse(
+        generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST
+    )
+
+
+@router.get("/v1/models", response_model=list[ModelInfo], tags=["analyst"])
+def get_models(models: Models, _key: Annotated[ApiKey, Depends(require("models"))]) -> list[ModelInfo]:
+    """The served champions: name, version, run id and when they were loaded."""
+    return [
+        ModelInfo(name=name, version=version, run_id=models.run_ids[name], loaded_at=models.loaded_at)
+        for name, version in sorted(models.versions.items())
+    ]

@@ -1,0 +1,63 @@
+"""``POST /v1/scores`` (analysts, systems): churn, expected purchases, CLV with its interval, segments."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandas as pd
+from fastapi import APIRouter, Depends
+
+from crm_analytics.serving.auth import require
+from crm_analytics.serving.deps import Models, Store
+from crm_analytics.serving.keys import ApiKey
+from crm_analytics.serving.models import ServedModels
+from crm_analytics.serving.problems import ProblemError, require_json
+from crm_analytics.serving.schemas import FeatureRow, Score, ScoresRequest, ScoresResponse
+
+router = APIRouter(prefix="/v1/scores", tags=["analyst"])
+SCORE_FIELDS = ("churn_probability", "expected_purchases", "clv", "clv_low", "clv_high")
+
+
+@router.post("", response_model=ScoresResponse, dependencies=[Depends(require_json)])
+def post_scores(
+    body: ScoresRequest,
+    store: Store,
+    models: Models,
+    _key: Annotated[ApiKey, Depends(require("scores"))],
+) -> ScoresResponse:
+    """Up to 1,000 customers by id (from the latest batch scoring) or inline feature rows (scored now)."""
+    if body.customer_ids is not None:
+        found = store.customers_by_id(body.customer_ids)
+        scores = []
+        for cid in body.customer_ids:
+            record = found.get(cid)
+            values = (record.scores or {}) if record else {}
+            scores.append(
+                Score(
+                    customer_id=cid,
+                    found=record is not None,
+                    segments=record.segments if record else {},
+                    **{k: values.get(k) for k in SCORE_FIELDS},
+                )
+            )
+        return ScoresResponse(scores=scores, models=models.versions)
+    return ScoresResponse(scores=score_rows(models, body.rows or []), models=models.versions)
+
+
+def score_rows(models: ServedModels, rows: list[FeatureRow]) -> list[Score]:
+    """Score inline feature rows: CLV from the BTYD columns, churn from the full feature row."""
+    frame = pd.DataFrame([{**row.features, **row.model_dump(exclude={"features"})} for row in rows])
+    missing = [c for c in models.churn_columns if c not in frame.columns]
+    if missing:
+        raise ProblemError(
+            422,
+            "Unprocessable Content",
+            f"rows: features missing for the churn model: {', '.join(missing[:5])}",
+        )
+    clv = models.clv.predict(frame[["frequency", "recency", "T", "monetary_value"]])
+    churn = models.churn.predict(frame[models.churn_columns].astype(float))
+    values = pd.concat([clv, churn], axis=1)
+    return [
+        Score(customer_id=None, found=True, **{k: float(row[k]) for k in SCORE_FIELDS})
+        for _, row in values.iterrows()
+    ]

@@ -1,0 +1,342 @@
+"""The serving store: per-customer scores, segments, guest briefs and profiles, written by ``crm score``
+and read by the API. SQLAlchemy Core, so one code path serves SQLite (default, WAL) and PostgreSQL.
+
+Snapshots make a scoring run atomic: every row carries its run's ``snapshot_id``; the run's rows and the
+switch of the ``active`` flag commit in one transaction, and the previous snapshot's rows are deleted in
+the same transaction. A reader therefore sees the old run or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    RowMapping,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+metadata = MetaData()
+
+snapshots = Table(
+    "serving_snapshots",
+    metadata,
+    Column("snapshot_id", String(64), primary_key=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("as_of", String(10), nullable=False),
+    Column("models", Text, nullable=False),  # JSON: model name -> version
+    Column("customers", Integer, nullable=False),
+    Column("catalogue", Text, nullable=False),  # JSON: the offers catalogue the run scored against
+    Column("active", Boolean, nullable=False, default=False),
+)
+customers = Table(
+    "serving_customers",
+    metadata,
+    Column("snapshot_id", String(64), primary_key=True),
+    Column("customer_id", String(128), primary_key=True),
+    Column("scores", Text),  # JSON: churn, expected purchases, CLV and its interval, tiers
+    Column("segments", Text),  # JSON: family -> segment
+    Column("history", Text),  # JSON: the offer model's purchase-history columns
+    Column("brief", Text),  # JSON: service facts with source and last-confirmed date
+    Column("profile", Text),  # JSON: surviving personal fields with provenance (personal data)
+    Column("consent", Boolean, nullable=False, default=False),
+)
+segment_members = Table(
+    "serving_segment_members",
+    metadata,
+    Column("snapshot_id", String(64), primary_key=True),
+    Column("segment", String(128), primary_key=True),
+    Column("customer_id", String(128), primary_key=True),
+    Column("family", String(64), nullable=False),
+    Column("clv", Float),
+    Column("churn_probability", Float),
+    Column("consent", Boolean, nullable=False),
+)
+contacts = Table(
+    "serving_contacts",
+    metadata,
+    Column("snapshot_id", String(64), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # email | phone (normalised as profiles do)
+    Column("value", String(256), primary_key=True),
+    Column("customer_id", String(128), primary_key=True),
+)
+Index("serving_contacts_lookup", contacts.c.kind, contacts.c.value)
+feedback = Table(
+    "serving_feedback",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("event", String(16), nullable=False),  # shown | accepted | declined
+    Column("offer_id", String(128), nullable=False),
+    Column("customer_id", String(128)),
+    Column("occurred_at", DateTime, nullable=False),
+    Column("context", Text),  # JSON: the booking context the offer was shown for
+    Column("received_at", DateTime, nullable=False),
+    Column("key_id", String(64), nullable=False),
+)
+
+SNAPSHOT_TABLES = (customers, segment_members, contacts)
+PER_CUSTOMER_TABLES = (*SNAPSHOT_TABLES, feedback)
+
+
+def engine_for(url: str) -> Engine:
+    """An engine for the store URL; SQLite gets WAL, a busy timeout and foreign-key-free fast writes."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection: Any, _: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the API answers
+            cursor.close()
+
+    return engine
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One scoring run's metadata."""
+
+    snapshot_id: str
+    created_at: datetime
+    as_of: str
+    models: dict[str, str]
+    customers: int
+    catalogue: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    """A customer's row in the active snapshot (JSON fields decoded)."""
+
+    customer_id: str
+    scores: dict[str, Any] | None
+    segments: dict[str, str]
+    history: dict[str, Any] | None
+    brief: list[dict[str, Any]]
+    profile: dict[str, Any] | None
+    consent: bool
+
+
+class ServingStore:
+    """Reads and atomic snapshot writes over one SQLAlchemy engine."""
+
+    def __init__(self, url_or_engine: str | Engine) -> None:
+        self.engine = engine_for(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        metadata.create_all(self.engine)
+
+    def write_snapshot(
+        self,
+        snapshot: Snapshot,
+        rows: Iterable[Mapping[str, Any]],
+        members: Iterable[Mapping[str, Any]],
+        contact_rows: Iterable[Mapping[str, Any]],
+    ) -> None:
+        """Store a run's rows and make it the active snapshot, all in one transaction."""
+        sid = snapshot.snapshot_id
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(snapshots).values(
+                    snapshot_id=sid,
+                    created_at=snapshot.created_at,
+                    as_of=snapshot.as_of,
+                    models=json.dumps(snapshot.models),
+                    customers=snapshot.customers,
+                    catalogue=json.dumps(snapshot.catalogue, default=str),
+                    active=False,
+                )
+            )
+            for table, batch in ((customers, rows), (segment_members, members), (contacts, contact_rows)):
+                for chunk in _chunks(({"snapshot_id": sid, **row} for row in batch), 5_000):
+                    conn.execute(insert(table), chunk)
+            conn.execute(update(snapshots).values(active=snapshots.c.snapshot_id == sid))
+            for table in SNAPSHOT_TABLES:
+                conn.execute(delete(table).where(table.c.snapshot_id != sid))
+            conn.execute(delete(snapshots).where(snapshots.c.snapshot_id != sid))
+
+    def active(self) -> Snapshot | None:
+        """The snapshot the API serves, or None before the first ``crm score``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(snapshots).where(snapshots.c.active)).mappings().first()
+        if row is None:
+            return None
+        return Snapshot(
+            row["snapshot_id"],
+            row["created_at"],
+            row["as_of"],
+            json.loads(row["models"]),
+            row["customers"],
+            json.loads(row["catalogue"]),
+        )
+
+    def customer(self, customer_id: str) -> CustomerRecord | None:
+        """A customer of the active snapshot."""
+        query = select(customers).where(
+            and_(customers.c.snapshot_id == _active_id(), customers.c.customer_id == customer_id)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return _record(row) if row is not None else None
+
+    def customers_by_id(self, customer_ids: list[str]) -> dict[str, CustomerRecord]:
+        """Customers of the active snapshot by id (unknown ids are absent)."""
+        query = select(customers).where(
+            and_(customers.c.snapshot_id == _active_id(), customers.c.customer_id.in_(customer_ids))
+        )
+        with self.engine.connect() as conn:
+            return {r["customer_id"]: _record(r) for r in conn.execute(query).mappings()}
+
+    def find_contact(self, kind: str, value: str) -> list[str]:
+        """Customer ids holding a normalised e-mail or phone in the active snapshot."""
+        query = select(contacts.c.customer_id).where(
+            and_(contacts.c.snapshot_id == _active_id(), contacts.c.kind == kind, contacts.c.value == value)
+        )
+        with self.engine.connect() as conn:
+            return sorted(conn.execute(query).scalars())
+
+    def segments(self) -> list[dict[str, Any]]:
+        """Every segment: family, size, consenting members, mean CLV and churn."""
+        m = segment_members.c
+        query = (
+            select(
+                m.family,
+                m.segment,
+                func.count().label("customers"),
+                func.sum(func.cast(m.consent, Integer)).label("with_consent"),
+                func.avg(m.clv).label("mean_clv"),
+                func.avg(m.churn_probability).label("mean_churn_probability"),
+            )
+            .where(m.snapshot_id == _active_id())
+            .group_by(m.family, m.segment)
+            .order_by(m.family, m.segment)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def segment_page(
+        self,
+        segment: str,
+        *,
+        after: str | None,
+        limit: int,
+        min_clv: float | None = None,
+        max_churn: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Consenting members of ``segment`` after the cursor ``after`` (a customer id), in id order."""
+        m = segment_members.c
+        conditions = [m.snapshot_id == _active_id(), m.segment == segment, m.consent]
+        if after is not None:
+            conditions.append(m.customer_id > after)
+        if min_clv is not None:
+            conditions.append(m.clv >= min_clv)
+        if max_churn is not None:
+            conditions.append(m.churn_probability <= max_churn)
+        query = (
+            select(m.customer_id, m.family, m.segment, m.clv, m.churn_probability)
+            .where(and_(*conditions))
+            .order_by(m.customer_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def has_segment(self, segment: str) -> bool:
+        m = segment_members.c
+        query = select(func.count()).where(and_(m.snapshot_id == _active_id(), m.segment == segment))
+        with self.engine.connect() as conn:
+            return bool(conn.execute(query).scalar())
+
+    def record_feedback(self, row: Mapping[str, Any]) -> bool:
+        """Store a feedback event durably; False when its ``event_id`` was already stored with the same
+        content (an idempotent retry); a ValueError when the id was used for a different event."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(feedback).values(**row))
+            return True
+        except IntegrityError:  # the id is taken (also when a concurrent retry won the race)
+            pass
+        with self.engine.connect() as conn:
+            query = select(feedback).where(feedback.c.event_id == row["event_id"])
+            existing = conn.execute(query).mappings().one()
+        same = all(existing[k] == row[k] for k in ("event", "offer_id", "customer_id", "occurred_at"))
+        if not same:
+            raise ValueError("event_id: already used for a different event")
+        return False
+
+    def shown_since(self, customer_id: str, since: datetime) -> int:
+        """Offers shown to the customer since ``since`` (feedback ``shown`` events): the contact cap."""
+        f = feedback.c
+        query = select(func.count()).where(
+            and_(f.customer_id == customer_id, f.event == "shown", f.occurred_at >= since)
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def erase(self, customer_ids: Iterable[str]) -> int:
+        """Delete every row about these customers (erasure); returns the rows deleted."""
+        ids = list(customer_ids)
+        deleted = 0
+        with self.engine.begin() as conn:
+            for table in PER_CUSTOMER_TABLES:
+                deleted += conn.execute(delete(table).where(table.c.customer_id.in_(ids))).rowcount or 0
+        return deleted
+
+
+def _active_id() -> Any:
+    return select(snapshots.c.snapshot_id).where(snapshots.c.active).scalar_subquery()
+
+
+def _record(row: RowMapping) -> CustomerRecord:
+    def load(name: str) -> Any:
+        value = row[name]
+        return json.loads(value) if value is not None else None
+
+    return CustomerRecord(
+        customer_id=row["customer_id"],
+        scores=load("scores"),
+        segments=load("segments") or {},
+        history=load("history"),
+        brief=load("brief") or [],
+        profile=load("profile"),
+        consent=bool(row["consent"]),
+    )
+
+
+def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

@@ -1,0 +1,61 @@
+"""A served demo chain: `crm run` and `crm score` in a folder of their own, then the app over it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from crm_analytics.cli import app as cli
+from crm_analytics.serving.app import create_app
+from crm_analytics.serving.keys import KeyStore
+from crm_analytics.serving.store import ServingStore
+from crm_analytics.settings import Settings
+
+
+@dataclass
+class Served:
+    folder: Path
+    settings: Settings
+    keys: dict[str, str]  # role -> secret
+    env: dict[str, str]  # the CRM_* variables the folder was built with
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
+    folder = tmp_path_factory.mktemp("served")
+    env = {
+        "CRM_DATA_DIR": str(folder / "data"),
+        "CRM_WAREHOUSE_URL": f"duckdb:///{folder / 'data' / 'warehouse.duckdb'}",
+        "CRM_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}",
+        "CRM_MLFLOW_ARTIFACT_ROOT": str(folder / "mlruns" / "artifacts"),
+        "CRM_SERVING_STORE_URL": f"sqlite:///{folder / 'data' / 'serving.db'}",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        runner = CliRunner()
+        for args in (["run", "--customers", "400"], ["score"]):
+            result = runner.invoke(cli, args)
+            assert result.exit_code == 0, result.output
+        settings = Settings()
+    store = KeyStore(ServingStore(settings.serving_store_url).engine, cache_ttl=0)
+    keys = {
+        role: store.create(f"test-{role}", [role])[1] for role in ("marketing", "booking", "analyst", "admin")
+    }
+    return Served(folder, settings, keys, env)
+
+
+@pytest.fixture
+def client(served: Served) -> Iterator[TestClient]:
+    with TestClient(create_app(served.settings)) as test_client:
+        yield test_client
+
+
+def auth(served: Served, role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {served.keys[role]}"}
