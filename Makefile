@@ -21,9 +21,12 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 ## setup: create .venv and install the package
 setup: $(VENV)/.installed
 
-## run: the main job on the embedded defaults (demo data -> ingest -> warehouse summary)
+## run: the main job on the embedded defaults: demo data -> ingest -> profiles -> features -> models ->
+## segments -> scores, then one demo API key per role and the service on 127.0.0.1:8000 (Ctrl+C stops it)
 run: $(VENV)/.installed
 	$(BIN)/crm run
+	$(BIN)/crm keys demo
+	$(BIN)/crm serve --port 8000
 
 ## test: lint, type-check and run the whole test suite (starts PostgreSQL if it is down)
 test: $(VENV)/.installed-dev postgres lint

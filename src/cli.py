@@ -24,7 +24,7 @@ from crm_analytics.cli_base import (
 )
 from crm_analytics.cli_profiles import build as build_profiles_command
 from crm_analytics.cli_profiles import erase_command, profiles_app, render_build
-from crm_analytics.cli_serving import keys_app, score_command, serve_command
+from crm_analytics.cli_serving import keys_app, score, score_command, serve_command
 from crm_analytics.settings import Settings
 
 app = typer.Typer(help="crm-analytics: customer analytics from purchase history.", no_args_is_help=True)
@@ -645,7 +645,7 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """The main job on the embedded defaults: demo data, ingest, profiles, features, train (CLV, churn,
-    offers), register, promote, segments."""
+    offers), register, promote, segments, scores into the serving store."""
     from crm_analytics.features.build import FeatureConfig
     from crm_analytics.features.pipeline import build_and_store
     from crm_analytics.profiles.linkage import DEFAULT_THRESHOLD
@@ -667,6 +667,7 @@ def run(
     trained.append(_train_offers(config, DEMO_CUTOFF, DEMO_END, demo_dir / "truth", seed=0))
     promotions = [_promote_if_better(config, t["model"]) for t in trained]
     segments = _build_segments(config, DEMO_CUTOFF, seed=0)
+    scored = score(config, DEMO_CUTOFF)
     result = {
         "ingest": {"batches": reports, "totals": _totals(reports)},
         "summary": _summary(config),
@@ -675,6 +676,7 @@ def run(
         "trained": trained,
         "promotions": promotions,
         "segments": segments,
+        "scored": scored,
     }
     emit(result, as_json, _render_run)
 
@@ -745,6 +747,8 @@ def _render_run(result: dict[str, Any]) -> None:
         outcome = f"champion v{p['version']}" if "version" in p else "champion kept"
         out.print(f"{p['model']}: {outcome} ({p['reason']})")
     _render_segments_build(result["segments"])
+    s = result["scored"]
+    out.print(f"serving store: {s['customers']:,} customers scored as of {s['as_of']}")
 
 
 def _render_clv_evaluation(result: dict[str, Any]) -> None:

@@ -99,6 +99,19 @@ def keys_list(as_json: JsonOption = False) -> None:
     )
 
 
+@keys_app.command("demo")
+def keys_demo(as_json: JsonOption = False) -> None:
+    """One fresh key per role for trying the service (named demo-<role>; earlier demo keys are revoked)."""
+    from crm_analytics.serving.keys import ROLES
+
+    store = _key_store()
+    for key in store.list():
+        if key.name.startswith("demo-") and key.revoked_at is None:
+            store.revoke(key.key_id)
+    created = {role: store.create(f"demo-{role}", [role])[1] for role in ROLES}
+    emit(created, as_json, _render_demo_keys)
+
+
 @keys_app.command("revoke")
 def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id (k_...).")], as_json: JsonOption = False
@@ -122,3 +135,9 @@ def _key_store() -> Any:
 def _render_secret(result: dict[str, Any]) -> None:
     out.print(f"key {result['key_id']} ({result['name']}: {', '.join(result['roles'])})")
     out.print(f"secret (shown once): {result['secret']}")
+
+
+def _render_demo_keys(created: dict[str, str]) -> None:
+    out.print("demo API keys (shown once; send as 'Authorization: Bearer <secret>'):")
+    for role, secret in created.items():
+        out.print(f"  {role:<10} {secret}", soft_wrap=True)

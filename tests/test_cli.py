@@ -115,6 +115,7 @@ def test_main_job_generates_ingests_and_summarises() -> None:
     assert [p["reason"] for p in result["promotions"]] == ["first champion"] * 3
     assert Path("mlruns/mlflow.db").exists()
     assert result["profiles"]["quality"]["f1"] >= 0.98
+    assert result["scored"]["customers"] == result["profiles"]["customers"]  # every profile is served
     with Warehouse("duckdb:///data/warehouse.duckdb") as warehouse:
         unified = set(warehouse.fetch("SELECT customer_id FROM customer_links")["customer_id"])
     assert_no_personal_data_in_artifacts(Path("data/demo"), Path("mlruns/artifacts"), unified)
