@@ -48,7 +48,7 @@ def serve_command(
     import uvicorn
 
     settings()  # a bad setting stops here, with its name, not in every worker
-    uvicorn.run(
+    config = uvicorn.Config(
         "crm_analytics.serving.asgi:app",
         host=host,
         port=port,
@@ -57,6 +57,23 @@ def serve_command(
         log_level="info",
         access_log=False,  # our own request log has route templates, not raw paths with ids
     )
+    if workers == 1:
+        uvicorn.Server(config).run()
+        return
+    _run_workers(config)
+
+
+def _run_workers(config: Any) -> None:
+    """Several worker processes on one socket. uvicorn binds the shared socket with protocol 0
+    (uvicorn issue #3149), so asyncio leaves Nagle's algorithm on and every keep-alive response waits
+    about 40 ms for the client's delayed ACK; re-wrapping the socket as TCP fixes that."""
+    import socket
+
+    from uvicorn.supervisors import Multiprocess
+
+    bound = config.bind_socket()
+    tcp = socket.socket(bound.family, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=bound.detach())
+    Multiprocess(config, sockets=[tcp]).run()
 
 
 @keys_app.command("create")

@@ -26,8 +26,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crm_analytics.serving.schemas import Problem
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://crm-analytics.invalid/problems/"
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
 
 logger = logging.getLogger("crm_analytics.serving")
 
@@ -212,7 +215,7 @@ class UnhandledErrorMiddleware:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Answer every error with a problem body.
+    """Answer every error with a problem body, and say so in the OpenAPI document.
 
     Call before adding other middleware so ``UnhandledErrorMiddleware`` sits innermost; a catch-all
     ``Exception`` handler covers errors raised by the outer middleware too.
@@ -222,6 +225,54 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(Exception, _on_unhandled)
     app.add_middleware(UnhandledErrorMiddleware)
+    render = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(render())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route's own errors (404, 409, 503...), each a problem body."""
+    return {status: _problem_doc(status) for status in statuses}
+
+
+def _problem_doc(status: int) -> dict[str, Any]:
+    return {
+        "description": _phrase(status),
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+    }
+
+
+def document_problems(document: dict[str, Any]) -> dict[str, Any]:
+    """Document, in place, the errors every operation shares, as problem bodies.
+
+    FastAPI's own 422 (``HTTPValidationError``, ``application/json``) is replaced, since
+    ``_on_validation_error`` answers with a problem. An operation with a request body may also get
+    400 (malformed JSON), 413 (``BodyLimitMiddleware``) and 415 (``require_json``); one that needs a
+    key gets 401 and 403 (``auth.require``) and 429 (the rate limit exempts only keyless endpoints).
+    Statuses a route documents itself (``responses=problem_responses(...)``) are kept.
+    """
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
+    schemas.update(problem.pop("$defs", {}))
+    schemas["Problem"] = problem
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            if "422" in responses:
+                responses["422"] = _problem_doc(422)
+            shared = [400, 413, 415] if "requestBody" in operation else []
+            shared += [401, 403, 429] if operation.get("security") else []
+            for status in shared:
+                responses.setdefault(str(status), _problem_doc(status))
+            operation["responses"] = dict(sorted(responses.items()))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return document
 
 
 def _is_json(content_type: str | None) -> bool:

@@ -1,27 +1,49 @@
 """Request and response bodies of the API (pydantic): strict (unknown fields, NaN and infinity are
-rejected), bounded, and documented with examples in the OpenAPI schema."""
+rejected, and no value is coerced: ``"3"`` is not a number, ``0`` not a boolean, a date is an ISO
+string), bounded, and documented with examples in the OpenAPI schema. What the OpenAPI document calls
+invalid is rejected and what it calls valid is accepted (tests/serving/test_schemathesis.py), but for
+inline score rows, which need the served churn model's features."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s\x00-\x1f\x7f]+$")]
+# No whitespace or control character; C1 controls and U+FEFF are named since \s differs between
+# regex engines (Python and Rust count U+0085, JavaScript counts U+FEFF), so all agree on this one.
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s\x00-\x1f\x7f-\x9f\ufeff]+$")]
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one number type: 3.0 is the integer 3 (as JSON Schema has it); 3.5, "3" and true are not."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _iso_text(value: Any) -> Any:
+    """Dates and times come as ISO 8601 strings (lax parsing alone would take the number 0 as 1970-01-01)."""
+    if not isinstance(value, str):
+        raise ValueError("Input should be an ISO 8601 string")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_integral)]
+IsoDate = Annotated[date, Field(strict=False), BeforeValidator(_iso_text)]
+IsoDateTime = Annotated[datetime, Field(strict=False), BeforeValidator(_iso_text)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class Booking(Strict):
     """The booking an offer would be shown for."""
 
     hotel_id: Id
-    check_in: date
-    nights: int = Field(ge=1, le=365)
-    guests: int = Field(ge=1, le=20)
+    check_in: IsoDate
+    nights: Int = Field(ge=1, le=365)
+    guests: Int = Field(ge=1, le=20)
     room_type: Id
     channel: Id = "direct"
     purpose: Literal["business", "leisure"] = "leisure"
@@ -42,7 +64,7 @@ class OffersRequest(Strict):
     customer_id: Id | None = None
     guest: Guest | None = None
     booking: Booking
-    top_k: int = Field(default=3, ge=1, le=10)
+    top_k: Int = Field(default=3, ge=1, le=10)
 
     model_config = ConfigDict(
         extra="forbid",
@@ -104,7 +126,7 @@ class FeedbackEvent(Strict):
     event: Literal["shown", "accepted", "declined"]
     offer_id: Id
     customer_id: Id | None = None
-    occurred_at: datetime
+    occurred_at: IsoDateTime
     booking: Booking | None = None
 
 
@@ -134,6 +156,17 @@ class FeatureRow(Strict):
 
 
 class ScoresRequest(Strict):
+    """Either ``customer_ids`` or ``rows``, not both."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["customer_ids"], "properties": {"customer_ids": {"type": "array"}}},
+                {"required": ["rows"], "properties": {"rows": {"type": "array"}}},
+            ]
+        }
+    )
+
     customer_ids: list[Id] | None = Field(default=None, min_length=1, max_length=1000)
     rows: list[FeatureRow] | None = Field(default=None, min_length=1, max_length=1000)
 
@@ -185,7 +218,7 @@ class ModelInfo(BaseModel):
     name: str
     version: str
     run_id: str
-    loaded_at: datetime
+    loaded_at: AwareDatetime
 
 
 class CustomerView(BaseModel):
@@ -195,3 +228,21 @@ class CustomerView(BaseModel):
     segments: dict[str, str]
     brief: GuestBrief
     models: dict[str, str]
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where the invalid value is, e.g. body.booking.nights.")
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document (``application/problem+json``): the body of every error."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = Field(default=None, description="The request path.")
+    errors: list[FieldError] | None = Field(default=None, description="Validation errors (422 only).")

@@ -65,7 +65,8 @@ def score_all(
 ) -> ScoreReport:
     """Score every customer as of ``as_of`` (default: the latest feature build) and switch the store."""
     as_of = as_of or latest_cutoff(warehouse)
-    features = read_features(warehouse, as_of).set_index("customer_id")
+    # in id order: the CLV interval's random streams follow row positions, so a run is reproducible
+    features = read_features(warehouse, as_of).set_index("customer_id").sort_index()
     models, loaded = _champions(settings)
     scores = _scores(loaded, features)
     history_columns = list(loaded[OFFERS_NAME].unwrap_python_model().full.customer_columns_)

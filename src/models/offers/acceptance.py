@@ -88,7 +88,7 @@ class AcceptanceModel:
             raise ValueError(f"missing column '{missing[0]}'")
         parts = []
         for column in CONTEXT_CATEGORIES:
-            codes = pd.Categorical(frame[column].astype("str"), categories=self.categories_[column]).codes
+            codes = pd.Index(self.categories_[column]).get_indexer(frame[column].astype("str"))
             parts.append(np.where(codes < 0, np.nan, codes).astype(float))
         parts += [frame[c].to_numpy(dtype=float, na_value=np.nan) for c in columns[len(CONTEXT_CATEGORIES) :]]
         if self.customer_columns_:

@@ -9,13 +9,13 @@ from fastapi import APIRouter, Depends
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Models, Store
 from crm_analytics.serving.keys import ApiKey
-from crm_analytics.serving.problems import ProblemError
+from crm_analytics.serving.problems import ProblemError, problem_responses
 from crm_analytics.serving.schemas import CustomerView, GuestBrief, ServiceFact
 
 router = APIRouter(prefix="/v1/customers", tags=["analyst"])
 
 
-@router.get("/{customer_id}", response_model=CustomerView)
+@router.get("/{customer_id}", response_model=CustomerView, responses=problem_responses(404, 503))
 def get_customer(
     customer_id: str,
     store: Store,

@@ -11,14 +11,19 @@ from fastapi import APIRouter, Depends
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Store
 from crm_analytics.serving.keys import ApiKey
-from crm_analytics.serving.problems import ProblemError, require_json
+from crm_analytics.serving.problems import ProblemError, problem_responses, require_json
 from crm_analytics.serving.schemas import FeedbackRequest, FeedbackResponse
 from crm_analytics.serving.store import now
 
 router = APIRouter(prefix="/v1/feedback", tags=["booking"])
 
 
-@router.post("", response_model=FeedbackResponse, dependencies=[Depends(require_json)])
+@router.post(
+    "",
+    response_model=FeedbackResponse,
+    dependencies=[Depends(require_json)],
+    responses=problem_responses(409),
+)
 def post_feedback(
     body: FeedbackRequest, store: Store, key: Annotated[ApiKey, Depends(require("feedback"))]
 ) -> FeedbackResponse:

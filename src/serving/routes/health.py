@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -11,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Models
 from crm_analytics.serving.keys import ApiKey
-from crm_analytics.serving.problems import ProblemError
+from crm_analytics.serving.problems import ProblemError, problem_responses
 from crm_analytics.serving.schemas import ModelInfo
 
 router = APIRouter(tags=["operations"])
@@ -23,7 +24,7 @@ def livez() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=problem_responses(503))
 def readyz(request: Request) -> dict[str, str]:
     """Ready once the champions are loaded and warmed up and a scoring snapshot is there."""
     if request.app.state.models.current is None:
@@ -45,10 +46,15 @@ def metrics(request: Request) -> PlainTextResponse:
     )
 
 
-@router.get("/v1/models", response_model=list[ModelInfo], tags=["analyst"])
+@router.get("/v1/models", response_model=list[ModelInfo], tags=["analyst"], responses=problem_responses(503))
 def get_models(models: Models, _key: Annotated[ApiKey, Depends(require("models"))]) -> list[ModelInfo]:
     """The served champions: name, version, run id and when they were loaded."""
     return [
-        ModelInfo(name=name, version=version, run_id=models.run_ids[name], loaded_at=models.loaded_at)
+        ModelInfo(
+            name=name,
+            version=version,
+            run_id=models.run_ids[name],
+            loaded_at=models.loaded_at.replace(tzinfo=UTC),  # the holder keeps naive UTC
+        )
         for name, version in sorted(models.versions.items())
     ]

@@ -14,7 +14,7 @@ from crm_analytics.profiles.records import normalise_email, normalise_phone
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Models, Store
 from crm_analytics.serving.keys import ApiKey
-from crm_analytics.serving.problems import ProblemError, require_json
+from crm_analytics.serving.problems import ProblemError, problem_responses, require_json
 from crm_analytics.serving.schemas import GuestBrief, OffersRequest, OffersResponse, ServiceFact
 from crm_analytics.serving.store import CustomerRecord, ServingStore
 
@@ -26,7 +26,9 @@ FACT_FIELDS = {
 }
 
 
-@router.post("", response_model=OffersResponse, dependencies=[Depends(require_json)])
+@router.post(
+    "", response_model=OffersResponse, dependencies=[Depends(require_json)], responses=problem_responses(503)
+)
 def post_offers(
     body: OffersRequest,
     store: Store,

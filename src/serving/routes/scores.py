@@ -11,14 +11,19 @@ from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Models, Store
 from crm_analytics.serving.keys import ApiKey
 from crm_analytics.serving.models import ServedModels
-from crm_analytics.serving.problems import ProblemError, require_json
+from crm_analytics.serving.problems import ProblemError, problem_responses, require_json
 from crm_analytics.serving.schemas import FeatureRow, Score, ScoresRequest, ScoresResponse
 
 router = APIRouter(prefix="/v1/scores", tags=["analyst"])
 SCORE_FIELDS = ("churn_probability", "expected_purchases", "clv", "clv_low", "clv_high")
 
 
-@router.post("", response_model=ScoresResponse, dependencies=[Depends(require_json)])
+@router.post(
+    "",
+    response_model=ScoresResponse,
+    dependencies=[Depends(require_json)],
+    responses=problem_responses(503),
+)
 def post_scores(
     body: ScoresRequest,
     store: Store,

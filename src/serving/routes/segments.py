@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Store
 from crm_analytics.serving.keys import ApiKey
-from crm_analytics.serving.problems import ProblemError
+from crm_analytics.serving.problems import ProblemError, problem_responses
 from crm_analytics.serving.schemas import SegmentMember, SegmentPage, SegmentSummary
 
 router = APIRouter(prefix="/v1/segments", tags=["marketing"])
@@ -31,7 +31,10 @@ def get_segments(store: Store, _key: Marketing) -> list[SegmentSummary]:
 @router.get(
     "/{name}/customers",
     response_model=SegmentPage,
-    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with Accept: text/csv"}},
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with Accept: text/csv"},
+        **problem_responses(400, 404),
+    },
 )
 def get_segment_customers(
     name: str,

@@ -1,0 +1,389 @@
+"""The scoring service against ``mlflow models serve``: requests/s and latency, side by side in one run.
+
+Anchors (issue #7):
+
+- ours: ``crm serve --workers 2``, single-customer ``POST /v1/scores`` (``{"customer_ids": [id]}``,
+  read from the serving store) and ``POST /v1/offers`` (a known guest and a booking: eligibility,
+  ranking by the offer model, the guest brief);
+- mlflow: ``mlflow models serve -m models:/crm-churn@champion --env-manager local --workers 2``, the
+  churn model alone, single-row ``POST /invocations`` (``dataframe_split``, the first row of the model's
+  registered serving input example).
+
+Targets: ``/v1/scores`` >= 10x mlflow's requests/s; ``/v1/offers`` p99 <= 10 ms.
+
+Each target in turn, alone on the machine with its server (2 workers, 127.0.0.1): ``--connections``
+keep-alive connections from one asyncio client (httpx2) send requests back to back, a warm-up and then a
+fixed measured duration. Latency is the client's wall time per request; an answer other than 200 is an
+error. The client shares the cores with the servers, so its CPU seconds are reported too. The rate limit
+is lifted for the run (``CRM_SERVING_RATE_*``): one key sends every request.
+
+Both servers run uvicorn with ``--workers 2``. uvicorn (0.54) binds that shared socket with ``proto``
+0, so asyncio leaves Nagle's algorithm on for accepted connections and a keep-alive response can wait
+~40 ms for the client's delayed ACK (Kludex/uvicorn#3149). ``mlflow models serve`` is measured as
+shipped; whether ``crm serve`` works around it shows in its p50.
+
+Data: a folder of its own (a temporary one unless ``--workdir``): ``crm run --customers N``,
+``crm score``, ``crm keys create bench --role booking --role analyst``; a ``--workdir`` that already has a
+scored store and ``bench-key.txt`` is reused.
+
+    .venv/bin/python benchmarks/serving_throughput.py       # writes benchmarks/serving_throughput.json
+    .venv/bin/python benchmarks/serving_throughput.py --seconds 3 --warmup 1 --out /tmp/s.json  # a look
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import numpy as np
+import sqlalchemy as sa
+
+BIN = Path(sys.executable).parent  # crm, mlflow and uvicorn live beside the interpreter
+HOST = "127.0.0.1"
+BOOKING = {
+    "hotel_id": "H01",
+    "check_in": "2026-03-14",
+    "nights": 3,
+    "guests": 2,
+    "room_type": "standard",
+    "channel": "web",
+    "purpose": "leisure",
+    "upgrade_available": True,
+}
+NO_RATE_LIMIT = {"CRM_SERVING_RATE_PER_MINUTE": "100000000", "CRM_SERVING_RATE_BURST": "1000000"}
+TARGETS = {"scores_rps_ratio_to_mlflow": 10.0, "offers_p99_ms": 10.0}
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A prepared folder: its CRM_* environment, an API key and customers to ask about."""
+
+    env: dict[str, str]
+    secret: str
+    customers: list[str]
+
+
+@dataclass(frozen=True)
+class Result:
+    """One target's measured window."""
+
+    requests: int
+    errors: int
+    seconds: float
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+    client_cpu_seconds: float
+
+
+# --- data ------------------------------------------------------------------------------------------
+
+
+def crm_env(folder: Path) -> dict[str, str]:
+    return {
+        "CRM_DATA_DIR": str(folder / "data"),
+        "CRM_WAREHOUSE_URL": f"duckdb:///{folder / 'data' / 'warehouse.duckdb'}",
+        "CRM_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}",
+        "CRM_MLFLOW_ARTIFACT_ROOT": str(folder / "mlruns" / "artifacts"),
+        "CRM_SERVING_STORE_URL": f"sqlite:///{folder / 'data' / 'serving.db'}",
+    }
+
+
+def process_env(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without CRM_*/MLFLOW_* variables, the venv first on PATH, plus ``extra``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "MLFLOW_"))}
+    return base | {"PATH": f"{BIN}{os.pathsep}{base.get('PATH', '')}"} | extra
+
+
+def crm(folder: Path, *args: str) -> str:
+    done = subprocess.run(
+        [str(BIN / "crm"), *args],
+        cwd=folder,
+        env=process_env(crm_env(folder)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"crm {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def prepare(folder: Path, customers: int) -> Folder:
+    """Demo chain, scoring and a key in ``folder``, unless it is already there."""
+    key_file = folder / "bench-key.txt"
+    if not key_file.exists():
+        print(f"preparing {folder}: crm run --customers {customers}, crm score, a key", flush=True)
+        crm(folder, "run", "--customers", str(customers))
+        crm(folder, "score", "--json")
+        created = json.loads(
+            crm(folder, "keys", "create", "bench", "--role", "booking", "--role", "analyst", "--json")
+        )
+        key_file.write_text(created["secret"])
+        key_file.chmod(0o600)
+    env = crm_env(folder)
+    query = "SELECT customer_id FROM serving_customers WHERE scores IS NOT NULL AND history IS NOT NULL"
+    engine = sa.create_engine(env["CRM_SERVING_STORE_URL"])
+    with engine.connect() as conn:
+        ids = sorted(conn.execute(sa.text(query)).scalars())
+    engine.dispose()
+    return Folder(env, key_file.read_text().strip(), ids)
+
+
+def churn_example_row(env: dict[str, str]) -> bytes:
+    """The first row of crm-churn@champion's serving input example, as an /invocations body."""
+    import mlflow
+
+    mlflow.set_tracking_uri(env["CRM_MLFLOW_TRACKING_URI"])
+    path = mlflow.artifacts.download_artifacts("models:/crm-churn@champion/serving_input_example.json")
+    example = json.loads(Path(path).read_text())["dataframe_split"]
+    row = {"columns": example["columns"], "data": example["data"][:1]}
+    return json.dumps({"dataframe_split": row}).encode()
+
+
+# --- servers ---------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server(command: list[str], env: dict[str, str], ready_url: str, log: Path) -> Iterator[None]:
+    """Run ``command`` in a process group of its own until the block ends; wait for ``ready_url``."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, env=env, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_ready(ready_url, process, log)
+        yield
+    finally:
+        stop(process)
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 120.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
+                return
+        time.sleep(0.25)
+    raise RuntimeError(f"{url}: not ready after {seconds:.0f} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group (its workers with it); SIGKILL what is left after 30 s."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+# --- load ------------------------------------------------------------------------------------------
+
+
+async def drive(
+    url: str, bodies: list[bytes], headers: dict[str, str], connections: int, warmup: float, seconds: float
+) -> Result:
+    """``connections`` loops sending ``bodies`` round robin: ``warmup`` seconds, then ``seconds`` measured
+    (requests started in the measured window count; the client's CPU seconds over it are taken too)."""
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(limits=limits, timeout=30, trust_env=False) as client:
+        measure_from = time.perf_counter() + warmup
+        end = measure_from + seconds
+
+        async def loop(i: int) -> None:
+            nonlocal errors
+            while (sent := time.perf_counter()) < end:
+                try:
+                    response = await client.post(url, content=bodies[i % len(bodies)], headers=headers)
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                i += connections
+                if sent >= measure_from:
+                    if ok:
+                        latencies.append(time.perf_counter() - sent)
+                    else:
+                        errors += 1
+
+        tasks = [asyncio.create_task(loop(k)) for k in range(connections)]
+        await asyncio.sleep(warmup)
+        cpu = time.process_time()
+        await asyncio.gather(*tasks)
+        cpu = time.process_time() - cpu
+    return summarise(latencies, errors, seconds, cpu)
+
+
+def summarise(latencies: list[float], errors: int, seconds: float, cpu: float) -> Result:
+    ms = np.array(latencies) * 1000 if latencies else np.array([np.nan])
+    return Result(
+        requests=len(latencies),
+        errors=errors,
+        seconds=seconds,
+        requests_per_second=round(len(latencies) / seconds, 1),
+        p50_ms=round(float(np.percentile(ms, 50)), 2),
+        p99_ms=round(float(np.percentile(ms, 99)), 2),
+        mean_ms=round(float(ms.mean()), 2),
+        client_cpu_seconds=round(cpu, 2),
+    )
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+def bench_ours(prepared: Folder, args: argparse.Namespace, logs: Path) -> dict[str, Result]:
+    port = free_port()
+    base = f"http://{HOST}:{port}"
+    command = [str(BIN / "crm"), "serve", "--workers", str(args.workers), "--port", str(port), "--host", HOST]
+    headers = {"Authorization": f"Bearer {prepared.secret}", "Content-Type": "application/json"}
+    customers = prepared.customers[:500]
+    bodies = {
+        "scores": [json.dumps({"customer_ids": [c]}).encode() for c in customers],
+        "offers": [json.dumps({"customer_id": c, "booking": BOOKING}).encode() for c in customers],
+    }
+    results = {}
+    with server(command, process_env(prepared.env | NO_RATE_LIMIT), f"{base}/readyz", logs / "crm-serve.log"):
+        for name, payloads in bodies.items():
+            results[name] = asyncio.run(
+                drive(f"{base}/v1/{name}", payloads, headers, args.connections, args.warmup, args.seconds)
+            )
+            print(f"{name}: {json.dumps(asdict(results[name]))}", flush=True)
+    return results
+
+
+def bench_mlflow(prepared: Folder, args: argparse.Namespace, logs: Path) -> Result:
+    port = free_port()
+    base = f"http://{HOST}:{port}"
+    command = [
+        str(BIN / "mlflow"), "models", "serve", "-m", "models:/crm-churn@champion", "--env-manager", "local",
+        "--host", HOST, "--port", str(port), "--workers", str(args.workers),
+    ]  # fmt: skip
+    env = process_env({"MLFLOW_TRACKING_URI": prepared.env["CRM_MLFLOW_TRACKING_URI"]})
+    body = churn_example_row(prepared.env)
+    with server(command, env, f"{base}/ping", logs / "mlflow-serve.log"):
+        headers = {"Content-Type": "application/json"}
+        result = asyncio.run(
+            drive(f"{base}/invocations", [body], headers, args.connections, args.warmup, args.seconds)
+        )
+    print(f"mlflow: {json.dumps(asdict(result))}", flush=True)
+    return result
+
+
+def versions() -> dict[str, str]:
+    names = ("crm-analytics", "mlflow", "fastapi", "starlette", "uvicorn", "sqlalchemy", "pandas", "httpx2")
+    return {name: version(name) for name in names}
+
+
+def report(
+    args: argparse.Namespace, load: tuple[float, ...], ours: dict[str, Result], mlflow: Result
+) -> dict[str, Any]:
+    ratio = (
+        ours["scores"].requests_per_second / mlflow.requests_per_second
+        if mlflow.requests_per_second
+        else None
+    )
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "note": args.note,
+        "setup": {
+            "customers": args.customers,
+            "connections": args.connections,
+            "server_workers": args.workers,
+            "warmup_seconds": args.warmup,
+            "measured_seconds_per_target": args.seconds,
+        },
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_at_start": load},
+        "versions": versions(),
+        "results": {
+            "crm_scores": asdict(ours["scores"]),
+            "crm_offers": asdict(ours["offers"]),
+            "mlflow_invocations": asdict(mlflow),
+        },
+        "scores_rps_over_mlflow_rps": round(ratio, 2) if ratio else None,
+        "offers_p99_ms": ours["offers"].p99_ms,
+        "targets": {
+            **TARGETS,
+            "scores_ratio_met": ratio is not None and ratio >= TARGETS["scores_rps_ratio_to_mlflow"],
+            "offers_p99_met": ours["offers"].p99_ms <= TARGETS["offers_p99_ms"],
+        },
+    }
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(f"\n{'target':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'client cpu s':>14}")
+    for name, r in results["results"].items():
+        print(
+            f"{name:<22}{r['requests_per_second']:>10.1f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}"
+            f"{r['errors']:>8}{r['client_cpu_seconds']:>14.2f}"
+        )
+    targets = results["targets"]
+    verdict = {True: "met", False: "NOT met"}
+    print(
+        f"\n/v1/scores vs mlflow: {results['scores_rps_over_mlflow_rps']}x "
+        f"(target >= {targets['scores_rps_ratio_to_mlflow']:.0f}x: {verdict[targets['scores_ratio_met']]}); "
+        f"/v1/offers p99 {results['offers_p99_ms']} ms "
+        f"(target <= {targets['offers_p99_ms']:.0f} ms: {verdict[targets['offers_p99_met']]})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per target")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each target")
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes, both servers")
+    parser.add_argument(
+        "--workdir", type=Path, help="prepared folder to create or reuse (default: temporary)"
+    )
+    parser.add_argument("--note", default="", help="stored with the results, e.g. 'smoke run'")
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".json"))
+    args = parser.parse_args()
+    load = os.getloadavg()
+    with contextlib.ExitStack() as stack:
+        if args.workdir is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="crm-bench-")))
+        else:
+            folder = args.workdir.resolve()
+            folder.mkdir(parents=True, exist_ok=True)
+        prepared = prepare(folder, args.customers)
+        ours = bench_ours(prepared, args, folder)
+        mlflow = bench_mlflow(prepared, args, folder)
+    results = report(args, load, ours, mlflow)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+    print(f"written {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Hot swap: moving ``@champion`` while requests run changes the served model without a failed request,
+and a champion that fails to load leaves the old models serving.
+
+Each test works on a copy of the served folder (its MLflow registry, serving store and keys), so the
+session's ``served`` registry keeps ``crm-churn@champion`` at version 1 for the other tests. The copy's
+registry still points at the original artifact files; nothing here writes to them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from mlflow.tracking import MlflowClient
+
+from crm_analytics.models.registry import CHAMPION
+from crm_analytics.models.train import CHURN_NAME
+from crm_analytics.serving.app import create_app
+from crm_analytics.serving.store import ServingStore
+from crm_analytics.settings import Settings, load_settings
+from crm_analytics.tracking import configure
+from tests.serving.conftest import Served, auth
+
+RELOAD_SECONDS = 0.5
+SWAP_DEADLINE_SECONDS = 20.0  # a reload loads all three champions again; slow under a busy test machine
+BOOKING = {"hotel_id": "H01", "check_in": "2026-03-14", "nights": 2, "guests": 2, "room_type": "standard"}
+
+
+@dataclass
+class Traffic:
+    """What the request thread saw: (path, status, X-Model-Versions) in order."""
+
+    seen: list[tuple[str, int, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def since(self, start: int) -> list[tuple[str, int, str]]:
+        with self.lock:
+            return self.seen[start:]
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.seen)
+
+
+@dataclass
+class Copy:
+    """A copy of the served folder: settings with a fast reload, its registry, and the shared keys."""
+
+    settings: Settings
+    registry: MlflowClient
+    served: Served
+
+
+@pytest.fixture
+def copy(served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Copy:
+    folder = tmp_path / "served"
+    shutil.copytree(served.folder, folder)
+    for name, value in served.env.items():
+        monkeypatch.setenv(name, value.replace(str(served.folder), str(folder)))
+    settings = load_settings(
+        serving_reload_seconds=RELOAD_SECONDS, serving_rate_per_minute=1_000_000, serving_rate_burst=100_000
+    )
+    return Copy(settings, configure(settings), served)
+
+
+@pytest.fixture
+def running(copy: Copy) -> Iterator[tuple[TestClient, Traffic]]:
+    """The app on the copy, with a thread calling /v1/scores and /v1/offers until the test ends."""
+    customer = a_scored_customer(copy.settings)
+    requests: list[tuple[str, dict[str, object], dict[str, str]]] = [
+        ("/v1/scores", {"customer_ids": [customer]}, auth(copy.served, "analyst")),
+        ("/v1/offers", {"customer_id": customer, "booking": BOOKING}, auth(copy.served, "booking")),
+    ]
+    traffic, stop = Traffic(), threading.Event()
+
+    def call(client: TestClient) -> None:
+        while not stop.is_set():
+            for path, body, headers in requests:
+                response = client.post(path, json=body, headers=headers)
+                with traffic.lock:
+                    traffic.seen.append(
+                        (path, response.status_code, response.headers.get("X-Model-Versions", ""))
+                    )
+
+    with TestClient(create_app(copy.settings), raise_server_exceptions=False) as client:
+        thread = threading.Thread(target=call, args=(client,), daemon=True)
+        thread.start()
+        try:
+            wait_for(lambda: traffic.count() >= 4, "the first responses")
+            yield client, traffic
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def a_scored_customer(settings: Settings) -> str:
+    query = "SELECT customer_id FROM serving_customers WHERE scores IS NOT NULL AND history IS NOT NULL"
+    with ServingStore(settings.serving_store_url).engine.connect() as conn:
+        return str(conn.execute(sa.text(query)).scalars().first())
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = SWAP_DEADLINE_SECONDS) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def register_churn(registry: MlflowClient, source: str | None = None) -> str:
+    """A new crm-churn version of version 1's model and run (valid), or of ``source`` (a broken one)."""
+    first = registry.get_model_version(CHURN_NAME, "1")
+    version = registry.create_model_version(
+        CHURN_NAME, source=source or str(first.source), run_id=first.run_id
+    )
+    return str(version.version)
+
+
+def header(churn: str) -> str:
+    return f"crm-churn={churn},crm-clv=1,crm-offers=1"
+
+
+def assert_all_ok(seen: list[tuple[str, int, str]]) -> None:
+    failed = [(path, status) for path, status, _ in seen if status != 200]
+    assert not failed, f"{len(failed)} of {len(seen)} requests failed, e.g. {failed[:3]}"
+
+
+def test_promoting_a_champion_swaps_it_in_while_requests_run(
+    copy: Copy, running: tuple[TestClient, Traffic]
+) -> None:
+    client, traffic = running
+    assert client.app.state.models.current.header() == header("1")  # type: ignore[attr-defined]
+    version = register_churn(copy.registry)
+    start = traffic.count()
+    copy.registry.set_registered_model_alias(CHURN_NAME, CHAMPION, version)
+
+    wait_for(lambda: any(h == header(version) for _, _, h in traffic.since(start)), "the new version")
+    swapped = next(i for i, (_, _, h) in enumerate(traffic.since(start)) if h == header(version))
+    wait_for(lambda: traffic.count() >= start + swapped + 10, "responses after the swap")
+
+    seen = traffic.since(start)
+    assert_all_ok(seen)
+    assert {h for _, _, h in seen[:swapped]} <= {header("1")}
+    assert {h for _, _, h in seen[swapped:]} == {header(version)}  # never back to the old one
+    assert {path for path, _, _ in seen[swapped:]} == {"/v1/scores", "/v1/offers"}
+
+
+def test_a_champion_that_fails_to_load_leaves_the_old_models_serving(
+    copy: Copy, running: tuple[TestClient, Traffic], tmp_path: Path
+) -> None:
+    client, traffic = running
+    holder = client.app.state.models  # type: ignore[attr-defined]
+    no_model = tmp_path / "not-a-model"
+    no_model.mkdir()
+    (no_model / "README.txt").write_text("an artifact folder without an MLmodel file\n")
+    broken = register_churn(copy.registry, source=str(no_model))
+    start = traffic.count()
+    copy.registry.set_registered_model_alias(CHURN_NAME, CHAMPION, broken)
+
+    wait_for(lambda: holder.last_error is not None, "the failed reload")
+    failed_at = traffic.count()
+    wait_for(lambda: traffic.count() >= failed_at + 10, "responses after the failed reload")
+    seen = traffic.since(start)
+    assert_all_ok(seen)
+    assert {h for _, _, h in seen} == {header("1")}
+    assert client.get("/readyz").status_code == 200
+
+    good = register_churn(copy.registry)  # a good champion after a failed one is still picked up
+    copy.registry.set_registered_model_alias(CHURN_NAME, CHAMPION, good)
+    wait_for(lambda: traffic.since(-1)[0][2] == header(good), "the good version after the broken one")
+    assert holder.last_error is None
+    assert_all_ok(traffic.since(start))
