@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from typing import Annotated, Any
 
@@ -48,6 +49,7 @@ def serve_command(
     import uvicorn
 
     settings()  # a bad setting stops here, with its name, not in every worker
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # workers inherit it: see serving/asgi.py
     config = uvicorn.Config(
         "crm_analytics.serving.asgi:app",
         host=host,
