@@ -22,13 +22,13 @@ from crm_analytics.features.store import read_features
 from crm_analytics.ingest.warehouse import Warehouse
 from crm_analytics.models.inputs import model_inputs
 from crm_analytics.models.offers.train import OFFERS_NAME
-from crm_analytics.models.registry import CHAMPION
 from crm_analytics.models.segments.consent import marketing_consent
 from crm_analytics.models.segments.membership import TABLE as MEMBERSHIP
 from crm_analytics.models.segments.value_risk import SEGMENTS as VALUE_RISK_SEGMENTS
 from crm_analytics.models.train import CHURN_NAME, CLV_NAME
 from crm_analytics.profiles.store import read_table
 from crm_analytics.profiles.tables import FIELD_GROUPS, PROFILES, RECORDS, SERVICE_FACTS
+from crm_analytics.serving.models import champion_versions
 from crm_analytics.serving.store import ServingStore, Snapshot, now
 from crm_analytics.settings import Settings
 from crm_analytics.tracking import configure
@@ -71,7 +71,8 @@ def score_all(
     scores = _scores(loaded, features)
     history_columns = list(loaded[OFFERS_NAME].unwrap_python_model().full.customer_columns_)
     history = features.reindex(columns=history_columns)
-    segments = _segments(warehouse)
+    membership = _membership(warehouse)
+    segments = _segments(membership)
     briefs = _briefs(warehouse)
     profiles = _profiles(warehouse)
     ids = sorted(set(features.index) | set(profiles))
@@ -88,7 +89,7 @@ def score_all(
         }
         for cid in ids
     ]
-    members = _members(warehouse, consent)
+    members = _members(membership, consent)
     catalogue = warehouse.ibis.table("offers").order_by("offer_id").execute()
     catalogue = catalogue.drop(columns=["ingest_batch_id", "row_hash"], errors="ignore")
     offers = [_clean(row) for row in catalogue.to_dict(orient="records")]
@@ -101,15 +102,11 @@ def score_all(
 
 def _champions(settings: Settings) -> tuple[dict[str, str], dict[str, Any]]:
     """The @champion version and loaded pyfunc of the CLV, churn and offer models."""
-    client = configure(settings)
-    versions, loaded = {}, {}
-    for name in (CLV_NAME, CHURN_NAME, OFFERS_NAME):
-        try:
-            versions[name] = str(client.get_model_version_by_alias(name, CHAMPION).version)
-        except mlflow.exceptions.MlflowException:
-            raise LookupError(f"{name}: no @{CHAMPION}; run `crm train` and `crm promote` first") from None
-        loaded[name] = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
-    return versions, loaded
+    found = champion_versions(configure(settings))
+    loaded = {
+        name: mlflow.pyfunc.load_model(f"models:/{name}/{version}") for name, (version, _) in found.items()
+    }
+    return {name: version for name, (version, _) in found.items()}, loaded
 
 
 def _scores(loaded: dict[str, Any], features: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -123,24 +120,25 @@ def _scores(loaded: dict[str, Any], features: pd.DataFrame) -> dict[str, dict[st
     return {cid: _clean(row) for cid, row in frame.round(6).to_dict(orient="index").items()}
 
 
-def _segments(warehouse: Warehouse) -> dict[str, dict[str, str]]:
-    """Per customer: family -> segment, plus value tier and churn risk from the value-and-risk family."""
+def _membership(warehouse: Warehouse) -> pd.DataFrame:
+    """Every segment membership row (none before `crm segments build`)."""
     if not warehouse.has_table(MEMBERSHIP):
-        return {}
-    membership = warehouse.ibis.table(MEMBERSHIP).select("customer_id", "family", "segment").execute()
+        return pd.DataFrame(columns=["customer_id", "family", "segment", "clv", "churn_probability"])
+    return warehouse.ibis.table(MEMBERSHIP).execute()
+
+
+def _segments(membership: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """Per customer: family -> segment, plus value tier and churn risk from the value-and-risk family."""
     out: dict[str, dict[str, str]] = {}
-    for cid, family, segment in membership.itertuples(index=False):
+    for cid, family, segment in membership[["customer_id", "family", "segment"]].itertuples(index=False):
         out.setdefault(cid, {})[family] = segment
         if family == "value_risk" and segment in TIERS:
             out[cid]["value_tier"], out[cid]["churn_risk"] = TIERS[segment]
     return out
 
 
-def _members(warehouse: Warehouse, consent: pd.Series) -> list[dict[str, Any]]:
+def _members(membership: pd.DataFrame, consent: pd.Series) -> list[dict[str, Any]]:
     """Segment membership rows with the consent flag the marketing endpoints filter on."""
-    if not warehouse.has_table(MEMBERSHIP):
-        return []
-    membership = warehouse.ibis.table(MEMBERSHIP).execute()
     granted = membership["customer_id"].map(consent).fillna(False).astype(bool)
     frame = membership.assign(consent=granted)[
         ["customer_id", "family", "segment", "clv", "churn_probability", "consent"]

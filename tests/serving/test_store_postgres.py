@@ -38,18 +38,10 @@ from crm_analytics.serving.store import ServingStore
 from crm_analytics.settings import Settings
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.serving.conftest import Served
+from tests.serving.test_routes import BOOKING
 
 pytestmark = pytest.mark.postgres
 
-BOOKING = {
-    "hotel_id": "H01",
-    "check_in": "2026-03-14",
-    "nights": 3,
-    "guests": 2,
-    "room_type": "standard",
-    "channel": "web",
-    "upgrade_available": True,
-}
 NO_RATE_LIMIT = {"CRM_SERVING_RATE_PER_MINUTE": "1000000", "CRM_SERVING_RATE_BURST": "100000"}
 
 
