@@ -13,15 +13,16 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_analytics.serving.keys import KeyStore
 from crm_analytics.serving.limits import BodyLimitMiddleware, RateLimitMiddleware
 from crm_analytics.serving.models import ModelHolder
 from crm_analytics.serving.problems import install_problem_handlers
+from crm_analytics.serving.rankers import RankerCache
 from crm_analytics.serving.routes import customers, feedback, health, offers, scores, segments
 from crm_analytics.serving.store import ServingStore
 from crm_analytics.settings import Settings
@@ -39,6 +40,7 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
         app.state.store = ServingStore(settings.serving_store_url)
         app.state.key_store = KeyStore(app.state.store.engine)
         app.state.models = ModelHolder(configure(settings))
+        app.state.rankers = RankerCache()
         reloader = None
         if load_models:
             await asyncio.to_thread(_first_load, app.state.models)
@@ -108,15 +110,37 @@ def _instrument(app: FastAPI) -> None:
         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         registry=registry,
     )
+    app.add_middleware(MeteringMiddleware, requests=requests, latency=latency)
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Any) -> Response:
+
+class MeteringMiddleware:
+    """Pure ASGI (no per-request task as with ``@app.middleware``): counts, times and logs each request
+    when the app has answered, by method, route template and status."""
+
+    def __init__(self, app: ASGIApp, requests: Counter, latency: Histogram) -> None:
+        self.app = app
+        self.requests = requests
+        self.latency = latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        elapsed = time.perf_counter() - started
-        requests.labels(request.method, template, str(response.status_code)).inc()
-        latency.labels(request.method, template).observe(elapsed)
-        log.info("%s %s %s %.1fms", request.method, template, response.status_code, elapsed * 1000)
-        return response
+        status = 500  # an exception before any response is a 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            template = getattr(scope.get("route"), "path", "unmatched")
+            elapsed = time.perf_counter() - started
+            method = scope["method"]
+            self.requests.labels(method, template, str(status)).inc()
+            self.latency.labels(method, template).observe(elapsed)
+            log.info("%s %s %s %.1fms", method, template, status, elapsed * 1000)

@@ -1,4 +1,7 @@
-"""Dependencies shared by the routes: the store, the served models, and the response's model header."""
+"""Dependencies shared by the routes: the store, the served models, and the response's model header.
+
+They only read ``app.state``, so they are async: FastAPI runs sync dependencies in its thread pool, a
+hop per dependency that a booking request cannot afford."""
 
 from __future__ import annotations
 
@@ -8,15 +11,16 @@ from fastapi import Depends, Request, Response
 
 from crm_analytics.serving.models import ServedModels
 from crm_analytics.serving.problems import ProblemError
+from crm_analytics.serving.rankers import RankerCache
 from crm_analytics.serving.store import ServingStore
 
 
-def get_store(request: Request) -> ServingStore:
+async def get_store(request: Request) -> ServingStore:
     store: ServingStore = request.app.state.store
     return store
 
 
-def get_models(request: Request, response: Response) -> ServedModels:
+async def get_models(request: Request, response: Response) -> ServedModels:
     """The champions for this request (a reference taken now: a reload never changes them mid-request);
     the response names their versions in ``X-Model-Versions``."""
     models = request.app.state.models.current
@@ -26,5 +30,11 @@ def get_models(request: Request, response: Response) -> ServedModels:
     return models
 
 
+async def get_rankers(request: Request) -> RankerCache:
+    rankers: RankerCache = request.app.state.rankers
+    return rankers
+
+
 Store = Annotated[ServingStore, Depends(get_store)]
+Rankers = Annotated[RankerCache, Depends(get_rankers)]
 Models = Annotated[ServedModels, Depends(get_models)]

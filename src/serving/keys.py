@@ -168,17 +168,22 @@ class KeyStore:
             for digest in [d for d, (_, key) in self._cache.items() if key.key_id == key_id]:
                 del self._cache[digest]
 
+    def cached(self, secret: str) -> ApiKey | None:
+        """The key if it verified within ``cache_ttl`` (no database access), else None."""
+        if not self.cache_ttl or not secret.startswith(SECRET_PREFIX) or len(secret) > 128:
+            return None
+        with self._lock:
+            hit = self._cache.get(hash_secret(secret))
+        return hit[1] if hit is not None and hit[0] > self._clock() else None
+
     def verify(self, secret: str) -> ApiKey | None:
         """The active key with this secret, or None (unknown or revoked)."""
         if not secret.startswith(SECRET_PREFIX) or len(secret) > 128:
             return None
+        if (key := self.cached(secret)) is not None:
+            return key
         digest = hash_secret(secret)
         now = self._clock()
-        if self.cache_ttl:
-            with self._lock:
-                hit = self._cache.get(digest)
-            if hit is not None and hit[0] > now:
-                return hit[1]
         query = sa.select(api_keys).where(api_keys.c.secret_sha256 == digest, api_keys.c.revoked_at.is_(None))
         with self.engine.connect() as conn:
             row = conn.execute(query).first()

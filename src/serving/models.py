@@ -77,7 +77,10 @@ def load_models(client: MlflowClient) -> ServedModels:
 
 
 def warm_up(models: ServedModels) -> None:
-    """One prediction through each model: a broken artifact fails here, not on a guest's request."""
+    """One prediction through each model, and the offer models compiled for bookings: a broken
+    artifact fails here, not on a guest's request."""
+    models.offers_full.compiled()
+    models.offers_context.compiled()
     example = pd.DataFrame({"frequency": [2.0], "recency": [30.0], "T": [60.0], "monetary_value": [100.0]})
     models.clv.predict(example)
     row = pd.DataFrame([{c: 0.0 for c in models.churn_columns}]) if models.churn_columns else example

@@ -286,7 +286,7 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """Dependency for routes that take a JSON body: any other ``Content-Type`` -> 415 problem.
 
     Use as ``dependencies=[Depends(require_json)]`` on the route or router. Without it FastAPI

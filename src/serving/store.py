@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -105,7 +106,7 @@ def engine_for(url: str) -> Engine:
     """An engine for the store URL; SQLite gets WAL, a busy timeout and foreign-key-free fast writes."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))  # a file needs no ping
     if engine.dialect.name == "sqlite":
         if engine.url.database and engine.url.database != ":memory:":
             Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +132,18 @@ class Snapshot:
     models: dict[str, str]
     customers: int
     catalogue: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class BookingGuest:
+    """What a booking needs about a guest of the active snapshot (no profile: no personal fields)."""
+
+    customer_id: str
+    snapshot_id: str
+    segments: dict[str, str]
+    history: dict[str, Any] | None
+    brief: list[dict[str, Any]]
+    offers_shown_recently: int
 
 
 @dataclass(frozen=True)
@@ -197,6 +210,11 @@ class ServingStore:
             json.loads(row["catalogue"]),
         )
 
+    def active_id(self) -> str | None:
+        """The active snapshot's id (a cheap check before using anything cached for it)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(snapshots.c.snapshot_id).where(snapshots.c.active)).scalar()
+
     def customer(self, customer_id: str) -> CustomerRecord | None:
         """A customer of the active snapshot."""
         query = select(customers).where(
@@ -205,6 +223,23 @@ class ServingStore:
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
         return _record(row) if row is not None else None
+
+    def booking_guest(self, customer_id: str, shown_since: datetime) -> BookingGuest | None:
+        """The guest's row for a booking and the offers shown to them since ``shown_since`` (the contact
+        cap), on one connection with statements compiled once."""
+        with self.engine.connect() as conn:
+            row = conn.execute(_BOOKING_GUEST, {"customer_id": customer_id}).mappings().first()
+            if row is None:
+                return None
+            shown = conn.execute(_SHOWN_SINCE, {"customer_id": customer_id, "since": shown_since}).scalar()
+        return BookingGuest(
+            customer_id=row["customer_id"],
+            snapshot_id=row["snapshot_id"],
+            segments=json.loads(row["segments"]) if row["segments"] else {},
+            history=json.loads(row["history"]) if row["history"] else None,
+            brief=json.loads(row["brief"]) if row["brief"] else [],
+            offers_shown_recently=int(shown or 0),
+        )
 
     def customers_by_id(self, customer_ids: list[str]) -> dict[str, CustomerRecord]:
         """Customers of the active snapshot by id (unknown ids are absent)."""
@@ -291,15 +326,6 @@ class ServingStore:
             raise ValueError("event_id: already used for a different event")
         return False
 
-    def shown_since(self, customer_id: str, since: datetime) -> int:
-        """Offers shown to the customer since ``since`` (feedback ``shown`` events): the contact cap."""
-        f = feedback.c
-        query = select(func.count()).where(
-            and_(f.customer_id == customer_id, f.event == "shown", f.occurred_at >= since)
-        )
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar() or 0)
-
     def erase(self, customer_ids: Iterable[str]) -> int:
         """Delete every row about these customers (erasure); returns the rows deleted."""
         ids = list(customer_ids)
@@ -312,6 +338,22 @@ class ServingStore:
 
 def _active_id() -> Any:
     return select(snapshots.c.snapshot_id).where(snapshots.c.active).scalar_subquery()
+
+
+_BOOKING_GUEST = select(
+    customers.c.customer_id,
+    customers.c.snapshot_id,
+    customers.c.segments,
+    customers.c.history,
+    customers.c.brief,
+).where(and_(customers.c.snapshot_id == _active_id(), customers.c.customer_id == bindparam("customer_id")))
+_SHOWN_SINCE = select(func.count()).where(
+    and_(
+        feedback.c.customer_id == bindparam("customer_id"),
+        feedback.c.event == "shown",
+        feedback.c.occurred_at >= bindparam("since"),
+    )
+)
 
 
 def _record(row: RowMapping) -> CustomerRecord:

@@ -11,6 +11,8 @@ the same events without the customer columns, so an unknown guest still gets sen
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
@@ -18,10 +20,12 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold
 
 from crm_analytics.features.behaviour import column_suffix
+from crm_analytics.models.offers.compiled import CompiledForest, compile_calibrated
 
 CONTEXT_CATEGORIES = ("hotel_id", "room_type", "channel", "purpose", "offer_id", "category")
 CONTEXT_NUMBERS = ("nights", "guests", "lead_days", "upgrade_available", "price", "margin")
 CUSTOMER_COLUMNS_PREFIXES = ("extras_rate_", "share_channel_")
+OWN_UPTAKE = "own_category_uptake"
 CUSTOMER_COLUMNS = (
     "frequency",
     "days_since_last",
@@ -70,7 +74,12 @@ def own_category_uptake(frame: pd.DataFrame) -> np.ndarray:
 class AcceptanceModel:
     """Calibrated HistGradientBoosting on context (+ customer history when ``with_customer``)."""
 
+    classifier_: CalibratedClassifierCV
+    customer_columns_: list[str]
+    categories_: dict[str, list[str]]
+
     def __init__(self, with_customer: bool = True, seed: int = 0, max_iter: int = 200) -> None:
+        self._compiled: CompiledForest | None = None
         self.with_customer = with_customer
         self.seed = seed
         self.max_iter = max_iter
@@ -79,21 +88,41 @@ class AcceptanceModel:
         state = "fitted" if hasattr(self, "classifier_") else "not fitted"
         return f"AcceptanceModel(with_customer={self.with_customer}, {state})"
 
+    @property
+    def matrix_columns(self) -> list[str]:
+        """The model's input columns in order: category codes first (the trees' categorical features),
+        then the numbers, the guest's history and, with history, ``own_category_uptake``."""
+        uptake = [OWN_UPTAKE] if self.customer_columns_ else []
+        return [*CONTEXT_CATEGORIES, *CONTEXT_NUMBERS, *self.customer_columns_, *uptake]
+
+    def codes(self, column: str, values: Any) -> np.ndarray:
+        """Category values as their code in the fitted categories (unknown -> NaN, which the trees
+        treat as missing)."""
+        series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+        codes = pd.Index(self.categories_[column]).get_indexer(series.astype("str"))
+        return np.where(codes < 0, np.nan, codes).astype(float)
+
     def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
-        """A float matrix: category columns as their code in the fitted categories (unknown -> NaN,
-        which the trees treat as missing), then the numbers. Plain numpy keeps one prediction cheap."""
-        columns = [*CONTEXT_CATEGORIES, *CONTEXT_NUMBERS, *self.customer_columns_]
-        missing = [c for c in columns if c not in frame.columns]
+        """A float matrix in :attr:`matrix_columns` order. Plain numpy keeps one prediction cheap."""
+        missing = [c for c in self.matrix_columns if c not in frame.columns and c != OWN_UPTAKE]
         if missing:
             raise ValueError(f"missing column '{missing[0]}'")
-        parts = []
-        for column in CONTEXT_CATEGORIES:
-            codes = pd.Index(self.categories_[column]).get_indexer(frame[column].astype("str"))
-            parts.append(np.where(codes < 0, np.nan, codes).astype(float))
-        parts += [frame[c].to_numpy(dtype=float, na_value=np.nan) for c in columns[len(CONTEXT_CATEGORIES) :]]
+        parts = [self.codes(c, frame[c]) for c in CONTEXT_CATEGORIES]
+        numbers = [*CONTEXT_NUMBERS, *self.customer_columns_]
+        parts += [frame[c].to_numpy(dtype=float, na_value=np.nan) for c in numbers]
         if self.customer_columns_:
             parts.append(own_category_uptake(frame))
         return np.column_stack(parts)
+
+    def compiled(self) -> CompiledForest:
+        """The fitted folds as flat arrays (:mod:`.compiled`): the same probabilities for a booking's
+        few rows in a fraction of a millisecond. Compiled once, on first use."""
+        if not hasattr(self, "classifier_"):
+            raise RuntimeError("this AcceptanceModel is not fitted yet; call fit first")
+        if getattr(self, "_compiled", None) is None:
+            n_codes = [len(self.categories_[c]) for c in CONTEXT_CATEGORIES]
+            self._compiled = compile_calibrated(self.classifier_, n_codes)
+        return self._compiled
 
     def fit(self, frame: pd.DataFrame, accepted: pd.Series) -> AcceptanceModel:
         """``frame``: ``event_frame`` rows joined with the customer's features (when ``with_customer``)."""
@@ -112,6 +141,7 @@ class AcceptanceModel:
             random_state=self.seed,
         )
         folds = StratifiedKFold(3, shuffle=True, random_state=self.seed)
+        self._compiled = None
         self.classifier_ = CalibratedClassifierCV(boosted, method="isotonic", cv=folds).fit(
             matrix, accepted.astype(bool).to_numpy()
         )

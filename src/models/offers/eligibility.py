@@ -1,9 +1,11 @@
 """Which offers may be shown for a booking: explicit, named rules over the offers catalogue.
 
 Each rule in :data:`RULES` is data: a name, a description and a function vectorised over the catalogue
-and over booking events, ``(offers, contexts, guests) -> bool`` of shape ``(n_events, n_offers)`` (True =
-allowed). :func:`eligible` (one booking, for the booking API) and :func:`eligibility_matrix` (many logged
-events, for offline evaluation) run the same rules; they differ only in how their inputs arrive.
+and over booking events, ``(catalogue, contexts, guests) -> bool`` of shape ``(n_events, n_offers)``
+(True = allowed). The catalogue is prepared once (:func:`prepare_catalogue`: nulls resolved, lists
+parsed), so the booking API's :func:`allowed` costs microseconds; :func:`eligible` (one booking, with the
+excluding rule) and :func:`eligibility_matrix` (many logged events, for offline evaluation) run the same
+rules; they differ only in how their inputs arrive.
 Data conventions:
 
 * catalogue columns as in :class:`crm_analytics.ingest.contracts.Offers`; ``hotel_ids`` and ``room_types``
@@ -19,7 +21,7 @@ Data conventions:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any, NamedTuple
@@ -73,7 +75,8 @@ class GuestColumns:
     contact_cap: int
 
 
-RuleFunction = Callable[[pd.DataFrame, pd.DataFrame, GuestColumns], np.ndarray]
+Columns = Mapping[str, np.ndarray]  # equal-length numpy columns by name
+RuleFunction = Callable[[Columns, Columns, GuestColumns], np.ndarray]
 
 
 class Rule(NamedTuple):
@@ -92,13 +95,18 @@ def _split(value: Any) -> frozenset[str] | None:
     return items or None
 
 
-def _listed(lists: pd.Series, values: pd.Series) -> np.ndarray:
-    """(n_events, n_offers): each event's value is in each offer's list, or the list is null."""
-    sets = [_split(v) for v in lists]
-    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
+def _listed(sets: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(n_events, n_offers): each event's value is in each offer's list (a parsed set), or the list is
+    null (None)."""
+    uniques: dict[Any, int] = {}
+    codes = [-1 if _is_null(v) else uniques.setdefault(v, len(uniques)) for v in values.tolist()]
     table = [[s is None or str(u).strip() in s for s in sets] for u in uniques]
     table.append([s is None for s in sets])  # code -1: the event's value is null
     return np.array(table, dtype=bool).reshape(len(table), len(sets))[codes]
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
 
 
 def _flag(column: pd.Series) -> np.ndarray:
@@ -108,49 +116,44 @@ def _flag(column: pd.Series) -> np.ndarray:
     return column.astype("boolean").fillna(False).to_numpy(dtype=bool)
 
 
-def _is_upgrade(offers: pd.DataFrame) -> np.ndarray:
-    return np.array([str(c).strip().lower() == "upgrade" for c in offers["category"]], dtype=bool)
+def _hotel(offers: Columns, contexts: Columns, guests: GuestColumns) -> np.ndarray:
+    return _listed(offers["hotel_sets"], contexts["hotel_id"])
 
 
-def _hotel(offers: pd.DataFrame, contexts: pd.DataFrame, guests: GuestColumns) -> np.ndarray:
-    return _listed(offers["hotel_ids"], contexts["hotel_id"])
+def _room_type(offers: Columns, contexts: Columns, guests: GuestColumns) -> np.ndarray:
+    return _listed(offers["room_type_sets"], contexts["room_type"])
 
 
-def _room_type(offers: pd.DataFrame, contexts: pd.DataFrame, guests: GuestColumns) -> np.ndarray:
-    return _listed(offers["room_types"], contexts["room_type"])
+def _min_nights(offers: Columns, contexts: Columns, guests: GuestColumns) -> np.ndarray:
+    return contexts["nights"][:, None] >= offers["min_nights"][None, :]
 
 
-def _min_nights(offers: pd.DataFrame, contexts: pd.DataFrame, guests: GuestColumns) -> np.ndarray:
-    return contexts["nights"].to_numpy()[:, None] >= offers["min_nights"].to_numpy()[None, :]
-
-
-def _dates(offers: pd.DataFrame, contexts: pd.DataFrame, guests: GuestColumns) -> np.ndarray:
-    first_night = contexts["check_in"].to_numpy()[:, None]
-    stay = np.maximum(contexts["nights"].to_numpy() - 1, 0).astype("timedelta64[D]")
+def _dates(offers: Columns, contexts: Columns, guests: GuestColumns) -> np.ndarray:
+    first_night = contexts["check_in"][:, None]
+    stay = np.maximum(contexts["nights"] - 1, 0).astype("timedelta64[D]")
     last_night = first_night + stay[:, None]
-    starts, ends = offers["valid_from"].to_numpy()[None, :], offers["valid_until"].to_numpy()[None, :]
+    starts, ends = offers["valid_from"][None, :], offers["valid_until"][None, :]
     return (np.isnat(starts) | (first_night >= starts)) & (np.isnat(ends) | (last_night <= ends))
 
 
-def _upgrade_available(offers: pd.DataFrame, contexts: pd.DataFrame, guests: GuestColumns) -> np.ndarray:
-    return contexts["upgrade_available"].to_numpy(dtype=bool)[:, None] | ~_is_upgrade(offers)[None, :]
+def _upgrade_available(offers: Columns, contexts: Columns, guests: GuestColumns) -> np.ndarray:
+    return contexts["upgrade_available"][:, None] | ~offers["is_upgrade"][None, :]
 
 
-def _not_already_bought(offers: pd.DataFrame, contexts: pd.DataFrame, guests: GuestColumns) -> np.ndarray:
-    upgrade = _is_upgrade(offers)
+def _not_already_bought(offers: Columns, contexts: Columns, guests: GuestColumns) -> np.ndarray:
+    upgrade = offers["is_upgrade"]
     upgraded = np.asarray(guests.bought[:, upgrade].any(axis=1), dtype=bool)
     return ~guests.bought & ~(upgraded[:, None] & upgrade[None, :])
 
 
-def _allergy(offers: pd.DataFrame, contexts: pd.DataFrame, guests: GuestColumns) -> np.ndarray:
-    hypoallergenic = offers["hypoallergenic"].to_numpy(dtype=bool)
-    risky = offers["carpeted"].to_numpy(dtype=bool) | (_is_upgrade(offers) & ~hypoallergenic)
+def _allergy(offers: Columns, contexts: Columns, guests: GuestColumns) -> np.ndarray:
+    risky = offers["carpeted"] | (offers["is_upgrade"] & ~offers["hypoallergenic"])
     return ~(guests.has_allergy[:, None] & risky[None, :])
 
 
-def _contact_cap(offers: pd.DataFrame, contexts: pd.DataFrame, guests: GuestColumns) -> np.ndarray:
+def _contact_cap(offers: Columns, contexts: Columns, guests: GuestColumns) -> np.ndarray:
     below = guests.shown_recently < guests.contact_cap
-    return np.broadcast_to(below[:, None], (len(contexts), len(offers)))
+    return np.broadcast_to(below[:, None], (len(below), len(offers["offer_id"])))
 
 
 RULES: tuple[Rule, ...] = (
@@ -181,8 +184,9 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
             raise ValueError(f"{what}: missing column '{column}'")
 
 
-def _catalogue(offers: pd.DataFrame) -> pd.DataFrame:
-    """The catalogue columns the rules read, with nulls resolved and a 0..n-1 index."""
+def prepare_catalogue(offers: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The catalogue columns the rules read, nulls resolved and lists parsed: prepare once, reuse for
+    every booking (:func:`allowed`)."""
     _require(offers, OFFER_COLUMNS, "offers")
     columns = {c: offers[c].to_numpy() for c in OFFER_COLUMNS}
     columns["min_nights"] = pd.to_numeric(offers["min_nights"]).fillna(1).to_numpy(dtype=np.int64)
@@ -190,7 +194,16 @@ def _catalogue(offers: pd.DataFrame) -> pd.DataFrame:
     for name in OFFER_DATES:
         given = offers[name] if name in offers.columns else pd.Series(pd.NaT, index=offers.index)
         columns[name] = _days(given)
-    return pd.DataFrame(columns)
+    columns["hotel_sets"] = _sets(offers["hotel_ids"])
+    columns["room_type_sets"] = _sets(offers["room_types"])
+    columns["is_upgrade"] = np.array([str(c).strip().lower() == "upgrade" for c in offers["category"]], bool)
+    return columns
+
+
+def _sets(lists: pd.Series) -> np.ndarray:
+    out = np.empty(len(lists), dtype=object)
+    out[:] = [_split(v) for v in lists]
+    return out
 
 
 def _days(values: pd.Series) -> np.ndarray:
@@ -205,7 +218,7 @@ def _ids(value: Any) -> set[str]:
     return set(_split(value) or ())
 
 
-def _guest_columns(facts: pd.DataFrame, offer_ids: pd.Series, contact_cap: int) -> GuestColumns:
+def _guest_columns(facts: pd.DataFrame, offer_ids: np.ndarray, contact_cap: int) -> GuestColumns:
     position: dict[str, list[int]] = {}
     for i, offer_id in enumerate(offer_ids.astype(str)):
         position.setdefault(offer_id, []).append(i)
@@ -217,11 +230,26 @@ def _guest_columns(facts: pd.DataFrame, offer_ids: pd.Series, contact_cap: int) 
     return GuestColumns(_flag(facts["has_allergy"]), bought, shown, contact_cap)
 
 
-def _verdicts(offers: pd.DataFrame, contexts: pd.DataFrame, facts: pd.DataFrame, cap: int) -> np.ndarray:
-    """(n_rules, n_events, n_offers) bool: each rule's verdict, in the order of :data:`RULES`."""
+def _check_cap(cap: int) -> None:
     if isinstance(cap, bool) or not isinstance(cap, int | np.integer) or cap < 0:
         raise ValueError(f"contact_cap: must be a non-negative integer, got {cap!r}")
-    catalogue = _catalogue(offers)
+
+
+def _verdicts(catalogue: Columns, contexts: Columns, guests: GuestColumns) -> np.ndarray:
+    """(n_rules, n_events, n_offers) bool: each rule's verdict, in the order of :data:`RULES`."""
+    shape = (len(guests.shown_recently), len(catalogue["offer_id"]))
+    out = np.ones((len(RULES), *shape), dtype=bool)
+    for i, rule in enumerate(RULES):
+        out[i] = rule.function(catalogue, contexts, guests)  # (1, n_offers) answers broadcast
+    return out
+
+
+def _logged_verdicts(
+    offers: pd.DataFrame, contexts: pd.DataFrame, facts: pd.DataFrame, cap: int
+) -> np.ndarray:
+    """:func:`_verdicts` for events given as frames (contexts and facts row-aligned)."""
+    _check_cap(cap)
+    catalogue = prepare_catalogue(offers)
     _require(contexts, CONTEXT_COLUMNS, "contexts")
     _require(facts, FACT_COLUMNS, "facts")
     if len(facts) != len(contexts):
@@ -230,13 +258,23 @@ def _verdicts(offers: pd.DataFrame, contexts: pd.DataFrame, facts: pd.DataFrame,
     columns["nights"] = pd.to_numeric(contexts["nights"]).fillna(0).to_numpy(dtype=np.int64)
     columns["upgrade_available"] = _flag(contexts["upgrade_available"])
     columns["check_in"] = _days(contexts["check_in"])
-    ctx = pd.DataFrame(columns)
     guests = _guest_columns(facts, catalogue["offer_id"], int(cap))
-    shape = (len(ctx), len(catalogue))
-    out = np.ones((len(RULES), *shape), dtype=bool)
-    for i, rule in enumerate(RULES):
-        out[i] = np.broadcast_to(np.asarray(rule.function(catalogue, ctx, guests), dtype=bool), shape)
-    return out
+    return _verdicts(catalogue, columns, guests)
+
+
+def _booking_verdicts(catalogue: Columns, context: BookingContext, facts: GuestFacts, cap: int) -> np.ndarray:
+    """:func:`_verdicts` for one booking, without building frames."""
+    _check_cap(cap)
+    columns = {c: np.array([getattr(context, c)], dtype=object) for c in CONTEXT_COLUMNS}
+    columns["nights"] = np.array([context.nights or 0], dtype=np.int64)
+    columns["upgrade_available"] = np.array([bool(context.upgrade_available)])
+    columns["check_in"] = np.array([context.check_in], dtype="datetime64[D]")
+    bought_ids = {str(i).strip() for i in facts.bought_this_stay}
+    bought = np.array([[str(o) in bought_ids for o in catalogue["offer_id"].tolist()]], dtype=bool)
+    guests = GuestColumns(
+        np.array([bool(facts.allergies)]), bought, np.array([facts.offers_shown_recently or 0]), int(cap)
+    )
+    return _verdicts(catalogue, columns, guests)
 
 
 def eligibility_matrix(
@@ -248,23 +286,24 @@ def eligibility_matrix(
     has ``has_allergy`` (bool), ``bought_this_stay`` (list/tuple or ``;``-string of offer ids) and
     ``offers_shown_recently`` (int).
     """
-    return np.asarray(_verdicts(offers, contexts, facts, contact_cap).all(axis=0), dtype=bool)
+    return np.asarray(_logged_verdicts(offers, contexts, facts, contact_cap).all(axis=0), dtype=bool)
 
 
 def eligible(
     offers: pd.DataFrame, context: BookingContext, facts: GuestFacts, contact_cap: int = CONTACT_CAP
 ) -> pd.DataFrame:
     """The catalogue with ``eligible`` (bool) and ``excluded_by`` (first excluding rule, None if eligible)."""
-    facts_row = {
-        "has_allergy": bool(facts.allergies),
-        "bought_this_stay": tuple(sorted(facts.bought_this_stay)),
-        "offers_shown_recently": facts.offers_shown_recently,
-    }
-    context_row = {c: [getattr(context, c)] for c in CONTEXT_COLUMNS}
-    verdicts = _verdicts(offers, pd.DataFrame(context_row), pd.DataFrame([facts_row]), contact_cap)
+    verdicts = _booking_verdicts(prepare_catalogue(offers), context, facts, contact_cap)
     failed = ~verdicts[:, 0, :].T  # (n_offers, n_rules)
     first = [next((r.name for r, f in zip(RULES, row, strict=True) if f), None) for row in failed]
     out = offers.copy()
     out["eligible"] = np.array([name is None for name in first], dtype=bool)
     out["excluded_by"] = pd.Series(first, index=out.index, dtype=object)
     return out
+
+
+def allowed(
+    catalogue: Columns, context: BookingContext, facts: GuestFacts, contact_cap: int = CONTACT_CAP
+) -> np.ndarray:
+    """(n_offers,) bool: the offers of a :func:`prepare_catalogue` catalogue every rule allows."""
+    return np.asarray(_booking_verdicts(catalogue, context, facts, contact_cap)[:, 0, :].all(axis=0))

@@ -16,13 +16,14 @@ router = APIRouter(prefix="/v1/customers", tags=["analyst"])
 
 
 @router.get("/{customer_id}", response_model=CustomerView, responses=problem_responses(404, 503))
-def get_customer(
+async def get_customer(
     customer_id: str,
     store: Store,
     models: Models,
     _key: Annotated[ApiKey, Depends(require("customers"))],
 ) -> CustomerView:
-    """Surviving fields with their source, scores, segments and the guest brief."""
+    """Surviving fields with their source, scores, segments and the guest brief (one indexed read, on
+    the event loop)."""
     record = store.customer(customer_id)
     if record is None:
         raise ProblemError(404, "Not Found", "no such customer")

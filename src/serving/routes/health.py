@@ -1,4 +1,4 @@
-"""``/livez``, ``/readyz``, ``/metrics`` and ``GET /v1/models``."""
+"""``/livez``, ``/readyz``, ``/metrics`` and ``GET /v1/models``: cheap reads, answered on the event loop."""
 
 from __future__ import annotations
 
@@ -19,19 +19,19 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/livez")
-def livez() -> dict[str, str]:
+async def livez() -> dict[str, str]:
     """The process answers."""
     return {"status": "ok"}
 
 
 @router.get("/readyz", responses=problem_responses(503))
-def readyz(request: Request) -> dict[str, str]:
+async def readyz(request: Request) -> dict[str, str]:
     """Ready once the champions are loaded and warmed up and a scoring snapshot is there."""
     if request.app.state.models.current is None:
         raise ProblemError(
             503, "Service Unavailable", "models are not loaded yet", headers={"Retry-After": "5"}
         )
-    if request.app.state.store.active() is None:
+    if request.app.state.store.active_id() is None:
         raise ProblemError(
             503, "Service Unavailable", "no scores yet; run `crm score`", headers={"Retry-After": "30"}
         )
@@ -39,7 +39,7 @@ def readyz(request: Request) -> dict[str, str]:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(request: Request) -> PlainTextResponse:
+async def metrics(request: Request) -> PlainTextResponse:
     """Prometheus metrics (requests by route and status, latency histograms)."""
     return PlainTextResponse(
         generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST
@@ -47,7 +47,7 @@ def metrics(request: Request) -> PlainTextResponse:
 
 
 @router.get("/v1/models", response_model=list[ModelInfo], tags=["analyst"], responses=problem_responses(503))
-def get_models(models: Models, _key: Annotated[ApiKey, Depends(require("models"))]) -> list[ModelInfo]:
+async def get_models(models: Models, _key: Annotated[ApiKey, Depends(require("models"))]) -> list[ModelInfo]:
     """The served champions: name, version, run id and when they were loaded."""
     return [
         ModelInfo(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import pandas as pd
 from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
 
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Models, Store
@@ -24,13 +25,16 @@ SCORE_FIELDS = ("churn_probability", "expected_purchases", "clv", "clv_low", "cl
     dependencies=[Depends(require_json)],
     responses=problem_responses(503),
 )
-def post_scores(
+async def post_scores(
     body: ScoresRequest,
     store: Store,
     models: Models,
     _key: Annotated[ApiKey, Depends(require("scores"))],
 ) -> ScoresResponse:
-    """Up to 1,000 customers by id (from the latest batch scoring) or inline feature rows (scored now)."""
+    """Up to 1,000 customers by id (from the latest batch scoring) or inline feature rows (scored now).
+
+    Ids are answered on the event loop (one indexed read, as ``/v1/offers``); inline rows run the
+    models, which can take long, in the thread pool."""
     if body.customer_ids is not None:
         found = store.customers_by_id(body.customer_ids)
         scores = []
@@ -46,7 +50,8 @@ def post_scores(
                 )
             )
         return ScoresResponse(scores=scores, models=models.versions)
-    return ScoresResponse(scores=score_rows(models, body.rows or []), models=models.versions)
+    scored = await run_in_threadpool(score_rows, models, body.rows or [])
+    return ScoresResponse(scores=scored, models=models.versions)
 
 
 def score_rows(models: ServedModels, rows: list[FeatureRow]) -> list[Score]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,48 +11,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics.features.build import FeatureConfig
-from crm_analytics.ingest.datasets.demo import DemoConfig, generate_demo, write_demo
 from crm_analytics.ingest.warehouse import Warehouse
 from crm_analytics.models.offers.acceptance import CONTEXT_CATEGORIES, CONTEXT_NUMBERS, AcceptanceModel
-from crm_analytics.models.offers.eligibility import BookingContext, GuestFacts
-from crm_analytics.models.offers.evaluation import evaluate_offers, fit_models, rolling_windows
-from crm_analytics.models.offers.policy import best_offer, quantities, rank_offers, reason
+from crm_analytics.models.offers.evaluation import evaluate_offers
+from crm_analytics.models.offers.policy import best_offer, quantities, reason
 from crm_analytics.models.offers.train import train_offers
 from crm_analytics.models.registry import PromotionRefusedError, promote
-from crm_analytics.profiles.build import build_profiles
 from crm_analytics.settings import load_settings
 from crm_analytics.tracking import configure
-from tests.features.conftest import load
-
-SPLIT, END = date(2025, 6, 30), date(2025, 12, 31)
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Warehouse, Path]]:
-    folder = tmp_path_factory.mktemp("offers")
-    write_demo(generate_demo(DemoConfig(customers=5_000, seed=7)), folder / "raw")
-    with Warehouse(f"duckdb:///{folder / 'w.duckdb'}") as warehouse:
-        load(warehouse, folder / "raw")
-        build_profiles(warehouse, load_settings(), log_run=False)  # allergies reach the booking accounts
-        yield warehouse, folder / "raw" / "truth"
+from tests.models.offers.conftest import END, SPLIT
 
 
 @pytest.fixture(scope="module")
 def report(demo: tuple[Warehouse, Path]) -> dict[str, Any]:
     warehouse, truth = demo
     return evaluate_offers(warehouse.ibis, truth, SPLIT, END)
-
-
-@pytest.fixture(scope="module")
-def models(demo: tuple[Warehouse, Path]) -> tuple[AcceptanceModel, AcceptanceModel, pd.DataFrame]:
-    warehouse, _ = demo
-    con = warehouse.ibis
-    offers = con.table("offers").order_by("offer_id").execute()
-    config = FeatureConfig(as_of=SPLIT).resolved(con)
-    train = rolling_windows(con, offers, SPLIT - timedelta(days=365), SPLIT, config, days=91)
-    full, context = fit_models(train, seed=0)
-    return full, context, offers
 
 
 def test_policies_side_by_side(report: dict[str, Any]) -> None:
@@ -95,27 +66,6 @@ def test_reason_comes_from_the_guests_history() -> None:
     assert reason("breakfast", guest, "leisure") == "took breakfast on 4 of 5 stays"
     assert reason("spa", guest, "leisure") == "often taken by leisure guests on similar bookings"
     assert reason("spa", None, None) == "often taken by guests on similar bookings"
-
-
-def test_ranking_for_a_booking_respects_the_rules(
-    models: tuple[AcceptanceModel, AcceptanceModel, pd.DataFrame],
-) -> None:
-    full, context, offers = models
-    booking = BookingContext("H01", date(2025, 9, 1), 3, 2, "standard", "web", "leisure", True)
-    unknown = rank_offers(context, offers, booking, GuestFacts(), top_k=12)
-    assert len(unknown) > 3
-    assert unknown["expected_value"].is_monotonic_decreasing
-    assert {"O06", "O07"} & set(unknown["offer_id"])  # carpeted upgrades are fine for this guest
-    allergic = rank_offers(context, offers, booking, GuestFacts(allergies=("dust mites",)), top_k=12)
-    assert not {"O06", "O07"} & set(allergic["offer_id"])  # never a carpeted upgrade
-    assert "O08" in set(allergic["offer_id"])  # the hypoallergenic room may be offered
-    regular = pd.Series({c: 0.0 for c in full.customer_columns_} | {"frequency": 4.0, "extras_rate_spa": 1.0})
-    known = rank_offers(full, offers, booking, GuestFacts(), customer=regular, top_k=3)
-    assert len(known) == 3
-    assert known["p_accept"].between(0, 1).all()
-    top = rank_offers(full, offers, booking, GuestFacts(), customer=regular, top_k=12)
-    spa = top[top["offer_id"].isin(["O02", "O12"])]
-    assert spa["reason"].str.startswith("took spa on 5 of 5 stays").all()
 
 
 def test_acceptance_model_checks_its_inputs() -> None:
