@@ -24,7 +24,7 @@ from crm_analytics.cli_base import (
 )
 from crm_analytics.cli_profiles import build as build_profiles_command
 from crm_analytics.cli_profiles import erase_command, profiles_app, render_build
-from crm_analytics.cli_serving import keys_app, score, score_command, serve_command
+from crm_analytics.cli_serving import feedback_app, keys_app, score, score_command, serve_command
 from crm_analytics.settings import Settings
 
 app = typer.Typer(help="crm-analytics: customer analytics from purchase history.", no_args_is_help=True)
@@ -39,6 +39,7 @@ app.add_typer(segments_app, name="segments")
 app.add_typer(profiles_app, name="profiles")
 app.command("erase")(erase_command)
 app.add_typer(keys_app, name="keys")
+app.add_typer(feedback_app, name="feedback")
 app.command("score")(score_command)
 app.command("serve")(serve_command)
 

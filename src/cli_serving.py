@@ -1,4 +1,5 @@
-"""``crm score``, ``crm serve`` and ``crm keys create|list|revoke``: the scoring service from the shell."""
+"""``crm score``, ``crm serve``, ``crm keys create|list|revoke`` and ``crm feedback collect``: the scoring
+service from the shell."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from crm_analytics.cli_base import JsonOption, emit, err, out, render_rows, sett
 from crm_analytics.settings import Settings
 
 keys_app = typer.Typer(help="API keys for the scoring service: create, list, revoke.", no_args_is_help=True)
+feedback_app = typer.Typer(help="Offer feedback from the API into the warehouse.", no_args_is_help=True)
 LOOPBACK = "127.0.0.1"
 
 
@@ -160,3 +162,20 @@ def _render_demo_keys(created: dict[str, str]) -> None:
     out.print("demo API keys (shown once; send as 'Authorization: Bearer <secret>'):")
     for role, secret in created.items():
         out.print(f"  {role:<10} {secret}", soft_wrap=True)
+
+
+@feedback_app.command("collect")
+def feedback_collect(as_json: JsonOption = False) -> None:
+    """Settled offer feedback (answered, or unanswered for CRM_FEEDBACK_ANSWER_DAYS) into the offer log,
+    through the ingest checks; run it again any time, nothing is added twice. Then retrain with
+    `crm train offers --as-of <split> --until <end>`."""
+    from crm_analytics.ingest.warehouse import Warehouse
+    from crm_analytics.serving.feedback_log import collect_feedback
+    from crm_analytics.serving.store import ServingStore
+
+    config = settings()
+    with Warehouse(config.warehouse_url) as warehouse, err.status("collecting offer feedback"):
+        report = collect_feedback(ServingStore(config.serving_store_url), warehouse, config).as_dict()
+    ingest = report.pop("ingest")
+    summary = report | {k: ingest.get(k, 0) for k in ("rows_new", "rows_duplicate", "rows_rejected")}
+    emit(summary, as_json, lambda r: render_rows("offer feedback", [r]))

@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     serving_reload_seconds: Annotated[float, Field(gt=0)] = Field(
         30.0, description="How often the API checks whether a @champion alias moved."
     )
+    serving_exploration: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.05,
+        description="Share of /v1/offers answers that show random eligible offers instead of the best, "
+        "so the offer log keeps evidence for retraining (0 turns it off).",
+    )
+    feedback_answer_days: Annotated[int, Field(ge=1)] = Field(
+        30, description="Days after an offer was shown before an unanswered offer counts as declined."
+    )
 
     @field_validator("warehouse_url")
     @classmethod

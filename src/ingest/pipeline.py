@@ -105,6 +105,25 @@ def ingest_query(
     return _ingest(warehouse, contract, chunks, report, digest, settings, source, now, on_rows)
 
 
+def ingest_frame(
+    warehouse: Warehouse,
+    frame: pd.DataFrame,
+    settings: Settings,
+    *,
+    table: str,
+    label: str,
+    now: datetime | None = None,
+) -> BatchReport:
+    """Ingest rows built in code (e.g. the API's feedback) exactly as a file's: ``label`` names the batch
+    in ``ingest_batches`` and quarantine."""
+    contract = contract_for(table)
+    report = BatchReport(table=contract.table, source_file=label)
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+    return _ingest(
+        warehouse, contract, [frame.reset_index(drop=True)], report, digest, settings, None, now, None
+    )
+
+
 def _ingest(
     warehouse: Warehouse,
     contract: Contract,

@@ -142,17 +142,18 @@ def _resolve(warehouse: Warehouse, customer_id: str) -> _Person:
 
 def _accounts(warehouse: Warehouse, customer_id: str) -> tuple[set[str], set[Pair]]:
     """Unified ids and (source, account) pairs of the person: by unified id through the links, else the
-    id as a source account id in any source; an account that profiles linked stands for its customer."""
+    id as a source account id in any source; an account that profiles linked stands for its customer.
+    The id itself is an account too where a source carries our ids (API feedback in the offer log)."""
     con = warehouse.ibis
-    links = con.table(LINKS) if warehouse.has_table(LINKS) else None
-    if links is not None:
-        accounts = _pairs(links.filter(links.customer_id == customer_id), "source_customer_id")
-        if accounts:
-            return {customer_id}, accounts
-    accounts = set()
+    accounts: set[Pair] = set()
     for table, column in ACCOUNT_COLUMNS:
         rows = con.table(table)
         accounts |= _pairs(rows.filter(rows[column] == customer_id), column)
+    links = con.table(LINKS) if warehouse.has_table(LINKS) else None
+    if links is not None:
+        linked_accounts = _pairs(links.filter(links.customer_id == customer_id), "source_customer_id")
+        if linked_accounts:
+            return {customer_id}, linked_accounts | accounts
     if not accounts or links is None:
         return set(), accounts
     linked = links.filter(_pair_filter(links, "source_customer_id", accounts)).customer_id

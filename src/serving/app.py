@@ -58,6 +58,7 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
         summary="Offers and guest briefs at booking time, segment lists, scores and profiles.",
         lifespan=lifespan,
     )
+    app.state.settings = settings
     app.state.metrics_registry = CollectorRegistry()
     install_problem_handlers(app)  # before _instrument: its error middleware then sits inside the metering
     _instrument(app)

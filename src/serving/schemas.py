@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, model_validator
 
 # No whitespace or control character; C1 controls and U+FEFF are named since \s differs between
 # regex engines (Python and Rust count U+0085, JavaScript counts U+FEFF), so all agree on this one.
@@ -60,6 +60,18 @@ class Guest(Strict):
     phone: str | None = Field(default=None, max_length=40)
 
 
+EXAMPLE_BOOKING: dict[str, JsonValue] = {
+    "hotel_id": "H01",
+    "check_in": "2026-03-14",
+    "nights": 3,
+    "guests": 2,
+    "room_type": "standard",
+    "channel": "web",
+    "purpose": "leisure",
+    "upgrade_available": True,
+}
+
+
 class OffersRequest(Strict):
     customer_id: Id | None = None
     guest: Guest | None = None
@@ -73,16 +85,7 @@ class OffersRequest(Strict):
             "examples": [
                 {
                     "customer_id": "U001f2c155b0469e9",
-                    "booking": {
-                        "hotel_id": "H01",
-                        "check_in": "2026-03-14",
-                        "nights": 3,
-                        "guests": 2,
-                        "room_type": "standard",
-                        "channel": "web",
-                        "purpose": "leisure",
-                        "upgrade_available": True,
-                    },
+                    "booking": EXAMPLE_BOOKING,
                     "top_k": 3,
                 }
             ]
@@ -96,6 +99,10 @@ class Offer(BaseModel):
     p_accept: float
     expected_value: float = Field(description="P(accept) x margin for this booking, EUR.")
     reason: str
+    propensity: float = Field(
+        description="The policy's probability of showing this offer here; send it back with the "
+        "`shown` feedback event."
+    )
 
 
 class ServiceFact(BaseModel):
@@ -114,6 +121,7 @@ class GuestBrief(BaseModel):
 
 
 class OffersResponse(BaseModel):
+    decision_id: str = Field(description="Names this answer; send it with the feedback on its offers.")
     customer_id: str | None = Field(description="Our id when the guest is known, else null.")
     known_guest: bool
     offers: list[Offer]
@@ -121,17 +129,67 @@ class OffersResponse(BaseModel):
     models: dict[str, str]
 
 
-class FeedbackEvent(Strict):
+class ShownEvent(Strict):
+    """An offer from a ``/v1/offers`` answer shown to the guest, with the booking and the offer's
+    ``propensity`` from that answer: the offer log needs both to learn from it."""
+
     event_id: Id
-    event: Literal["shown", "accepted", "declined"]
+    event: Literal["shown"]
     offer_id: Id
     customer_id: Id | None = None
     occurred_at: IsoDateTime
-    booking: Booking | None = None
+    decision_id: Id = Field(description="The `decision_id` of the /v1/offers answer.")
+    propensity: float = Field(gt=0, le=1, description="The offer's `propensity` in that answer.")
+    booking: Booking
+
+
+class AnswerEvent(Strict):
+    """The guest's answer to an offer shown from a ``/v1/offers`` answer."""
+
+    event_id: Id
+    event: Literal["accepted", "declined"]
+    offer_id: Id
+    customer_id: Id | None = None
+    occurred_at: IsoDateTime
+    decision_id: Id = Field(description="The `decision_id` of the /v1/offers answer.")
+
+
+FeedbackEvent = Annotated[ShownEvent | AnswerEvent, Field(discriminator="event")]
 
 
 class FeedbackRequest(Strict):
     events: list[FeedbackEvent] = Field(min_length=1, max_length=500)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {
+                    "events": [
+                        {
+                            "event_id": "pms-london-000123-shown-O01",
+                            "event": "shown",
+                            "offer_id": "O01",
+                            "customer_id": "U001f2c155b0469e9",
+                            "occurred_at": "2026-03-01T10:15:00Z",
+                            "decision_id": "3f1c9e0b7a2d4c55a8e6b0d1f2a3b4c5",
+                            "propensity": 0.96,
+                            "booking": EXAMPLE_BOOKING,
+                        },
+                        {
+                            "event_id": "pms-london-000123-accepted-O01",
+                            "event": "accepted",
+                            "offer_id": "O01",
+                            "customer_id": "U001f2c155b0469e9",
+                            "occurred_at": "2026-03-01T10:16:30Z",
+                            "decision_id": "3f1c9e0b7a2d4c55a8e6b0d1f2a3b4c5",
+                        },
+                    ]
+                }
+            ]
+        },
+    )
 
 
 class FeedbackResponse(BaseModel):

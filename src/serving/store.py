@@ -35,7 +35,9 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -96,7 +98,10 @@ feedback = Table(
     Column("context", Text),  # JSON: the booking context the offer was shown for
     Column("received_at", DateTime, nullable=False),
     Column("key_id", String(64), nullable=False),
+    Column("decision_id", String(128)),  # the /v1/offers answer the offer came from
+    Column("propensity", Float),  # the policy's probability of showing the offer (shown events)
 )
+Index("serving_feedback_decision", feedback.c.decision_id, feedback.c.offer_id)
 
 SNAPSHOT_TABLES = (customers, segment_members, contacts)
 PER_CUSTOMER_TABLES = (*SNAPSHOT_TABLES, feedback)
@@ -165,6 +170,7 @@ class ServingStore:
     def __init__(self, url_or_engine: str | Engine) -> None:
         self.engine = engine_for(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         metadata.create_all(self.engine)
+        _add_missing_columns(self.engine, feedback)
 
     def write_snapshot(
         self,
@@ -321,10 +327,21 @@ class ServingStore:
         with self.engine.connect() as conn:
             query = select(feedback).where(feedback.c.event_id == row["event_id"])
             existing = conn.execute(query).mappings().one()
-        same = all(existing[k] == row[k] for k in ("event", "offer_id", "customer_id", "occurred_at"))
+        same = all(
+            existing[k] == row[k] for k in ("event", "offer_id", "customer_id", "occurred_at", "decision_id")
+        )
         if not same:
             raise ValueError("event_id: already used for a different event")
         return False
+
+    def feedback_events(self) -> list[dict[str, Any]]:
+        """Every stored feedback event (booking context decoded), oldest first."""
+        query = select(feedback).order_by(feedback.c.occurred_at, feedback.c.event_id)
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+        for row in rows:
+            row["context"] = json.loads(row["context"]) if row["context"] else None
+        return rows
 
     def erase(self, customer_ids: Iterable[str]) -> int:
         """Delete every row about these customers (erasure); returns the rows deleted."""
@@ -334,6 +351,23 @@ class ServingStore:
             for table in PER_CUSTOMER_TABLES:
                 deleted += conn.execute(delete(table).where(table.c.customer_id.in_(ids))).rowcount or 0
         return deleted
+
+
+def _add_missing_columns(engine: Engine, table: Table) -> None:
+    """Bring a store created by an older version up to date: add the table's missing (nullable)
+    columns, so feedback already stored is kept."""
+    present = {c["name"] for c in inspect(engine).get_columns(table.name)}
+    missing = [c for c in table.columns if c.name not in present]
+    if not missing:
+        return
+    with engine.begin() as conn:
+        for column in missing:
+            if not column.nullable:
+                raise RuntimeError(f"{table.name}: cannot add the required column {column.name}")
+            kind = column.type.compile(dialect=engine.dialect)
+            conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
 
 
 def _active_id() -> Any:

@@ -242,15 +242,17 @@ def test_post_feedback_is_durable_and_idempotent(client: TestClient, served: Ser
         "offer_id": "O01",
         "customer_id": "U1",
         "occurred_at": "2026-03-01T10:00:00Z",
+        "decision_id": "d-test-1",
+        "propensity": 1.0,
+        "booking": BOOKING,
     }
     first = client.post("/v1/feedback", json={"events": [event]}, headers=auth(served, "booking"))
     assert first.status_code == 200
     assert first.json() == {"stored": 1, "duplicates": 0}
     again = client.post("/v1/feedback", json={"events": [event]}, headers=auth(served, "booking"))
     assert again.json() == {"stored": 0, "duplicates": 1}
-    conflict = client.post(
-        "/v1/feedback", json={"events": [{**event, "event": "accepted"}]}, headers=auth(served, "booking")
-    )
+    answer = {k: v for k, v in event.items() if k not in ("propensity", "booking")} | {"event": "accepted"}
+    conflict = client.post("/v1/feedback", json={"events": [answer]}, headers=auth(served, "booking"))
     assert conflict.status_code == 409
     stored = store_rows(served, "SELECT event, offer_id FROM serving_feedback WHERE event_id = 'ev-test-1'")
     assert stored == [{"event": "shown", "offer_id": "O01"}]  # committed: visible to another connection

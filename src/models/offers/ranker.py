@@ -36,13 +36,15 @@ OFFER_INPUTS = ("offer_id", "category", "price", "margin")
 
 @dataclass(frozen=True)
 class RankedOffer:
-    """One suggestion: P(accept), expected margin in this booking, and why."""
+    """One suggestion: P(accept), expected margin in this booking, why, and how likely the policy was to
+    show it (for the offer log: off-policy evaluation weighs answers by 1 / propensity)."""
 
     offer_id: str
     name: str
     p_accept: float
     expected_value: float
     reason: str
+    propensity: float
 
 
 class _EncodedModel:
@@ -123,9 +125,17 @@ class OfferRanker:
         shown_at: datetime | None = None,
         top_k: int = 3,
         contact_cap: int = CONTACT_CAP,
+        explore: float = 0.0,
+        rng: np.random.Generator | None = None,
     ) -> list[RankedOffer]:
         """The ``top_k`` eligible offers by expected margin (ties keep catalogue order). ``history`` is
-        the guest's purchase-history columns; without any value the context-only model scores."""
+        the guest's purchase-history columns; without any value the context-only model scores.
+
+        With probability ``explore`` the list is instead ``top_k`` eligible offers drawn at random
+        (shown best first), so the offer log keeps learning about offers the model would not pick;
+        each offer's ``propensity`` is its probability of being in the list under this rule."""
+        if not 0 <= explore < 1:
+            raise ValueError(f"explore: must be in [0, 1), got {explore!r}")
         rows = np.flatnonzero(allowed(self.catalogue, booking, facts, contact_cap))
         if len(rows) == 0:
             return []
@@ -137,7 +147,15 @@ class OfferRanker:
         p_accept = encoded.forest.predict_proba(matrix)
         quantity = quantities(self.units[rows], np.array([booking.nights]), np.array([booking.guests]))[0]
         expected = p_accept * self.full.offer_columns["margin"][rows] * quantity
-        order = np.argsort(-expected, kind="stable")[:top_k]
+        greedy = np.argsort(-expected, kind="stable")[:top_k]
+        in_greedy = np.zeros(len(rows), dtype=bool)
+        in_greedy[greedy] = True
+        propensity = (1 - explore) * in_greedy + explore * len(greedy) / len(rows)
+        order = greedy
+        draws = rng or np.random.default_rng()
+        if explore and draws.random() < explore:
+            drawn = draws.choice(len(rows), size=len(greedy), replace=False)
+            order = drawn[np.argsort(-expected[drawn], kind="stable")]
         guest = known or None
         return [
             RankedOffer(
@@ -146,6 +164,7 @@ class OfferRanker:
                 float(p_accept[i]),
                 float(expected[i]),
                 reason(self.categories[rows[i]], guest, booking.purpose),
+                float(propensity[i]),
             )
             for i in order
         ]

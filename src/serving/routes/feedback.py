@@ -12,7 +12,7 @@ from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Store
 from crm_analytics.serving.keys import ApiKey
 from crm_analytics.serving.problems import ProblemError, problem_responses, require_json
-from crm_analytics.serving.schemas import FeedbackRequest, FeedbackResponse
+from crm_analytics.serving.schemas import FeedbackRequest, FeedbackResponse, ShownEvent
 from crm_analytics.serving.store import now
 
 router = APIRouter(prefix="/v1/feedback", tags=["booking"])
@@ -30,15 +30,18 @@ def post_feedback(
     """Each event is committed to disk before the answer; a retried event id is not stored twice."""
     stored = duplicates = 0
     for event in body.events:
+        shown = event if isinstance(event, ShownEvent) else None
         row = {
             "event_id": event.event_id,
             "event": event.event,
             "offer_id": event.offer_id,
             "customer_id": event.customer_id,
             "occurred_at": _utc(event.occurred_at),
-            "context": json.dumps(event.booking.model_dump(mode="json")) if event.booking else None,
+            "context": json.dumps(shown.booking.model_dump(mode="json")) if shown else None,
             "received_at": now(),
             "key_id": key.key_id,
+            "decision_id": event.decision_id,
+            "propensity": shown.propensity if shown else None,
         }
         try:
             new = store.record_feedback(row)

@@ -9,11 +9,13 @@ more workers.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+import numpy as np
+from fastapi import APIRouter, Depends, Request
 
 from crm_analytics.models.offers.eligibility import CONTACT_WINDOW_DAYS, BookingContext, GuestFacts
 from crm_analytics.profiles.records import normalise_email, normalise_phone
@@ -25,6 +27,7 @@ from crm_analytics.serving.schemas import GuestBrief, OffersRequest, OffersRespo
 from crm_analytics.serving.store import BookingGuest, ServingStore
 
 router = APIRouter(prefix="/v1/offers", tags=["booking"])
+_rng = np.random.default_rng()  # exploration draws (the event loop's thread only)
 FACT_FIELDS = {
     "allergy": "allergies",
     "accessibility": "accessibility_needs",
@@ -36,6 +39,7 @@ FACT_FIELDS = {
     "", response_model=OffersResponse, dependencies=[Depends(require_json)], responses=problem_responses(503)
 )
 async def post_offers(
+    request: Request,
     body: OffersRequest,
     store: Store,
     models: Models,
@@ -70,10 +74,17 @@ async def post_offers(
         offers_shown_recently=guest.offers_shown_recently if guest else 0,
     )
     ranked = ranker.rank(
-        context, facts, history=guest.history if guest else None, shown_at=now, top_k=body.top_k
+        context,
+        facts,
+        history=guest.history if guest else None,
+        shown_at=now,
+        top_k=body.top_k,
+        explore=request.app.state.settings.serving_exploration,
+        rng=_rng,
     )
     segments = guest.segments if guest else {}
     return OffersResponse(
+        decision_id=uuid.uuid4().hex,
         customer_id=guest.customer_id if guest else None,
         known_guest=guest is not None,
         offers=[asdict(offer) for offer in ranked],

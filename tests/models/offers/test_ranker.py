@@ -122,3 +122,24 @@ def test_ranker_names_a_missing_catalogue_column(models: Fitted) -> None:
 def test_compiling_needs_a_fitted_model() -> None:
     with pytest.raises(RuntimeError, match="not fitted"):
         AcceptanceModel().compiled()
+
+
+def test_exploration_shows_random_eligible_offers_with_their_true_propensity(models: Fitted) -> None:
+    ranker = OfferRanker(models.full, models.context, models.offers)
+    greedy = ranker.rank(BOOKING, GuestFacts(), top_k=2)
+    assert all(r.propensity == 1.0 for r in greedy)  # no exploration: the list is certain
+    rng = np.random.default_rng(7)
+    draws = 4_000
+    seen: dict[str, int] = {}
+    propensity: dict[str, float] = {}
+    for _ in range(draws):
+        for offer in ranker.rank(BOOKING, GuestFacts(), top_k=2, explore=0.3, rng=rng):
+            seen[offer.offer_id] = seen.get(offer.offer_id, 0) + 1
+            propensity[offer.offer_id] = offer.propensity
+    eligible_ids = {r.offer_id for r in ranker.rank(BOOKING, GuestFacts(), top_k=50)}
+    assert set(seen) == eligible_ids  # exploring reaches every eligible offer, and only those
+    for offer_id, count in seen.items():  # each offer is shown as often as its propensity says
+        p = propensity[offer_id]
+        assert abs(count / draws - p) < 4 * np.sqrt(p * (1 - p) / draws) + 1e-9, offer_id
+    with pytest.raises(ValueError, match="explore"):
+        ranker.rank(BOOKING, GuestFacts(), explore=1.0)
