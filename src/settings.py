@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     serving_rate_burst: Annotated[int, Field(gt=0)] = Field(
         200, description="Requests an API key may make at once before the per-minute rate applies."
     )
+    serving_redis_url: str | None = Field(
+        None,
+        description="Redis URL (redis://127.0.0.1:6379/0) for a rate limit shared by every worker and "
+        "host; unset: each worker limits on its own.",
+    )
     serving_reload_seconds: Annotated[float, Field(gt=0)] = Field(
         30.0, description="How often the API checks whether a @champion alias moved."
     )

@@ -28,11 +28,13 @@ from crm_analytics.profiles.records import (
 from crm_analytics.profiles.tables import MODEL, RECORDS
 
 NAME_DETAILS = ("birth_date", "postcode", "street", "city")
-LOOKUP_BLOCKS = (
+LOOKUP_BLOCKS = (  # candidates share one of these pairs exactly: a typo in either name still finds them
     ("first_name", "last_name"),
     ("last_name", "postcode"),
     ("last_name", "birth_date"),
     ("last_name", "city"),
+    ("first_name", "postcode"),
+    ("first_name", "birth_date"),
 )
 
 

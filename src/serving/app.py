@@ -18,12 +18,14 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crm_analytics.serving.guest_lookup import NameIndexes
 from crm_analytics.serving.keys import KeyStore
 from crm_analytics.serving.limits import BodyLimitMiddleware, RateLimitMiddleware
 from crm_analytics.serving.models import ModelHolder
 from crm_analytics.serving.problems import install_problem_handlers
 from crm_analytics.serving.rankers import RankerCache
 from crm_analytics.serving.routes import customers, feedback, health, offers, scores, segments
+from crm_analytics.serving.shared_limits import SharedBuckets
 from crm_analytics.serving.store import ServingStore
 from crm_analytics.settings import Settings
 from crm_analytics.tracking import configure
@@ -41,6 +43,7 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
         app.state.key_store = KeyStore(app.state.store.engine)
         app.state.models = ModelHolder(configure(settings))
         app.state.rankers = RankerCache()
+        app.state.names = NameIndexes()
         reloader = None
         if load_models:
             await asyncio.to_thread(_first_load, app.state.models)
@@ -51,6 +54,8 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await reloader
         app.state.store.engine.dispose()
+        if app.state.shared_buckets is not None:
+            await app.state.shared_buckets.close()
 
     app = FastAPI(
         title="crm-analytics",
@@ -73,11 +78,14 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
         app.include_router(router)
     # the last added runs first: the rate limit answers before any body is read
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.serving_max_body_bytes)
+    shared = SharedBuckets(settings.serving_redis_url) if settings.serving_redis_url else None
+    app.state.shared_buckets = shared
     app.add_middleware(
         RateLimitMiddleware,
         per_minute=settings.serving_rate_per_minute,
         burst=settings.serving_rate_burst,
         exempt_paths=("/livez", "/readyz", "/metrics"),
+        shared=shared,
     )
     return app
 

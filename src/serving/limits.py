@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_analytics.serving.auth import presented_secret
 from crm_analytics.serving.problems import problem_response
+from crm_analytics.serving.shared_limits import SharedBuckets
 
 
 async def _reply_413(scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
@@ -97,11 +98,11 @@ class RateLimitMiddleware:
 
     The caller is the API key presented (kept only as a SHA-256 of the header value, so no secret
     is held); requests without a key share one bucket per client IP. Over the limit -> 429 problem
-    with ``Retry-After`` (whole seconds, >= 1). Buckets live in this process, so each worker
-    enforces its own limit; a limit shared across workers or hosts needs a shared store such as
-    Redis. ``max_callers`` bounds memory: the least recently seen buckets are dropped beyond it.
-    One event loop calls this without awaiting between reading and updating a bucket, so no lock
-    is needed.
+    with ``Retry-After`` (whole seconds, >= 1). With ``shared`` (Redis) every worker and host spends
+    from the same buckets; without it, or while Redis does not answer, buckets live in this process
+    and each worker enforces its own limit. ``max_callers`` bounds memory: the least recently seen
+    local buckets are dropped beyond it. One event loop calls ``take`` without awaiting between
+    reading and updating a bucket, so no lock is needed.
     """
 
     def __init__(
@@ -113,6 +114,7 @@ class RateLimitMiddleware:
         clock: Callable[[], float] = time.monotonic,
         exempt_paths: Collection[str] = (),
         max_callers: int = 100_000,
+        shared: SharedBuckets | None = None,
     ) -> None:
         if per_minute < 1 or burst < 1:
             raise ValueError("per_minute and burst must be >= 1")
@@ -122,6 +124,7 @@ class RateLimitMiddleware:
         self.clock = clock
         self.exempt_paths = frozenset(exempt_paths)
         self.max_callers = max_callers
+        self.shared = shared
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
     def caller(self, scope: Scope) -> str:
@@ -153,7 +156,10 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or scope.get("path") in self.exempt_paths:
             await self.app(scope, receive, send)
             return
-        wait = self.take(self.caller(scope))
+        caller = self.caller(scope)
+        wait = await self.shared.take(caller, self.rate, self.burst) if self.shared else None
+        if wait is None:
+            wait = self.take(caller)
         if wait <= 0:
             await self.app(scope, receive, send)
             return

@@ -54,10 +54,29 @@ class Booking(Strict):
 
 
 class Guest(Strict):
-    """What a booking system knows when it does not know our customer id."""
+    """What a booking system knows when it does not know our customer id: an e-mail or phone on record
+    finds the guest outright; else a name plus one of birth date, postcode, street or city is matched
+    with the profiles' linkage model (only a single confident match counts). Too little to go on is
+    not an error: the guest is treated as unknown."""
 
     email: str | None = Field(default=None, max_length=254)
     phone: str | None = Field(default=None, max_length=40)
+    first_name: str | None = Field(default=None, max_length=100)
+    last_name: str | None = Field(default=None, max_length=100)
+    birth_date: IsoDate | None = None
+    postcode: str | None = Field(default=None, max_length=20)
+    street: str | None = Field(default=None, max_length=200)
+    city: str | None = Field(default=None, max_length=100)
+
+    def name_details(self) -> dict[str, Any] | None:
+        """The name and the other details given, when they are enough to look a name up."""
+        details = {
+            k: v
+            for k, v in self.model_dump(exclude={"email", "phone"}).items()
+            if v is not None and str(v).strip()
+        }
+        named = "first_name" in details and "last_name" in details
+        return details if named and len(details) > 2 else None
 
 
 EXAMPLE_BOOKING: dict[str, JsonValue] = {
@@ -124,6 +143,9 @@ class OffersResponse(BaseModel):
     decision_id: str = Field(description="Names this answer; send it with the feedback on its offers.")
     customer_id: str | None = Field(description="Our id when the guest is known, else null.")
     known_guest: bool
+    matched_by: Literal["customer_id", "email", "phone", "name"] | None = Field(
+        description="How the guest was recognised (null: unknown guest)."
+    )
     offers: list[Offer]
     brief: GuestBrief
     models: dict[str, str]
@@ -221,7 +243,21 @@ class ScoresRequest(Strict):
             "oneOf": [
                 {"required": ["customer_ids"], "properties": {"customer_ids": {"type": "array"}}},
                 {"required": ["rows"], "properties": {"rows": {"type": "array"}}},
-            ]
+            ],
+            "examples": [
+                {"customer_ids": ["U001f2c155b0469e9", "U00a2b9e3c41d7f68"]},
+                {
+                    "rows": [
+                        {
+                            "frequency": 4,
+                            "recency": 310.0,
+                            "T": 420.0,
+                            "monetary_value": 385.5,
+                            "features": {"nights_mean": 2.5, "business_share": 0.25},
+                        }
+                    ]
+                },
+            ],
         }
     )
 

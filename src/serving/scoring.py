@@ -26,8 +26,9 @@ from crm_analytics.models.segments.consent import marketing_consent
 from crm_analytics.models.segments.membership import TABLE as MEMBERSHIP
 from crm_analytics.models.segments.value_risk import SEGMENTS as VALUE_RISK_SEGMENTS
 from crm_analytics.models.train import CHURN_NAME, CLV_NAME
+from crm_analytics.profiles.records import MATCH_COLUMNS
 from crm_analytics.profiles.store import read_table
-from crm_analytics.profiles.tables import FIELD_GROUPS, PROFILES, RECORDS, SERVICE_FACTS
+from crm_analytics.profiles.tables import FIELD_GROUPS, MODEL, PROFILES, RECORDS, SERVICE_FACTS
 from crm_analytics.serving.models import champion_versions
 from crm_analytics.serving.store import ServingStore, Snapshot, now
 from crm_analytics.settings import Settings
@@ -94,7 +95,10 @@ def score_all(
     catalogue = catalogue.drop(columns=["ingest_batch_id", "row_hash"], errors="ignore")
     offers = [_clean(row) for row in catalogue.to_dict(orient="records")]
     snapshot = Snapshot(uuid.uuid4().hex, now(), str(as_of), models, len(rows), offers)
-    store.write_snapshot(snapshot, rows, members, _contacts(warehouse))
+    lookup_rows, linkage = _name_lookup(warehouse)
+    store.write_snapshot(
+        snapshot, rows, members, _contacts(warehouse), lookup_rows=lookup_rows, linkage=linkage
+    )
     return ScoreReport(
         snapshot.snapshot_id, str(as_of), len(rows), len(scores), len(briefs), len(members), models
     )
@@ -187,6 +191,18 @@ def _contacts(warehouse: Warehouse) -> list[dict[str, Any]]:
         part = records[["customer_id", kind]].dropna().drop_duplicates()
         rows += [{"kind": kind, "value": v, "customer_id": c} for c, v in part.itertuples(index=False)]
     return rows
+
+
+def _name_lookup(warehouse: Warehouse) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The normalised records and the latest linkage model, for finding a guest by name; nothing
+    before profiles are built."""
+    models = read_table(warehouse, MODEL)
+    if models.empty:
+        return [], None
+    latest = models.sort_values("built_at").iloc[-1]
+    records = read_table(warehouse, RECORDS)[["unique_id", "customer_id", *MATCH_COLUMNS]]
+    rows = records.astype(object).where(records.notna(), None).to_dict(orient="records")
+    return rows, {"settings": latest["settings_json"], "threshold": float(latest["threshold"])}
 
 
 def _plain(value: Any) -> Any:

@@ -42,6 +42,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from crm_analytics.profiles.records import MATCH_COLUMNS
+
 metadata = MetaData()
 
 snapshots = Table(
@@ -103,8 +105,24 @@ feedback = Table(
 )
 Index("serving_feedback_decision", feedback.c.decision_id, feedback.c.offer_id)
 
-SNAPSHOT_TABLES = (customers, segment_members, contacts)
-PER_CUSTOMER_TABLES = (*SNAPSHOT_TABLES, feedback)
+lookup_records = Table(  # normalised source records, for finding a guest by name (personal data)
+    "serving_lookup_records",
+    metadata,
+    Column("snapshot_id", String(64), primary_key=True),
+    Column("unique_id", String(300), primary_key=True),
+    Column("customer_id", String(128), nullable=False),
+    *(Column(name, String(256)) for name in MATCH_COLUMNS),
+)
+linkage_models = Table(  # the linkage model (m/u probabilities, no personal data) that scores a name
+    "serving_linkage_models",
+    metadata,
+    Column("snapshot_id", String(64), primary_key=True),
+    Column("settings", Text, nullable=False),  # JSON
+    Column("threshold", Float, nullable=False),
+)
+
+SNAPSHOT_TABLES = (customers, segment_members, contacts, lookup_records, linkage_models)
+PER_CUSTOMER_TABLES = (customers, segment_members, contacts, lookup_records, feedback)
 
 
 def engine_for(url: str) -> Engine:
@@ -178,8 +196,12 @@ class ServingStore:
         rows: Iterable[Mapping[str, Any]],
         members: Iterable[Mapping[str, Any]],
         contact_rows: Iterable[Mapping[str, Any]],
+        *,
+        lookup_rows: Iterable[Mapping[str, Any]] = (),
+        linkage: Mapping[str, Any] | None = None,
     ) -> None:
-        """Store a run's rows and make it the active snapshot, all in one transaction."""
+        """Store a run's rows and make it the active snapshot, all in one transaction. ``lookup_rows``
+        and ``linkage`` (``settings`` JSON, ``threshold``) let the API find a guest by name."""
         sid = snapshot.snapshot_id
         with self.engine.begin() as conn:
             conn.execute(
@@ -193,9 +215,12 @@ class ServingStore:
                     active=False,
                 )
             )
-            for table, batch in ((customers, rows), (segment_members, members), (contacts, contact_rows)):
+            batches = ((customers, rows), (segment_members, members), (contacts, contact_rows))
+            for table, batch in (*batches, (lookup_records, lookup_rows)):
                 for chunk in _chunks(({"snapshot_id": sid, **row} for row in batch), 5_000):
                     conn.execute(insert(table), chunk)
+            if linkage is not None:
+                conn.execute(insert(linkage_models).values(snapshot_id=sid, **linkage))
             conn.execute(update(snapshots).values(active=snapshots.c.snapshot_id == sid))
             for table in SNAPSHOT_TABLES:
                 conn.execute(delete(table).where(table.c.snapshot_id != sid))
@@ -333,6 +358,20 @@ class ServingStore:
         if not same:
             raise ValueError("event_id: already used for a different event")
         return False
+
+    def name_lookup(self, snapshot_id: str) -> tuple[list[dict[str, Any]], dict[str, Any], float] | None:
+        """A snapshot's lookup records, linkage model and threshold; None when it has no model."""
+        with self.engine.connect() as conn:
+            model = (
+                conn.execute(select(linkage_models).where(linkage_models.c.snapshot_id == snapshot_id))
+                .mappings()
+                .first()
+            )
+            if model is None:
+                return None
+            query = select(lookup_records).where(lookup_records.c.snapshot_id == snapshot_id)
+            records = [dict(r) for r in conn.execute(query).mappings()]
+        return records, json.loads(model["settings"]), float(model["threshold"])
 
     def feedback_events(self) -> list[dict[str, Any]]:
         """Every stored feedback event (booking context decoded), oldest first."""

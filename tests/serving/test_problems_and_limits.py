@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import pytest
+import redis
 from fastapi import Body, Depends, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict
@@ -16,11 +18,13 @@ from starlette.types import Message, Receive, Scope, Send
 
 from crm_analytics.serving.limits import BodyLimitMiddleware, RateLimitMiddleware
 from crm_analytics.serving.problems import ProblemError, install_problem_handlers, require_json
+from crm_analytics.serving.shared_limits import SharedBuckets
 
 if TYPE_CHECKING:  # the TestClient runs on httpx2 (Starlette >= 1.10) or, deprecated, httpx
     from httpx2 import Response
 
 PERSONAL = "jane.doe@example.com"
+REDIS_URL = "redis://127.0.0.1:6379/0"  # the machine's Redis (as in CI)
 
 
 def assert_problem(response: Response, status: int) -> dict[str, Any]:
@@ -399,3 +403,41 @@ def test_rate_limit_forgets_least_recent_callers_beyond_the_cap() -> None:
 def test_rate_limit_rejects_non_positive_settings(per_minute: int, burst: int) -> None:
     with pytest.raises(ValueError, match="per_minute and burst must be >= 1"):
         RateLimitMiddleware(FastAPI(), per_minute=per_minute, burst=burst)
+
+
+def make_shared_app(url: str, prefix: str, per_minute: int = 6, burst: int = 3) -> FastAPI:
+    """A 'worker' whose rate limit lives in Redis under ``prefix``."""
+    app = FastAPI()
+    install_problem_handlers(app)
+    shared = SharedBuckets(url, prefix=prefix)
+    app.add_middleware(RateLimitMiddleware, per_minute=per_minute, burst=burst, shared=shared)
+
+    @app.get("/ping")
+    def ping() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
+
+
+def test_workers_sharing_redis_spend_one_bucket() -> None:
+    prefix = f"crm-test:{uuid.uuid4().hex}:"
+    key = {"X-API-Key": "crm_shared"}
+    with (
+        TestClient(make_shared_app(REDIS_URL, prefix)) as first,
+        TestClient(make_shared_app(REDIS_URL, prefix)) as second,
+    ):
+        codes = [(first if i % 2 else second).get("/ping", headers=key).status_code for i in range(5)]
+        other_key = second.get("/ping", headers={"X-API-Key": "crm_other"}).status_code
+    assert codes == [200, 200, 200, 429, 429]  # a burst of 3 in all, not 3 per worker
+    assert other_key == 200
+    stored = redis.Redis.from_url(REDIS_URL).keys(prefix + "*")
+    assert len(stored) == 2  # one bucket per caller, named by a hash of the key, never the key
+    assert all(b"crm_shared" not in k for k in stored)
+
+
+def test_without_redis_each_worker_still_limits_on_its_own(caplog: pytest.LogCaptureFixture) -> None:
+    unreachable = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    with TestClient(make_shared_app(unreachable, "crm-test:", burst=2)) as client:
+        codes = get_codes(client, 3, {"X-API-Key": "crm_a"})
+    assert codes == [200, 200, 429]
+    assert "shared rate limit unavailable" in caplog.text

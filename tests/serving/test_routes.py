@@ -93,6 +93,42 @@ def test_post_offers_finds_the_guest_by_email_or_phone(client: TestClient, serve
     ).json()
     assert by_email["known_guest"] is True
     assert by_email["customer_id"] == by_phone["customer_id"]
+    assert (by_email["matched_by"], by_phone["matched_by"]) == ("email", "phone")
+
+
+def test_post_offers_finds_the_guest_by_name_and_one_more_detail(client: TestClient, served: Served) -> None:
+    billing = pd.read_parquet(served.folder / "data" / "demo" / "customers_billing.parquet").iloc[0]
+    by_email = client.post(
+        "/v1/offers",
+        json={"guest": {"email": billing["email"]}, "booking": BOOKING},
+        headers=auth(served, "booking"),
+    ).json()
+
+    def ask(**guest: str) -> dict[str, Any]:
+        response = client.post(
+            "/v1/offers", json={"guest": guest, "booking": BOOKING}, headers=auth(served, "booking")
+        )
+        assert response.status_code == 200
+        return dict(response.json())
+
+    name = {"first_name": billing["first_name"], "last_name": billing["last_name"]}
+    by_name = ask(**name, postcode=billing["postcode"], city=billing["city"])
+    assert by_name["matched_by"] == "name"
+    assert by_name["customer_id"] == by_email["customer_id"]
+    typo = (
+        billing["last_name"][0] + billing["last_name"][2] + billing["last_name"][1] + billing["last_name"][3:]
+    )
+    assert (
+        ask(**name | {"last_name": typo}, postcode=billing["postcode"], city=billing["city"])["customer_id"]
+        == (by_email["customer_id"])
+    )  # a swapped letter lowers the confidence, but not below the threshold
+    for too_little in (name, {"first_name": "Nobody", "last_name": "Atall", "city": "Nowhere"}):
+        unknown = ask(**too_little)
+        assert (unknown["known_guest"], unknown["matched_by"], unknown["brief"]["service_facts"]) == (
+            False,
+            None,
+            [],
+        )
 
 
 def test_post_offers_needs_the_booking_scope(client: TestClient, served: Served) -> None:
@@ -285,5 +321,10 @@ def test_erase_removes_the_customer_from_the_serving_store(
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["serving_rows_deleted"] >= 1
     assert client.get(f"/v1/customers/{customer}", headers=auth(served, "analyst")).status_code == 404
-    for table in ("serving_customers", "serving_segment_members", "serving_contacts"):
+    for table in (
+        "serving_customers",
+        "serving_segment_members",
+        "serving_contacts",
+        "serving_lookup_records",
+    ):
         assert not store_rows(served, f"SELECT 1 FROM {table} WHERE customer_id = '{customer}'")

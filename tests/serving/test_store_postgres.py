@@ -1,6 +1,6 @@
 """The serving store on PostgreSQL: ``crm score`` into a fresh database, the API over it (the same answers
 as over SQLite), the atomic switch of a second scoring run, idempotent feedback, and ``crm serve`` with
-two workers.
+two workers reading and writing at once, on PostgreSQL and on SQLite.
 
 One database for the module (scoring takes seconds), created and dropped here like ``postgres_url``, and
 a SQLite store scored from the same warehouse state to compare with; the warehouse and MLflow registry
@@ -240,9 +240,12 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 45.
     raise AssertionError(f"crm serve not ready after {seconds:.0f} s")
 
 
-def test_crm_serve_with_two_workers_on_postgres(pg: Scored, tmp_path: Path) -> None:
+@pytest.mark.parametrize("which", ["pg", "sqlite"])
+def test_crm_serve_with_two_workers_on_either_store(stores: Stores, which: str, tmp_path: Path) -> None:
+    """Two worker processes read and write (feedback) the same store at once; SIGTERM ends them."""
+    scored: Scored = getattr(stores, which)
     port, crm = free_port(), Path(sys.executable).with_name("crm")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")} | pg.env | NO_RATE_LIMIT
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")} | scored.env | NO_RATE_LIMIT
     base = f"http://127.0.0.1:{port}"
     with (tmp_path / "serve.log").open("wb") as log:
         process = subprocess.Popen(
@@ -255,18 +258,37 @@ def test_crm_serve_with_two_workers_on_postgres(pg: Scored, tmp_path: Path) -> N
         )
     try:
         wait_ready(base, process)
-        customer = a_scored_customer(pg)
+        customer = a_scored_customer(scored)
+        run = uuid.uuid4().hex[:8]
 
         def call(i: int) -> int:
-            if i % 2:
+            body: dict[str, Any]
+            if i % 3 == 0:
                 path, body, role = "/v1/offers", {"customer_id": customer, "booking": BOOKING}, "booking"
-            else:
+            elif i % 3 == 1:
                 path, body, role = "/v1/scores", {"customer_ids": [customer]}, "analyst"
-            return httpx.post(f"{base}{path}", json=body, headers=key(pg, role), timeout=30).status_code
+            else:
+                shown = {
+                    "event_id": f"two-workers-{run}-{i}",
+                    "event": "shown",
+                    "offer_id": "O01",
+                    "customer_id": customer,
+                    "occurred_at": "2026-03-01T10:00:00Z",
+                    "decision_id": f"d-{run}",
+                    "propensity": 1.0,
+                    "booking": BOOKING,
+                }
+                path, body, role = "/v1/feedback", {"events": [shown]}, "booking"
+            return httpx.post(f"{base}{path}", json=body, headers=key(scored, role), timeout=30).status_code
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             statuses = list(pool.map(call, range(50)))
         assert statuses == [200] * 50
+        stored = rows(
+            scored.url,
+            f"SELECT COUNT(*) AS n FROM serving_feedback WHERE event_id LIKE 'two-workers-{run}-%'",
+        )
+        assert stored == [{"n": 16}]  # every write acknowledged by either worker is there
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, (tmp_path / "serve.log").read_text()[-2000:]
     finally:

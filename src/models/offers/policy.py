@@ -9,6 +9,7 @@ carries a short reason drawn from the guest's own history where there is one ("t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,15 +29,30 @@ def unit_array(units: pd.Series) -> np.ndarray:
     return unit
 
 
+@dataclass(frozen=True)
+class Units:
+    """Which offers are priced per night and which per guest (``guest_night``: both)."""
+
+    per_night: np.ndarray
+    per_guest: np.ndarray
+
+    @classmethod
+    def of(cls, units: pd.Series | np.ndarray) -> Units:
+        """From a unit column (a Series, or an array from :func:`unit_array`)."""
+        unit = units if isinstance(units, np.ndarray) else unit_array(units)
+        return cls(np.isin(unit, ("night", "guest_night")), np.isin(unit, ("guest", "guest_night")))
+
+    def quantities(self, nights: np.ndarray, guests: np.ndarray) -> np.ndarray:
+        """(events x offers) quantity of each offer in each booking."""
+        n = np.asarray(nights, dtype=float)[:, None]
+        g = np.asarray(guests, dtype=float)[:, None]
+        return np.where(self.per_night[None, :], n, 1.0) * np.where(self.per_guest[None, :], g, 1.0)
+
+
 def quantities(units: pd.Series | np.ndarray, nights: np.ndarray, guests: np.ndarray) -> np.ndarray:
     """(events x offers) quantity of each offer in each booking, by the offer's unit (a Series, or
     an array from :func:`unit_array`)."""
-    unit = units if isinstance(units, np.ndarray) else unit_array(units)
-    n = np.asarray(nights, dtype=float)[:, None]
-    g = np.asarray(guests, dtype=float)[:, None]
-    per_night = np.isin(unit, ("night", "guest_night"))[None, :]
-    per_guest = np.isin(unit, ("guest", "guest_night"))[None, :]
-    return np.where(per_night, n, 1.0) * np.where(per_guest, g, 1.0)
+    return Units.of(units).quantities(nights, guests)
 
 
 def margins(offers: pd.DataFrame, nights: np.ndarray, guests: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from crm_analytics.models.offers.eligibility import (
     allowed,
     prepare_catalogue,
 )
-from crm_analytics.models.offers.policy import quantities, reason, unit_array
+from crm_analytics.models.offers.policy import Units, reason, unit_array
 
 OFFER_INPUTS = ("offer_id", "category", "price", "margin")
 
@@ -110,7 +110,7 @@ class OfferRanker:
         self.offers = offers.reset_index(drop=True)
         self.catalogue = prepare_catalogue(self.offers)
         units = self.offers["unit"] if "unit" in self.offers.columns else pd.Series([None] * len(self.offers))
-        self.units = unit_array(units)
+        self.units = Units.of(unit_array(units))
         self.full = _EncodedModel(full, self.offers)
         self.context = _EncodedModel(context, self.offers)
         self.ids = self.offers["offer_id"].astype(str).tolist()
@@ -139,13 +139,16 @@ class OfferRanker:
         rows = np.flatnonzero(allowed(self.catalogue, booking, facts, contact_cap))
         if len(rows) == 0:
             return []
-        known = {k: float(v) for k, v in (history or {}).items() if v is not None and not pd.isna(v)}
+        known = {k: float(v) for k, v in (history or {}).items() if v is not None and v == v}  # not NaN
         encoded = self.full if known else self.context
-        when = pd.Timestamp(shown_at if shown_at is not None else datetime.now()).normalize()
-        lead_days = max((pd.Timestamp(booking.check_in).normalize() - when).days, 0)
+        shown_day = (shown_at or datetime.now()).date()
+        check_in = booking.check_in.date() if isinstance(booking.check_in, datetime) else booking.check_in
+        lead_days = max((check_in - shown_day).days, 0)
         matrix = encoded.matrix(rows, booking, lead_days, known)
         p_accept = encoded.forest.predict_proba(matrix)
-        quantity = quantities(self.units[rows], np.array([booking.nights]), np.array([booking.guests]))[0]
+        quantity = np.where(self.units.per_night[rows], float(booking.nights), 1.0) * np.where(
+            self.units.per_guest[rows], float(booking.guests), 1.0
+        )
         expected = p_accept * self.full.offer_columns["margin"][rows] * quantity
         greedy = np.argsort(-expected, kind="stable")[:top_k]
         in_greedy = np.zeros(len(rows), dtype=bool)

@@ -16,11 +16,13 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from crm_analytics.models.offers.eligibility import CONTACT_WINDOW_DAYS, BookingContext, GuestFacts
 from crm_analytics.profiles.records import normalise_email, normalise_phone
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Models, Rankers, Store
+from crm_analytics.serving.guest_lookup import NameIndexes
 from crm_analytics.serving.keys import ApiKey
 from crm_analytics.serving.problems import ProblemError, problem_responses, require_json
 from crm_analytics.serving.schemas import GuestBrief, OffersRequest, OffersResponse, ServiceFact
@@ -49,7 +51,7 @@ async def post_offers(
     """Top-k eligible offers by expected margin, each with a reason, and what staff must know about the
     guest. An unknown guest gets context-only offers and an empty brief."""
     now = datetime.now(UTC).replace(tzinfo=None)
-    guest = _resolve(store, body, since=now - timedelta(days=CONTACT_WINDOW_DAYS))
+    guest, matched_by = await _resolve(request, store, body, since=now - timedelta(days=CONTACT_WINDOW_DAYS))
     ranker = rankers.get(store, models, guest.snapshot_id if guest else None)
     if ranker is None:
         raise ProblemError(503, "Not ready", "no scores yet; run `crm score`", headers={"Retry-After": "30"})
@@ -87,6 +89,7 @@ async def post_offers(
         decision_id=uuid.uuid4().hex,
         customer_id=guest.customer_id if guest else None,
         known_guest=guest is not None,
+        matched_by=matched_by,
         offers=[asdict(offer) for offer in ranked],
         brief=GuestBrief(
             service_facts=[ServiceFact(**f) for f in brief],
@@ -97,12 +100,16 @@ async def post_offers(
     )
 
 
-def _resolve(store: ServingStore, body: OffersRequest, since: datetime) -> BookingGuest | None:
-    """The guest by our id, else by an exact e-mail or phone on record (one customer only)."""
+async def _resolve(
+    request: Request, store: ServingStore, body: OffersRequest, since: datetime
+) -> tuple[BookingGuest | None, str | None]:
+    """The guest and how they were found: by our id, else by an exact e-mail or phone on record (one
+    customer only), else by name and another detail (one confident match only, in a thread: ~50 ms)."""
     if body.customer_id is not None:
-        return store.booking_guest(body.customer_id, since)
+        guest = store.booking_guest(body.customer_id, since)
+        return guest, "customer_id" if guest else None
     if body.guest is None:
-        return None
+        return None, None
     for kind, value in (
         ("email", normalise_email(body.guest.email)),
         ("phone", normalise_phone(body.guest.phone)),
@@ -110,5 +117,13 @@ def _resolve(store: ServingStore, body: OffersRequest, since: datetime) -> Booki
         if value:
             found = store.find_contact(kind, value)
             if len(found) == 1:
-                return store.booking_guest(found[0], since)
-    return None
+                return store.booking_guest(found[0], since), kind
+    details = body.guest.name_details()
+    snapshot_id = store.active_id() if details else None
+    if details and snapshot_id:
+        names: NameIndexes = request.app.state.names
+        match = await run_in_threadpool(names.best_match, store, snapshot_id, details)
+        if match is not None:
+            guest = store.booking_guest(match.customer_id, since)
+            return guest, "name" if guest else None
+    return None, None

@@ -1,0 +1,59 @@
+"""Rate-limit buckets shared by every worker and host through Redis (``CRM_SERVING_REDIS_URL``).
+
+Each caller's token bucket is one Redis hash, read and updated by a Lua script in one atomic step, with
+Redis's clock, so workers on several machines spend the same tokens. The hash expires once it would
+be full again, so idle callers cost nothing. When Redis cannot be reached the middleware falls back to
+its own per-worker buckets (the service keeps answering, and still limits) and logs it at most once a
+minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("crm_analytics.serving")
+
+# KEYS[1] the bucket; ARGV: tokens per second, burst. Returns the seconds to wait (0: allowed), as text
+# (Redis turns Lua numbers into integers).
+TAKE_TOKEN = """
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
+local tokens, updated = tonumber(state[1]), tonumber(state[2])
+if tokens == nil then tokens, updated = burst, now end
+tokens = math.min(burst, tokens + math.max(0, now - updated) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
+return tostring(wait)
+"""
+
+
+class SharedBuckets:
+    """Token buckets in Redis: ``take`` answers 0.0 (allowed) or the seconds until a token is free,
+    and None when Redis did not answer (the caller decides what to do then)."""
+
+    def __init__(self, url: str, *, prefix: str = "crm:rate:", timeout: float = 0.05) -> None:
+        self.client = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self.prefix = prefix
+        self._script = self.client.register_script(TAKE_TOKEN)
+        self._last_warning = float("-inf")
+
+    async def take(self, caller: str, rate: float, burst: int) -> float | None:
+        try:
+            wait = await self._script(keys=[self.prefix + caller], args=[rate, burst])
+        except (RedisError, OSError) as exc:
+            if time.monotonic() - self._last_warning > 60:
+                self._last_warning = time.monotonic()
+                log.warning("shared rate limit unavailable (%s); limiting per worker", type(exc).__name__)
+            return None
+        return float(wait)
+
+    async def close(self) -> None:
+        await self.client.aclose()
