@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from crm_analytics.cli_base import JsonOption, emit, err, out, render_rows, settings
+from crm_analytics.cli_base import JsonOption, emit, err, out, progress_bar, render_rows, settings
 from crm_analytics.settings import Settings
 
 keys_app = typer.Typer(help="API keys for the scoring service: create, list, revoke.", no_args_is_help=True)
@@ -19,24 +19,36 @@ LOOPBACK = "127.0.0.1"
 
 def score_command(
     as_of: Annotated[str | None, typer.Option(help="Feature build to score (default: the latest).")] = None,
+    chunk_customers: Annotated[
+        int, typer.Option(min=1, help="Customers read, scored and written at a time (bounds memory).")
+    ] = 50_000,
     as_json: JsonOption = False,
 ) -> None:
     """Score every customer with the champions into the serving store, switching atomically."""
     emit(
-        score(settings(), date.fromisoformat(as_of) if as_of else None),
+        score(settings(), date.fromisoformat(as_of) if as_of else None, chunk_customers),
         as_json,
         lambda r: render_rows("scored", [r]),
     )
 
 
-def score(config: Settings, as_of: date | None) -> dict[str, Any]:
+def score(config: Settings, as_of: date | None, chunk_customers: int = 50_000) -> dict[str, Any]:
     from crm_analytics.ingest.warehouse import Warehouse
     from crm_analytics.serving.scoring import score_all
     from crm_analytics.serving.store import ServingStore
 
-    with Warehouse(config.warehouse_url) as warehouse, err.status("scoring every customer"):
+    with Warehouse(config.warehouse_url) as warehouse, progress_bar() as bar:
+        task = bar.add_task("scoring customers", total=None)
         try:
-            return score_all(config, warehouse, ServingStore(config.serving_store_url), as_of).as_dict()
+            report = score_all(
+                config,
+                warehouse,
+                ServingStore(config.serving_store_url),
+                as_of,
+                chunk_customers=chunk_customers,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+            return report.as_dict()
         except LookupError as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from None

@@ -78,7 +78,9 @@ class Settings(BaseSettings):
         "so the offer log keeps evidence for retraining (0 turns it off).",
     )
     feedback_answer_days: Annotated[int, Field(ge=1)] = Field(
-        30, description="Days after an offer was shown before an unanswered offer counts as declined."
+        14,
+        description="Days we wait for the answer to a shown offer before it goes into the offer log "
+        "(no answer by then: declined).",
     )
 
     @field_validator("warehouse_url")

@@ -26,9 +26,13 @@ def configure(settings: Settings) -> MlflowClient:
 
 
 def use_experiment(settings: Settings, name: str) -> str:
-    """Create the experiment with artifacts under ``mlflow_artifact_root`` if needed, and make it current."""
+    """Create the experiment if needed and make it current. With a local store its artifacts go under
+    ``mlflow_artifact_root``; with a tracking server (``http(s)://``) the server decides where they go
+    (``mlflow server --artifacts-destination``), so every client of a shared server can read them."""
     experiment = mlflow.get_experiment_by_name(name)
-    if experiment is None:
+    if experiment is None and settings.mlflow_tracking_uri.startswith(("http://", "https://")):
+        mlflow.create_experiment(name)
+    elif experiment is None:
         root = settings.mlflow_artifact_root.resolve()
         root.mkdir(parents=True, exist_ok=True)
         mlflow.create_experiment(name, artifact_location=(root / name).as_uri())

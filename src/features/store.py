@@ -12,11 +12,12 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
 
+import ibis
 import pandas as pd
 
 from crm_analytics.features.build import FeatureConfig
 from crm_analytics.features.contract import FeatureTable
-from crm_analytics.ingest.warehouse import Warehouse, create_table_sql, sql_type
+from crm_analytics.ingest.warehouse import IdRange, Warehouse, create_table_sql, sql_type
 
 BUILDS_COLUMNS = {
     "as_of": "DATE",
@@ -73,9 +74,20 @@ def build_record(warehouse: Warehouse, as_of: date) -> dict[str, Any]:
     return {"config": json.loads(row["config"]), "columns": json.loads(row["columns"])}
 
 
-def read_features(warehouse: Warehouse, as_of: date) -> pd.DataFrame:
-    """The stored feature table of one cutoff, with exactly the columns of its build."""
-    columns = ", ".join(f'"{c}"' for c in build_record(warehouse, as_of)["columns"])
-    return warehouse.fetch(
-        f"SELECT {columns} FROM features WHERE as_of = DATE '{as_of.isoformat()}' ORDER BY customer_id"
-    )
+def read_features(warehouse: Warehouse, as_of: date, customers: IdRange | None = None) -> pd.DataFrame:
+    """The stored feature table of one cutoff (of a range of ``customers``), with exactly the columns
+    of its build, in customer order."""
+    columns = build_record(warehouse, as_of)["columns"]
+    table = warehouse.ibis.table("features")
+    table = table.filter(table.as_of == ibis.date(as_of.isoformat()))
+    if customers is not None:
+        table = customers.filter(table)
+    return table.select(*columns).order_by("customer_id").execute()
+
+
+def feature_customers(warehouse: Warehouse, as_of: date) -> list[str]:
+    """The customer ids of a cutoff's stored features, sorted."""
+    build_record(warehouse, as_of)  # a LookupError saying what to run when there is no build
+    table = warehouse.ibis.table("features")
+    ids = table.filter(table.as_of == ibis.date(as_of.isoformat())).customer_id
+    return sorted(str(c) for c in ids.to_pandas())

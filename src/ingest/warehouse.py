@@ -11,17 +11,49 @@ DuckDB URLs follow SQLAlchemy's convention: ``duckdb:///relative/path.duckdb``,
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 import pandas as pd
 import pandera.pandas as pa
 
 from crm_analytics.ingest.contracts import CONTRACTS, Contract
 
 Execute = Callable[..., int]
+
+
+@dataclass(frozen=True)
+class IdRange:
+    """Customers with ``low <= customer_id < high`` (None: open end), for working through a large
+    table in chunks that cover every row exactly once."""
+
+    low: str | None = None
+    high: str | None = None
+
+    def filter(self, table: ir.Table, column: str = "customer_id") -> ir.Table:
+        """``table`` restricted to this range of ``column``."""
+        if self.low is not None:
+            table = table.filter(table[column] >= self.low)
+        if self.high is not None:
+            table = table.filter(table[column] < self.high)
+        return table
+
+
+def id_ranges(sorted_ids: Sequence[str], per_range: int) -> list[IdRange]:
+    """Consecutive ranges of about ``per_range`` of ``sorted_ids`` each; the first and last are open,
+    so together they also cover ids that are not in ``sorted_ids``."""
+    if per_range < 1:
+        raise ValueError(f"per_range: must be >= 1, got {per_range}")
+    starts = list(sorted_ids[per_range::per_range])
+    bounds: list[str | None] = [None, *starts, None]
+    return [IdRange(low, high) for low, high in itertools.pairwise(bounds)]
+
+
 LINEAGE_COLUMNS = {"ingest_batch_id": "TEXT", "row_hash": "BIGINT"}
 
 QUARANTINE_COLUMNS = {

@@ -8,10 +8,10 @@ account and transaction in ``erasure_suppressions`` (see ``ingest.suppression``)
 the same source rows drops them.
 
 ``PER_CUSTOMER_TABLES`` is the one list of tables holding rows about a customer and the columns that tie
-a row to them. A new table with per-customer rows is one more line there; the serving store's scores
-(issue #7) go there too once they exist, and if the serving store lives in its own database the same
-matches run against it. Table names of later layers (features, segments) are spelled out here rather
-than imported, so this layer does not import from the layers below it.
+a row to them. A new table with per-customer rows is one more line there. The serving store, a database
+of its own, is cleared by ``crm erase`` through ``ServingStore.erase`` (its own list of per-customer
+tables). Table names of later layers (features, segments) are spelled out here rather than imported,
+so this layer does not import from the layers below it.
 
 Rows are matched by id, not by content: a customer id in a ``customer_id`` column, a (source, account)
 or a (source, transaction) pair. Quarantined rows are found by their JSON payload containing one of the
@@ -66,7 +66,6 @@ PER_CUSTOMER_TABLES: tuple[PerCustomerTable, ...] = (
     PerCustomerTable(RECORDS, customer="customer_id", account="source_customer_id"),
     PerCustomerTable("features", customer="customer_id"),
     PerCustomerTable("segment_membership", customer="customer_id"),
-    # serving store scores (issue #7): PerCustomerTable("<scores table>", customer="customer_id"),
 )
 QUARANTINE = "quarantine"
 # where a source account id appears in the raw tables
@@ -145,10 +144,7 @@ def _accounts(warehouse: Warehouse, customer_id: str) -> tuple[set[str], set[Pai
     id as a source account id in any source; an account that profiles linked stands for its customer.
     The id itself is an account too where a source carries our ids (API feedback in the offer log)."""
     con = warehouse.ibis
-    accounts: set[Pair] = set()
-    for table, column in ACCOUNT_COLUMNS:
-        rows = con.table(table)
-        accounts |= _pairs(rows.filter(rows[column] == customer_id), column)
+    accounts = _accounts_named(warehouse, {customer_id})
     links = con.table(LINKS) if warehouse.has_table(LINKS) else None
     if links is not None:
         linked_accounts = _pairs(links.filter(links.customer_id == customer_id), "source_customer_id")
@@ -160,7 +156,17 @@ def _accounts(warehouse: Warehouse, customer_id: str) -> tuple[set[str], set[Pai
     unified = {str(u) for u in linked.to_pandas().dropna()}
     if unified:
         accounts |= _pairs(links.filter(links.customer_id.isin(sorted(unified))), "source_customer_id")
+        accounts |= _accounts_named(warehouse, unified)
     return unified, accounts
+
+
+def _accounts_named(warehouse: Warehouse, ids: set[str]) -> set[Pair]:
+    """(source, account) pairs whose account id is one of ``ids`` in any raw table."""
+    accounts: set[Pair] = set()
+    for table, column in ACCOUNT_COLUMNS:
+        rows = warehouse.ibis.table(table)
+        accounts |= _pairs(rows.filter(rows[column].isin(sorted(ids))), column)
+    return accounts
 
 
 def _pairs(rows: ir.Table, column: str) -> set[Pair]:

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crm_analytics.serving.guest_lookup import NameIndexes
+from crm_analytics.serving.guest_lookup import NameIndex
 from crm_analytics.serving.keys import KeyStore
 from crm_analytics.serving.limits import BodyLimitMiddleware, RateLimitMiddleware
 from crm_analytics.serving.models import ModelHolder
@@ -39,15 +39,16 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.store = ServingStore(settings.serving_store_url)
+        app.state.store = ServingStore(settings.serving_store_url, statement_timeout_ms=5_000)
         app.state.key_store = KeyStore(app.state.store.engine)
         app.state.models = ModelHolder(configure(settings))
         app.state.rankers = RankerCache()
-        app.state.names = NameIndexes()
+        app.state.names = NameIndex()
+        app.state.names.prepare(app.state.store, app.state.store.active_id())  # in the background
         reloader = None
         if load_models:
             await asyncio.to_thread(_first_load, app.state.models)
-            reloader = asyncio.create_task(_reload_loop(app.state.models, settings.serving_reload_seconds))
+            reloader = asyncio.create_task(_reload_loop(app, settings.serving_reload_seconds))
         yield
         if reloader is not None:
             reloader.cancel()
@@ -99,9 +100,12 @@ def _first_load(holder: ModelHolder) -> None:
         log.error("models not loaded: %s", exc)
 
 
-async def _reload_loop(holder: ModelHolder, every_seconds: float) -> None:
+async def _reload_loop(app: FastAPI, every_seconds: float) -> None:
+    """Every ``every_seconds``: reload moved champions, and start the name index of a new snapshot."""
+    holder: ModelHolder = app.state.models
     while True:
         await asyncio.sleep(every_seconds)
+        app.state.names.prepare(app.state.store, await asyncio.to_thread(app.state.store.active_id))
         if await asyncio.to_thread(holder.reload_if_moved):
             log.info("champions reloaded: %s", holder.current.header() if holder.current else "-")
 

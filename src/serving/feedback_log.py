@@ -1,13 +1,14 @@
 """The API's offer feedback into the warehouse's offer log, where retraining the offer models reads it.
 
-A ``shown`` event becomes one offer-log row once its answer is settled: the guest's ``accepted`` or
-``declined`` event for the same offer of the same ``/v1/offers`` answer (``decision_id``) within
-``feedback_answer_days`` of the showing (the latest such answer counts), or, when that time has passed
-without one, declined with no ``responded_at``. A row's content therefore never depends on when it is
-collected. Rows go in through the ingest pipeline (contract validation, quarantine with a reason, rows
-of erased customers dropped, idempotent by ``event_id``): collecting again adds nothing, and a showing
-still waiting for its answer is left for a later run. A batch is never refused for its share of bad
-rows (they are quarantined with their reason): a bad event must not hold back the good ones forever.
+A ``shown`` event becomes one offer-log row once its answer window (``feedback_answer_days`` after we
+received it) has closed: accepted or declined by the latest answer to the same offer of the same
+``/v1/offers`` answer (``decision_id``) that reached us within the window, declined with no
+``responded_at`` when none did. Windows are measured on our clock (``received_at``), so a row's content
+does not depend on when it is collected, and a row once collected is never rebuilt (its event id is
+skipped), so later changes to ``customer_links`` cannot turn it into a conflict. Rows go in through
+the ingest pipeline (contract validation, quarantine with a reason, rows of erased customers dropped,
+idempotent by ``event_id``). A batch is never refused for its share of bad rows (they are quarantined
+with their reason): a bad event must not hold back the good ones forever.
 
 The offer log names a guest by their account in a source system (``customer_links`` maps it to the
 unified customer, as for the other sources): the guest's ``booking`` account when they have one, else
@@ -41,11 +42,12 @@ class FeedbackReport:
     """What a collection did: counts only."""
 
     shown: int = 0
+    collected_before: int = 0  # already in the offer log: skipped
     answered: int = 0  # settled by the guest's answer
     unanswered: int = 0  # settled as declined: no answer within the answer window
     waiting: int = 0  # answer window still open: left for a later run
     answers_unmatched: int = 0  # no shown event with that decision_id and offer_id
-    answers_late: int = 0  # came after the answer window: the showing counts as declined
+    answers_late: int = 0  # reached us after the answer window: the showing counts as declined
     ingest: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -59,7 +61,8 @@ def collect_feedback(
     now = now or datetime.now(UTC).replace(tzinfo=None)
     events = store.feedback_events()
     report = FeedbackReport()
-    rows = offer_log_rows(events, now, timedelta(days=settings.feedback_answer_days), report)
+    collected = _collected(warehouse, [e["event_id"] for e in events if e["event"] == "shown"])
+    rows = offer_log_rows(events, now, timedelta(days=settings.feedback_answer_days), report, collected)
     if not rows:
         return report
     frame = pd.DataFrame(rows)
@@ -71,31 +74,47 @@ def collect_feedback(
 
 
 def offer_log_rows(
-    events: list[dict[str, Any]], now: datetime, window: timedelta, report: FeedbackReport
+    events: list[dict[str, Any]],
+    now: datetime,
+    window: timedelta,
+    report: FeedbackReport,
+    collected: set[str] | frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
-    """Offer-log rows (customer still our id) for the settled ``shown`` events; counts into ``report``."""
+    """Offer-log rows (customer still our id) for the ``shown`` events whose answer window has closed
+    and that are not ``collected`` yet; counts into ``report``."""
     shown = [e for e in events if e["event"] == "shown"]
-    shown_at = {(e["decision_id"], e["offer_id"]): e["occurred_at"] for e in shown if e["decision_id"]}
+    closes = {(e["decision_id"], e["offer_id"]): e["received_at"] + window for e in shown}
     answers: dict[tuple[str, str], dict[str, Any]] = {}
     for answer in (e for e in events if e["event"] in ANSWERS):
         key = (answer["decision_id"], answer["offer_id"])
-        if answer["decision_id"] is None or key not in shown_at:
+        if key not in closes:
             report.answers_unmatched += 1
-        elif answer["occurred_at"] > shown_at[key] + window:
+        elif answer["received_at"] > closes[key]:
             report.answers_late += 1
         elif key not in answers or answer["occurred_at"] >= answers[key]["occurred_at"]:
             answers[key] = answer  # the latest answer in the window counts
     rows = []
     for event in shown:
         report.shown += 1
-        reply = answers.get((event["decision_id"], event["offer_id"]))
-        if reply is None and now < event["occurred_at"] + window:
+        if event["event_id"] in collected:
+            report.collected_before += 1
+            continue
+        if now < closes[(event["decision_id"], event["offer_id"])]:
             report.waiting += 1
             continue
+        reply = answers.get((event["decision_id"], event["offer_id"]))
         report.answered += reply is not None
         report.unanswered += reply is None
         rows.append(_row(event, reply))
     return rows
+
+
+def _collected(warehouse: Warehouse, event_ids: list[str]) -> set[str]:
+    """The event ids already in the offer log."""
+    if not event_ids or not warehouse.has_table("offer_log"):
+        return set()
+    log = warehouse.ibis.table("offer_log")
+    return {str(e) for e in log.filter(log.event_id.isin(event_ids)).event_id.to_pandas()}
 
 
 def _row(shown: Mapping[str, Any], answer: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -1,13 +1,17 @@
 """Finding a guest by name at booking time: the profiles' linkage model over the snapshot's records.
 
 ``crm score`` copies the normalised source records and the linkage model into the serving store, so the
-API does not need the warehouse. :class:`NameIndexes` builds one :class:`ProfileIndex` per snapshot on
-the first name look-up (seconds for a large chain; later look-ups take ~50 ms) and serialises look-ups,
-as the index's DuckDB connection is not shared between threads. The caller runs it in a thread.
+API does not need the warehouse. :class:`NameIndex` keeps one :class:`ProfileIndex` for the active
+snapshot. Building it takes seconds for a large chain, so it is built in a background thread (at start
+and whenever the snapshot changes) and a name look-up before it is ready finds nobody rather than
+waiting; look-ups take ~50 ms and are serialised, as the index's DuckDB connection is not shared
+between threads. The caller runs them in a thread. An erased guest is never returned (their store rows
+are gone), though their normalised names stay in this memory until the next snapshot or restart.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -16,29 +20,51 @@ import pandas as pd
 from crm_analytics.profiles.lookup import Match, ProfileIndex
 from crm_analytics.serving.store import ServingStore
 
+log = logging.getLogger("crm_analytics.serving")
 
-class NameIndexes:
-    """The name index of the active snapshot, rebuilt when the snapshot changes."""
+
+class NameIndex:
+    """The name index of the active snapshot, rebuilt in the background when the snapshot changes."""
 
     def __init__(self) -> None:
-        self._snapshot: str | None = None
+        self._snapshot: str | None = None  # the snapshot the index is for (or is being built for)
         self._index: ProfileIndex | None = None
-        self._lock = threading.Lock()
+        self._state = threading.Lock()  # guards _snapshot and _index
+        self._queries = threading.Lock()  # one look-up at a time on the index's connection
 
     def best_match(self, store: ServingStore, snapshot_id: str, details: dict[str, Any]) -> Match | None:
         """The one customer the details name with confidence at or above the profiles' threshold;
-        None when nobody does, or when several do (a brief must never show another guest's facts).
-        A ValueError names what is missing from ``details``."""
-        with self._lock:
-            index = self._index_for(store, snapshot_id)
-            if index is None:
+        None when nobody does, when several do, or while the index is being built."""
+        index = self._ready(store, snapshot_id)
+        if index is None:
+            return None
+        with self._queries:
+            try:
+                matches = index.lookup(details, limit=2)
+            except ValueError:  # the details normalise to too little (e.g. a name of symbols only)
                 return None
-            matches = index.lookup(details, limit=2)
         return matches[0] if len(matches) == 1 else None
 
-    def _index_for(self, store: ServingStore, snapshot_id: str) -> ProfileIndex | None:
-        if self._snapshot != snapshot_id:
-            parts = store.name_lookup(snapshot_id)
-            self._index = ProfileIndex(pd.DataFrame(parts[0]), parts[1], parts[2]) if parts else None
-            self._snapshot = snapshot_id
-        return self._index
+    def prepare(self, store: ServingStore, snapshot_id: str | None) -> None:
+        """Start building the index for ``snapshot_id`` in the background, unless that is under way."""
+        if snapshot_id is not None:
+            self._ready(store, snapshot_id)
+
+    def _ready(self, store: ServingStore, snapshot_id: str) -> ProfileIndex | None:
+        with self._state:
+            if self._snapshot == snapshot_id:
+                return self._index  # None while it is being built
+            self._snapshot, self._index = snapshot_id, None
+        threading.Thread(target=self._build, args=(store, snapshot_id), daemon=True).start()
+        return None
+
+    def _build(self, store: ServingStore, snapshot_id: str) -> None:
+        try:
+            found = store.name_lookup(snapshot_id)
+            index = ProfileIndex(pd.DataFrame(found.records), found.model, found.threshold) if found else None
+        except Exception as exc:  # a look-up then finds nobody; the next snapshot tries again
+            log.error("name index for the snapshot not built (%s)", type(exc).__name__)
+            return
+        with self._state:
+            if self._snapshot == snapshot_id:
+                self._index = index

@@ -56,8 +56,8 @@ class Booking(Strict):
 class Guest(Strict):
     """What a booking system knows when it does not know our customer id: an e-mail or phone on record
     finds the guest outright; else a name plus one of birth date, postcode, street or city is matched
-    with the profiles' linkage model (only a single confident match counts). Too little to go on is
-    not an error: the guest is treated as unknown."""
+    with the profiles' linkage model, every detail given counting for or against (only a single
+    confident match counts). Too little to go on is not an error: the guest is treated as unknown."""
 
     email: str | None = Field(default=None, max_length=254)
     phone: str | None = Field(default=None, max_length=40)
@@ -69,14 +69,11 @@ class Guest(Strict):
     city: str | None = Field(default=None, max_length=100)
 
     def name_details(self) -> dict[str, Any] | None:
-        """The name and the other details given, when they are enough to look a name up."""
-        details = {
-            k: v
-            for k, v in self.model_dump(exclude={"email", "phone"}).items()
-            if v is not None and str(v).strip()
-        }
+        """Every detail given, when a name and one more detail make a name look-up possible."""
+        details = {k: v for k, v in self.model_dump().items() if v is not None and str(v).strip()}
         named = "first_name" in details and "last_name" in details
-        return details if named and len(details) > 2 else None
+        other = {"birth_date", "postcode", "street", "city"} & set(details)
+        return details if named and other else None
 
 
 EXAMPLE_BOOKING: dict[str, JsonValue] = {
@@ -141,10 +138,15 @@ class GuestBrief(BaseModel):
 
 class OffersResponse(BaseModel):
     decision_id: str = Field(description="Names this answer; send it with the feedback on its offers.")
-    customer_id: str | None = Field(description="Our id when the guest is known, else null.")
+    customer_id: str | None = Field(
+        description="Our id when the guest is known for certain (not for a match by name), else null."
+    )
     known_guest: bool
     matched_by: Literal["customer_id", "email", "phone", "name"] | None = Field(
         description="How the guest was recognised (null: unknown guest)."
+    )
+    match_confidence: float | None = Field(
+        description="The linkage model's probability for a match by name; 1 for the other ways."
     )
     offers: list[Offer]
     brief: GuestBrief

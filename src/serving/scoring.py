@@ -3,13 +3,16 @@ warehouse and the ``@champion`` models into the serving store, as one atomic sna
 
 A customer is anyone with a feature row at the cutoff (scores, history) or a unified profile (brief,
 profile, contact details for look-ups); a guest with a profile but no purchases yet gets a brief and no
-scores. The CLV interval is simulated here, once per run, so the API only reads it.
+scores. The CLV interval is simulated here, once per run, so the API only reads it. Customers go in id
+ranges (``chunk_customers``), so memory stays bounded for millions of them; the CLV interval's random
+streams follow row positions within a chunk, so a run is reproducible for a given chunk size.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
@@ -18,8 +21,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from crm_analytics.features.store import read_features
-from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.features.store import feature_customers, read_features
+from crm_analytics.ingest.warehouse import IdRange, Warehouse, id_ranges
 from crm_analytics.models.inputs import model_inputs
 from crm_analytics.models.offers.train import OFFERS_NAME
 from crm_analytics.models.segments.consent import marketing_consent
@@ -35,6 +38,7 @@ from crm_analytics.settings import Settings
 from crm_analytics.tracking import configure
 
 BTYD_COLUMNS = ("frequency", "recency", "T", "monetary_value")
+Progress = Callable[[int, int], None]
 TIERS = {name: tier for tier, name in VALUE_RISK_SEGMENTS.items()}  # segment name -> (value, risk)
 
 
@@ -62,45 +66,84 @@ def latest_cutoff(warehouse: Warehouse) -> date:
 
 
 def score_all(
-    settings: Settings, warehouse: Warehouse, store: ServingStore, as_of: date | None = None
+    settings: Settings,
+    warehouse: Warehouse,
+    store: ServingStore,
+    as_of: date | None = None,
+    *,
+    chunk_customers: int = 50_000,
+    progress: Progress | None = None,
 ) -> ScoreReport:
-    """Score every customer as of ``as_of`` (default: the latest feature build) and switch the store."""
+    """Score every customer as of ``as_of`` (default: the latest feature build) and switch the store.
+
+    Customers are read, scored and written in id ranges of about ``chunk_customers``, so memory stays
+    bounded by one chunk whatever the number of customers; the rows of all chunks and the switch commit
+    in one transaction. ``progress`` is called with (customers done, customers) after each chunk.
+    """
     as_of = as_of or latest_cutoff(warehouse)
-    # in id order: the CLV interval's random streams follow row positions, so a run is reproducible
-    features = read_features(warehouse, as_of).set_index("customer_id").sort_index()
     models, loaded = _champions(settings)
-    scores = _scores(loaded, features)
     history_columns = list(loaded[OFFERS_NAME].unwrap_python_model().full.customer_columns_)
-    history = features.reindex(columns=history_columns)
-    membership = _membership(warehouse)
-    segments = _segments(membership)
-    briefs = _briefs(warehouse)
-    profiles = _profiles(warehouse)
-    ids = sorted(set(features.index) | set(profiles))
-    consent = marketing_consent(warehouse, pd.Series(ids, index=ids))
-    rows = [
-        {
-            "customer_id": cid,
-            "scores": _json(scores.get(cid)),
-            "segments": _json(segments.get(cid, {})),
-            "history": _json(_clean(history.loc[cid].to_dict()) if cid in history.index else None),
-            "brief": _json(briefs.get(cid, [])),
-            "profile": _json(profiles.get(cid)),
-            "consent": bool(consent[cid]),
-        }
-        for cid in ids
-    ]
-    members = _members(membership, consent)
+    ids = sorted(set(feature_customers(warehouse, as_of)) | set(_profile_customers(warehouse)))
+    ranges = id_ranges(ids, chunk_customers)
+    counts = {"scored": 0, "with_brief": 0, "segment_rows": 0}
+
+    def customer_rows() -> Iterator[dict[str, Any]]:
+        done = 0
+        for within in ranges:
+            # in id order: the CLV interval's random streams follow row positions within a chunk
+            features = read_features(warehouse, as_of, within).set_index("customer_id")
+            scores = _scores(loaded, features)
+            history = features.reindex(columns=history_columns)
+            segments = _segments(_membership(warehouse, within))
+            briefs = _briefs(warehouse, within)
+            profiles = _profiles(warehouse, within)
+            chunk_ids = sorted(set(features.index) | set(profiles))
+            consent = marketing_consent(warehouse, pd.Series(chunk_ids, index=chunk_ids), within)
+            counts["scored"] += len(scores)
+            counts["with_brief"] += len(briefs)
+            for cid in chunk_ids:
+                yield {
+                    "customer_id": cid,
+                    "scores": _json(scores.get(cid)),
+                    "segments": _json(segments.get(cid, {})),
+                    "history": _json(_clean(history.loc[cid].to_dict()) if cid in history.index else None),
+                    "brief": _json(briefs.get(cid, [])),
+                    "profile": _json(profiles.get(cid)),
+                    "consent": bool(consent[cid]),
+                }
+            done += len(chunk_ids)
+            if progress is not None:
+                progress(done, len(ids))
+
+    def member_rows() -> Iterator[dict[str, Any]]:
+        for within in ranges:
+            membership = _membership(warehouse, within)
+            members = pd.Series(membership["customer_id"].unique())
+            consent = marketing_consent(warehouse, pd.Series(members.to_numpy(), index=members), within)
+            rows = _members(membership, consent)
+            counts["segment_rows"] += len(rows)
+            yield from rows
+
     catalogue = warehouse.ibis.table("offers").order_by("offer_id").execute()
     catalogue = catalogue.drop(columns=["ingest_batch_id", "row_hash"], errors="ignore")
     offers = [_clean(row) for row in catalogue.to_dict(orient="records")]
-    snapshot = Snapshot(uuid.uuid4().hex, now(), str(as_of), models, len(rows), offers)
-    lookup_rows, linkage = _name_lookup(warehouse)
+    snapshot = Snapshot(uuid.uuid4().hex, now(), str(as_of), models, len(ids), offers)
     store.write_snapshot(
-        snapshot, rows, members, _contacts(warehouse), lookup_rows=lookup_rows, linkage=linkage
+        snapshot,
+        customer_rows(),
+        member_rows(),
+        (row for within in ranges for row in _contacts(warehouse, within)),
+        lookup_rows=(row for within in ranges for row in _lookup_records(warehouse, within)),
+        linkage=_linkage(warehouse),
     )
     return ScoreReport(
-        snapshot.snapshot_id, str(as_of), len(rows), len(scores), len(briefs), len(members), models
+        snapshot.snapshot_id,
+        str(as_of),
+        len(ids),
+        counts["scored"],
+        counts["with_brief"],
+        counts["segment_rows"],
+        models,
     )
 
 
@@ -124,11 +167,24 @@ def _scores(loaded: dict[str, Any], features: pd.DataFrame) -> dict[str, dict[st
     return {cid: _clean(row) for cid, row in frame.round(6).to_dict(orient="index").items()}
 
 
-def _membership(warehouse: Warehouse) -> pd.DataFrame:
-    """Every segment membership row (none before `crm segments build`)."""
+def _membership(warehouse: Warehouse, within: IdRange) -> pd.DataFrame:
+    """The range's segment membership rows (none before `crm segments build`)."""
     if not warehouse.has_table(MEMBERSHIP):
         return pd.DataFrame(columns=["customer_id", "family", "segment", "clv", "churn_probability"])
-    return warehouse.ibis.table(MEMBERSHIP).execute()
+    return within.filter(warehouse.ibis.table(MEMBERSHIP)).execute()
+
+
+def _in_range(warehouse: Warehouse, table: str, within: IdRange) -> pd.DataFrame:
+    """A profile table's rows of the range (empty, with its columns, before profiles are built)."""
+    if not warehouse.has_table(table):
+        return read_table(warehouse, table)
+    return within.filter(warehouse.ibis.table(table)).execute()
+
+
+def _profile_customers(warehouse: Warehouse) -> list[str]:
+    if not warehouse.has_table(PROFILES):
+        return []
+    return [str(c) for c in warehouse.ibis.table(PROFILES).customer_id.to_pandas()]
 
 
 def _segments(membership: pd.DataFrame) -> dict[str, dict[str, str]]:
@@ -151,9 +207,11 @@ def _members(membership: pd.DataFrame, consent: pd.Series) -> list[dict[str, Any
     return frame.to_dict(orient="records")
 
 
-def _briefs(warehouse: Warehouse) -> dict[str, list[dict[str, Any]]]:
-    """Per customer: every service fact with its source and last-confirmed date."""
-    facts = read_table(warehouse, SERVICE_FACTS).sort_values(["customer_id", "fact", "value", "source"])
+def _briefs(warehouse: Warehouse, within: IdRange) -> dict[str, list[dict[str, Any]]]:
+    """Per customer of the range: every service fact with its source and last-confirmed date."""
+    facts = _in_range(warehouse, SERVICE_FACTS, within).sort_values(
+        ["customer_id", "fact", "value", "source"]
+    )
     out: dict[str, list[dict[str, Any]]] = {}
     for row in facts.itertuples(index=False):
         out.setdefault(row.customer_id, []).append(
@@ -167,9 +225,9 @@ def _briefs(warehouse: Warehouse) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def _profiles(warehouse: Warehouse) -> dict[str, dict[str, Any]]:
-    """Per customer: surviving field groups with value, source and date (personal data)."""
-    frame = read_table(warehouse, PROFILES)
+def _profiles(warehouse: Warehouse, within: IdRange) -> dict[str, dict[str, Any]]:
+    """Per customer of the range: surviving field groups with value, source and date (personal data)."""
+    frame = _in_range(warehouse, PROFILES, within)
     out = {}
     for row in frame.to_dict(orient="records"):
         out[row["customer_id"]] = {
@@ -183,9 +241,10 @@ def _profiles(warehouse: Warehouse) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _contacts(warehouse: Warehouse) -> list[dict[str, Any]]:
-    """Normalised e-mail addresses and phones of every linked record, for look-ups by guest details."""
-    records = read_table(warehouse, RECORDS)
+def _contacts(warehouse: Warehouse, within: IdRange) -> list[dict[str, Any]]:
+    """Normalised e-mail addresses and phones of the range's linked records, for look-ups by guest
+    details."""
+    records = _in_range(warehouse, RECORDS, within)
     rows = []
     for kind in ("email", "phone"):
         part = records[["customer_id", kind]].dropna().drop_duplicates()
@@ -193,16 +252,19 @@ def _contacts(warehouse: Warehouse) -> list[dict[str, Any]]:
     return rows
 
 
-def _name_lookup(warehouse: Warehouse) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """The normalised records and the latest linkage model, for finding a guest by name; nothing
-    before profiles are built."""
+def _lookup_records(warehouse: Warehouse, within: IdRange) -> list[dict[str, Any]]:
+    """The range's normalised records, for finding a guest by name."""
+    records = _in_range(warehouse, RECORDS, within)[["unique_id", "customer_id", *MATCH_COLUMNS]]
+    return list(records.astype(object).where(records.notna(), None).to_dict(orient="records"))
+
+
+def _linkage(warehouse: Warehouse) -> dict[str, Any] | None:
+    """The latest linkage model and its threshold (None before profiles are built)."""
     models = read_table(warehouse, MODEL)
     if models.empty:
-        return [], None
+        return None
     latest = models.sort_values("built_at").iloc[-1]
-    records = read_table(warehouse, RECORDS)[["unique_id", "customer_id", *MATCH_COLUMNS]]
-    rows = records.astype(object).where(records.notna(), None).to_dict(orient="records")
-    return rows, {"settings": latest["settings_json"], "threshold": float(latest["threshold"])}
+    return {"settings": latest["settings_json"], "threshold": float(latest["threshold"])}
 
 
 def _plain(value: Any) -> Any:

@@ -3,8 +3,8 @@
 Each caller's token bucket is one Redis hash, read and updated by a Lua script in one atomic step, with
 Redis's clock, so workers on several machines spend the same tokens. The hash expires once it would
 be full again, so idle callers cost nothing. When Redis cannot be reached the middleware falls back to
-its own per-worker buckets (the service keeps answering, and still limits) and logs it at most once a
-minute.
+its own per-worker buckets (the service keeps answering, and still limits) for ``retry_after`` seconds
+before trying Redis again, and logs it at most once a minute.
 """
 
 from __future__ import annotations
@@ -39,18 +39,26 @@ class SharedBuckets:
     """Token buckets in Redis: ``take`` answers 0.0 (allowed) or the seconds until a token is free,
     and None when Redis did not answer (the caller decides what to do then)."""
 
-    def __init__(self, url: str, *, prefix: str = "crm:rate:", timeout: float = 0.05) -> None:
+    def __init__(
+        self, url: str, *, prefix: str = "crm:rate:", timeout: float = 0.05, retry_after: float = 5.0
+    ) -> None:
         self.client = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self.prefix = prefix
+        self.retry_after = retry_after
         self._script = self.client.register_script(TAKE_TOKEN)
         self._last_warning = float("-inf")
+        self._down_until = float("-inf")  # no request waits for a timeout while Redis is known down
 
     async def take(self, caller: str, rate: float, burst: int) -> float | None:
+        now = time.monotonic()
+        if now < self._down_until:
+            return None
         try:
             wait = await self._script(keys=[self.prefix + caller], args=[rate, burst])
         except (RedisError, OSError) as exc:
-            if time.monotonic() - self._last_warning > 60:
-                self._last_warning = time.monotonic()
+            self._down_until = now + self.retry_after
+            if now - self._last_warning > 60:
+                self._last_warning = now
                 log.warning("shared rate limit unavailable (%s); limiting per worker", type(exc).__name__)
             return None
         return float(wait)

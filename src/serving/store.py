@@ -1,6 +1,10 @@
 """The serving store: per-customer scores, segments, guest briefs and profiles, written by ``crm score``
 and read by the API. SQLAlchemy Core, so one code path serves SQLite (default, WAL) and PostgreSQL.
 
+Personal data lives here only where a role needs it: ``profile`` (analysts' customer view) and
+``serving_lookup_records`` (normalised names and contacts, for finding a guest by name); both are
+deleted by ``erase``.
+
 Snapshots make a scoring run atomic: every row carries its run's ``snapshot_id``; the run's rows and the
 switch of the ``active`` flag commit in one transaction, and the previous snapshot's rows are deleted in
 the same transaction. A reader therefore sees the old run or the new one, never half of one.
@@ -13,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Boolean,
@@ -40,7 +44,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from crm_analytics.profiles.records import MATCH_COLUMNS
 
@@ -103,7 +107,7 @@ feedback = Table(
     Column("decision_id", String(128)),  # the /v1/offers answer the offer came from
     Column("propensity", Float),  # the policy's probability of showing the offer (shown events)
 )
-Index("serving_feedback_decision", feedback.c.decision_id, feedback.c.offer_id)
+Index("serving_feedback_shown", feedback.c.customer_id, feedback.c.event, feedback.c.occurred_at)
 
 lookup_records = Table(  # normalised source records, for finding a guest by name (personal data)
     "serving_lookup_records",
@@ -125,11 +129,18 @@ SNAPSHOT_TABLES = (customers, segment_members, contacts, lookup_records, linkage
 PER_CUSTOMER_TABLES = (customers, segment_members, contacts, lookup_records, feedback)
 
 
-def engine_for(url: str) -> Engine:
-    """An engine for the store URL; SQLite gets WAL, a busy timeout and foreign-key-free fast writes."""
+def engine_for(url: str, statement_timeout_ms: int | None = None) -> Engine:
+    """An engine for the store URL; SQLite gets WAL, a busy timeout and durable commits; PostgreSQL a
+    connect timeout and, when given, a statement timeout (the API's, so a slow database cannot hold a
+    worker)."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))  # a file needs no ping
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        connect_args["connect_timeout"] = 5
+        if statement_timeout_ms:
+            connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
+    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), connect_args=connect_args)
     if engine.dialect.name == "sqlite":
         if engine.url.database and engine.url.database != ":memory:":
             Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -155,6 +166,14 @@ class Snapshot:
     models: dict[str, str]
     customers: int
     catalogue: list[dict[str, Any]]
+
+
+class NameLookupData(NamedTuple):
+    """What a snapshot stores for finding a guest by name (personal data: normalised records)."""
+
+    records: list[dict[str, Any]]
+    model: dict[str, Any]  # the linkage model's settings (m/u probabilities only)
+    threshold: float
 
 
 @dataclass(frozen=True)
@@ -185,10 +204,13 @@ class CustomerRecord:
 class ServingStore:
     """Reads and atomic snapshot writes over one SQLAlchemy engine."""
 
-    def __init__(self, url_or_engine: str | Engine) -> None:
-        self.engine = engine_for(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+    def __init__(self, url_or_engine: str | Engine, statement_timeout_ms: int | None = None) -> None:
+        if isinstance(url_or_engine, str):
+            self.engine = engine_for(url_or_engine, statement_timeout_ms)
+        else:
+            self.engine = url_or_engine
         metadata.create_all(self.engine)
-        _add_missing_columns(self.engine, feedback)
+        _upgrade(self.engine, feedback)
 
     def write_snapshot(
         self,
@@ -359,7 +381,7 @@ class ServingStore:
             raise ValueError("event_id: already used for a different event")
         return False
 
-    def name_lookup(self, snapshot_id: str) -> tuple[list[dict[str, Any]], dict[str, Any], float] | None:
+    def name_lookup(self, snapshot_id: str) -> NameLookupData | None:
         """A snapshot's lookup records, linkage model and threshold; None when it has no model."""
         with self.engine.connect() as conn:
             model = (
@@ -371,7 +393,7 @@ class ServingStore:
                 return None
             query = select(lookup_records).where(lookup_records.c.snapshot_id == snapshot_id)
             records = [dict(r) for r in conn.execute(query).mappings()]
-        return records, json.loads(model["settings"]), float(model["threshold"])
+        return NameLookupData(records, json.loads(model["settings"]), float(model["threshold"]))
 
     def feedback_events(self) -> list[dict[str, Any]]:
         """Every stored feedback event (booking context decoded), oldest first."""
@@ -392,21 +414,29 @@ class ServingStore:
         return deleted
 
 
-def _add_missing_columns(engine: Engine, table: Table) -> None:
+def _upgrade(engine: Engine, table: Table) -> None:
     """Bring a store created by an older version up to date: add the table's missing (nullable)
-    columns, so feedback already stored is kept."""
+    columns, so feedback already stored is kept, and its missing indexes. Workers starting together
+    may race to do it; the loser finds the work done."""
     present = {c["name"] for c in inspect(engine).get_columns(table.name)}
-    missing = [c for c in table.columns if c.name not in present]
-    if not missing:
-        return
-    with engine.begin() as conn:
-        for column in missing:
-            if not column.nullable:
-                raise RuntimeError(f"{table.name}: cannot add the required column {column.name}")
-            kind = column.type.compile(dialect=engine.dialect)
-            conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
-        for index in table.indexes:
-            index.create(conn, checkfirst=True)
+    for column in (c for c in table.columns if c.name not in present):
+        if not column.nullable:
+            raise RuntimeError(f"{table.name}: cannot add the required column {column.name}")
+        kind = column.type.compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+        except (OperationalError, ProgrammingError):  # another worker added it first
+            if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                raise
+    indexes = {i["name"] for i in inspect(engine).get_indexes(table.name)}
+    for index in (i for i in table.indexes if i.name not in indexes):
+        try:
+            with engine.begin() as conn:
+                index.create(conn)
+        except (OperationalError, ProgrammingError):
+            if index.name not in {i["name"] for i in inspect(engine).get_indexes(table.name)}:
+                raise
 
 
 def _active_id() -> Any:

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import pandas as pd
 
-from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.ingest.warehouse import IdRange, Warehouse
 from crm_analytics.profiles.survivorship import surviving_values
 from crm_analytics.profiles.tables import LINKS
 
 
-def marketing_consent(warehouse: Warehouse, customer_ids: pd.Series) -> pd.Series:
-    """True for each customer id whose surviving consent is granted."""
+def marketing_consent(
+    warehouse: Warehouse, customer_ids: pd.Series, within: IdRange | None = None
+) -> pd.Series:
+    """True for each customer id whose surviving consent is granted (``within``: the ids' range, so
+    only those customers' records are read)."""
     if not (warehouse.has_table(LINKS) and warehouse.has_table("customer_records")):
         return pd.Series(False, index=customer_ids.index)
     con = warehouse.ibis
     records = con.table("customer_records")
-    links = con.table(LINKS)
+    links = within.filter(con.table(LINKS)) if within is not None else con.table(LINKS)
     joined = records.join(
         links,
         [records.source == links.source, records.source_customer_id == links.source_customer_id],

@@ -1,7 +1,8 @@
 """``POST /v1/offers`` (booking systems): the offers to make for a booking, and the guest brief.
 
-The handler is async and does its work on the event loop: about a millisecond of CPU (two or three
-indexed reads of the serving store, the ranker). A sync handler would run in FastAPI's thread pool, and
+The handler is async and does its work on the event loop: about a millisecond of CPU (a guest's row and
+their recent showings, read by index on one connection, and the ranker). A look-up by name (~50 ms)
+goes to a thread. A sync handler would run in FastAPI's thread pool, and
 that hop cost more than the work itself (benchmarks/serving_throughput.py: p99 11.5 -> 4.9 ms, one
 worker). With the store on a remote PostgreSQL the reads block the loop for their round trips: run
 more workers.
@@ -10,7 +11,7 @@ more workers.
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -22,7 +23,7 @@ from crm_analytics.models.offers.eligibility import CONTACT_WINDOW_DAYS, Booking
 from crm_analytics.profiles.records import normalise_email, normalise_phone
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Models, Rankers, Store
-from crm_analytics.serving.guest_lookup import NameIndexes
+from crm_analytics.serving.guest_lookup import NameIndex
 from crm_analytics.serving.keys import ApiKey
 from crm_analytics.serving.problems import ProblemError, problem_responses, require_json
 from crm_analytics.serving.schemas import GuestBrief, OffersRequest, OffersResponse, ServiceFact
@@ -51,7 +52,8 @@ async def post_offers(
     """Top-k eligible offers by expected margin, each with a reason, and what staff must know about the
     guest. An unknown guest gets context-only offers and an empty brief."""
     now = datetime.now(UTC).replace(tzinfo=None)
-    guest, matched_by = await _resolve(request, store, body, since=now - timedelta(days=CONTACT_WINDOW_DAYS))
+    recognised = await _resolve(request, store, body, since=now - timedelta(days=CONTACT_WINDOW_DAYS))
+    guest = recognised.guest if recognised else None
     ranker = rankers.get(store, models, guest.snapshot_id if guest else None)
     if ranker is None:
         raise ProblemError(503, "Not ready", "no scores yet; run `crm score`", headers={"Retry-After": "30"})
@@ -87,9 +89,10 @@ async def post_offers(
     segments = guest.segments if guest else {}
     return OffersResponse(
         decision_id=uuid.uuid4().hex,
-        customer_id=guest.customer_id if guest else None,
+        customer_id=guest.customer_id if guest and recognised and recognised.matched_by != "name" else None,
         known_guest=guest is not None,
-        matched_by=matched_by,
+        matched_by=recognised.matched_by if recognised else None,
+        match_confidence=recognised.confidence if recognised else None,
         offers=[asdict(offer) for offer in ranked],
         brief=GuestBrief(
             service_facts=[ServiceFact(**f) for f in brief],
@@ -100,30 +103,38 @@ async def post_offers(
     )
 
 
+@dataclass(frozen=True)
+class Recognised:
+    """The guest a booking is for, how they were found, and how sure that is."""
+
+    guest: BookingGuest
+    matched_by: str
+    confidence: float
+
+
 async def _resolve(
     request: Request, store: ServingStore, body: OffersRequest, since: datetime
-) -> tuple[BookingGuest | None, str | None]:
-    """The guest and how they were found: by our id, else by an exact e-mail or phone on record (one
-    customer only), else by name and another detail (one confident match only, in a thread: ~50 ms)."""
+) -> Recognised | None:
+    """The guest by our id, else by an exact e-mail or phone on record (one customer only), else by
+    name and the other details (one confident match only, in a thread: ~50 ms)."""
     if body.customer_id is not None:
         guest = store.booking_guest(body.customer_id, since)
-        return guest, "customer_id" if guest else None
+        return Recognised(guest, "customer_id", 1.0) if guest else None
     if body.guest is None:
-        return None, None
+        return None
     for kind, value in (
         ("email", normalise_email(body.guest.email)),
         ("phone", normalise_phone(body.guest.phone)),
     ):
         if value:
             found = store.find_contact(kind, value)
-            if len(found) == 1:
-                return store.booking_guest(found[0], since), kind
+            if len(found) == 1 and (guest := store.booking_guest(found[0], since)):
+                return Recognised(guest, kind, 1.0)
     details = body.guest.name_details()
     snapshot_id = store.active_id() if details else None
-    if details and snapshot_id:
-        names: NameIndexes = request.app.state.names
-        match = await run_in_threadpool(names.best_match, store, snapshot_id, details)
-        if match is not None:
-            guest = store.booking_guest(match.customer_id, since)
-            return guest, "name" if guest else None
-    return None, None
+    if details is None or snapshot_id is None:
+        return None
+    names: NameIndex = request.app.state.names
+    match = await run_in_threadpool(names.best_match, store, snapshot_id, details)
+    guest = store.booking_guest(match.customer_id, since) if match else None
+    return Recognised(guest, "name", match.confidence) if guest and match else None

@@ -33,10 +33,16 @@ async def post_scores(
 ) -> ScoresResponse:
     """Up to 1,000 customers by id (from the latest batch scoring) or inline feature rows (scored now).
 
-    Ids are answered on the event loop (one indexed read, as ``/v1/offers``); inline rows run the
-    models, which can take long, in the thread pool."""
+    A few ids are answered on the event loop (one indexed read, as ``/v1/offers``); more ids, whose rows
+    take a while to decode, and inline rows, which run the models, go to the thread pool so the
+    worker's bookings are not held up."""
     if body.customer_ids is not None:
-        found = store.customers_by_id(body.customer_ids)
+        ids = body.customer_ids
+        found = (
+            store.customers_by_id(ids)
+            if len(ids) <= 20
+            else await run_in_threadpool(store.customers_by_id, ids)
+        )
         scores = []
         for cid in body.customer_ids:
             record = found.get(cid)
