@@ -323,39 +323,19 @@ def train(
 
 
 def _train(config: Settings, model: str, as_of: date, seed: int) -> dict[str, Any]:
-    """Train on the stored build at ``as_of``. Churn is validated on it by a model trained on the stored
-    labelled build one horizon earlier when there is one; CLV gets the weekly tracking plot."""
-    from crm_analytics.features.purchases import customer_transactions
-    from crm_analytics.features.store import build_record, read_features
-    from crm_analytics.features.tracking import daily_repeat_purchases
+    """Train on the stored build at ``as_of`` (``models.train_stored``)."""
     from crm_analytics.ingest.warehouse import Warehouse
-    from crm_analytics.models.train import train_churn, train_clv
+    from crm_analytics.models.train_stored import MODELS, train_from_store
 
-    if model not in ("clv", "churn"):
+    if model not in MODELS:
         err.print(f"[red]MODEL: expected clv or churn, got {model!r}[/red]")
         raise typer.Exit(2)
-    with Warehouse(config.warehouse_url) as warehouse:
+    with Warehouse(config.warehouse_url) as warehouse, err.status(f"training {model} as of {as_of}"):
         try:
-            build = build_record(warehouse, as_of)["config"]
-            features = read_features(warehouse, as_of)
-        except LookupError as exc:
+            return train_from_store(config, warehouse, model, as_of, seed).as_dict()
+        except (LookupError, ValueError) as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from None
-        horizon_days, time_unit = build["horizon_days"], build["time_unit"]
-        if horizon_days is None:
-            err.print(
-                f"[red]--as-of: the build for {as_of} has no labels; rebuild it with --horizon-days[/red]"
-            )
-            raise typer.Exit(1)
-        until = as_of + timedelta(days=horizon_days)
-        daily = daily_repeat_purchases(customer_transactions(warehouse.ibis), as_of, until).execute()
-        earlier = _earlier_build(warehouse, as_of - timedelta(days=horizon_days), horizon_days, time_unit)
-    with err.status(f"training {model} on {len(features):,} customers"):
-        if model == "clv":
-            result = train_clv(config, features, horizon_days, time_unit, seed, daily=daily)
-        else:
-            result = train_churn(config, features, horizon_days, time_unit, seed, earlier=earlier)
-    return result.as_dict()
 
 
 def _train_offers(
@@ -370,19 +350,6 @@ def _train_offers(
         except ValueError as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
-
-
-def _earlier_build(warehouse: Any, as_of: date, horizon_days: int, time_unit: str) -> Any:
-    """The stored labelled build at ``as_of`` with the same horizon and unit, or None."""
-    from crm_analytics.features.store import build_record, read_features
-
-    try:
-        build = build_record(warehouse, as_of)["config"]
-    except LookupError:
-        return None
-    if (build["horizon_days"], build["time_unit"]) != (horizon_days, time_unit):
-        return None
-    return read_features(warehouse, as_of)
 
 
 DatasetOption = Annotated[

@@ -77,12 +77,12 @@ def build_record(warehouse: Warehouse, as_of: date) -> dict[str, Any]:
 def read_features(warehouse: Warehouse, as_of: date, customers: IdRange | None = None) -> pd.DataFrame:
     """The stored feature table of one cutoff (of a range of ``customers``), with exactly the columns
     of its build, in customer order."""
-    columns = build_record(warehouse, as_of)["columns"]
-    table = warehouse.ibis.table("features")
-    table = table.filter(table.as_of == ibis.date(as_of.isoformat()))
-    if customers is not None:
-        table = customers.filter(table)
-    return table.select(*columns).order_by("customer_id").execute()
+    columns = ", ".join(f'"{c}"' for c in build_record(warehouse, as_of)["columns"])
+    within = (customers or IdRange()).sql()
+    return warehouse.fetch(
+        f"SELECT {columns} FROM features WHERE as_of = DATE '{as_of.isoformat()}' AND {within} "
+        "ORDER BY customer_id"
+    )
 
 
 def feature_customers(warehouse: Warehouse, as_of: date) -> list[str]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
@@ -35,6 +36,12 @@ class IdRange:
     low: str | None = None
     high: str | None = None
 
+    def sql(self, column: str = "customer_id") -> str:
+        """The range as a SQL condition (``TRUE`` for the whole table)."""
+        conditions = [f'"{column}" >= {_quote(self.low)}'] if self.low is not None else []
+        conditions += [f'"{column}" < {_quote(self.high)}'] if self.high is not None else []
+        return " AND ".join(conditions) or "TRUE"
+
     def filter(self, table: ir.Table, column: str = "customer_id") -> ir.Table:
         """``table`` restricted to this range of ``column``."""
         if self.low is not None:
@@ -42,6 +49,10 @@ class IdRange:
         if self.high is not None:
             table = table.filter(table[column] < self.high)
         return table
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def id_ranges(sorted_ids: Sequence[str], per_range: int) -> list[IdRange]:
@@ -132,7 +143,10 @@ class Warehouse:
             if target != ":memory:":
                 Path(target).parent.mkdir(parents=True, exist_ok=True)
             self.ibis = ibis.duckdb.connect(target)
-            self.ibis.con.execute("SET enable_progress_bar = false")  # a library must not draw on stdout
+            # a library must not draw on stdout; in Jupyter without ipywidgets DuckDB refuses the
+            # setting (duckdb#7590) and keeps the bar off anyway
+            with contextlib.suppress(duckdb.InvalidInputException):
+                self.ibis.con.execute("SET enable_progress_bar = false")
         else:
             self.ibis = ibis.connect(target)
         self._native: Any = self.ibis.con
