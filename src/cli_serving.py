@@ -22,24 +22,40 @@ def score_command(
     chunk_customers: Annotated[
         int, typer.Option(min=1, help="Customers read, scored and written at a time (bounds memory).")
     ] = 50_000,
+    engine: Annotated[
+        str, typer.Option(help="local, or spark: CLV and churn scored on Spark (CRM_SPARK_MASTER).")
+    ] = "local",
     as_json: JsonOption = False,
 ) -> None:
     """Score every customer with the champions into the serving store, switching atomically."""
+    if engine not in ("local", "spark"):
+        err.print(f"[red]--engine: expected local or spark, got {engine!r}[/red]")
+        raise typer.Exit(2)
     emit(
-        score(settings(), date.fromisoformat(as_of) if as_of else None, chunk_customers),
+        score(settings(), date.fromisoformat(as_of) if as_of else None, chunk_customers, engine),
         as_json,
         lambda r: render_rows("scored", [r]),
     )
 
 
-def score(config: Settings, as_of: date | None, chunk_customers: int = 50_000) -> dict[str, Any]:
+def score(
+    config: Settings, as_of: date | None, chunk_customers: int = 50_000, engine: str = "local"
+) -> dict[str, Any]:
     from crm_analytics.ingest.warehouse import Warehouse
-    from crm_analytics.serving.scoring import score_all
+    from crm_analytics.serving.scoring import latest_cutoff, score_all
     from crm_analytics.serving.store import ServingStore
 
     with Warehouse(config.warehouse_url) as warehouse, progress_bar() as bar:
         task = bar.add_task("scoring customers", total=None)
         try:
+            spark_scores = None
+            if engine == "spark":
+                from crm_analytics.serving.spark_scoring import score_on_spark
+
+                bar.update(task, description="scoring on Spark")
+                as_of = as_of or latest_cutoff(warehouse)
+                spark_scores = score_on_spark(config, warehouse, as_of)
+                bar.update(task, description="writing the snapshot")
             report = score_all(
                 config,
                 warehouse,
@@ -47,6 +63,7 @@ def score(config: Settings, as_of: date | None, chunk_customers: int = 50_000) -
                 as_of,
                 chunk_customers=chunk_customers,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                spark_scores=spark_scores,
             )
             return report.as_dict()
         except LookupError as exc:

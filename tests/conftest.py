@@ -16,6 +16,17 @@ from crm_analytics.settings import Settings, load_settings
 POSTGRES_ADMIN_URL = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+def project_env(folder: Path) -> dict[str, str]:
+    """The CRM_* variables of a project folder of its own: warehouse, MLflow and serving store inside."""
+    return {
+        "CRM_DATA_DIR": str(folder / "data"),
+        "CRM_WAREHOUSE_URL": f"duckdb:///{folder / 'data' / 'warehouse.duckdb'}",
+        "CRM_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}",
+        "CRM_MLFLOW_ARTIFACT_ROOT": str(folder / "mlruns" / "artifacts"),
+        "CRM_SERVING_STORE_URL": f"sqlite:///{folder / 'data' / 'serving.db'}",
+    }
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run in a temporary folder with no CRM_* variables from the caller's shell or .env."""

@@ -34,6 +34,7 @@ through the warehouse as usual.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,6 +128,9 @@ def spark_session(master: str | None = DEFAULT_MASTER, conf: Mapping[str, str] |
     from pyspark.sql import SparkSession
 
     options = SQL_CONF | START_CONF
+    # Python UDFs (scoring with mlflow's spark_udf) run in this interpreter, where crm-analytics is
+    # installed, unless the cluster says otherwise
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if is_local(master):
         os.environ["SPARK_LOCAL_IP"] = LOOPBACK  # read by the JVM when it starts
         options |= LOCAL_CONF

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -33,6 +34,7 @@ from crm_analytics.profiles.records import MATCH_COLUMNS
 from crm_analytics.profiles.store import read_table
 from crm_analytics.profiles.tables import FIELD_GROUPS, MODEL, PROFILES, RECORDS, SERVICE_FACTS
 from crm_analytics.serving.models import champion_versions
+from crm_analytics.serving.spark_scoring import read_scores
 from crm_analytics.serving.store import ServingStore, Snapshot, now
 from crm_analytics.settings import Settings
 from crm_analytics.tracking import configure
@@ -73,12 +75,15 @@ def score_all(
     *,
     chunk_customers: int = 50_000,
     progress: Progress | None = None,
+    spark_scores: Path | None = None,
 ) -> ScoreReport:
     """Score every customer as of ``as_of`` (default: the latest feature build) and switch the store.
 
     Customers are read, scored and written in id ranges of about ``chunk_customers``, so memory stays
     bounded by one chunk whatever the number of customers; the rows of all chunks and the switch commit
     in one transaction. ``progress`` is called with (customers done, customers) after each chunk.
+    ``spark_scores``: CLV and churn scores already computed on Spark (``spark_scoring``), read range by
+    range instead of predicted here.
     """
     as_of = as_of or latest_cutoff(warehouse)
     models, loaded = _champions(settings)
@@ -92,7 +97,10 @@ def score_all(
         for within in ranges:
             # in id order: the CLV interval's random streams follow row positions within a chunk
             features = read_features(warehouse, as_of, within).set_index("customer_id")
-            scores = _scores(loaded, features)
+            if spark_scores is not None:
+                scores = _score_rows(read_scores(spark_scores, within))
+            else:
+                scores = _scores(loaded, features)
             history = features.reindex(columns=history_columns)
             segments = _segments(_membership(warehouse, within))
             briefs = _briefs(warehouse, within)
@@ -164,6 +172,11 @@ def _scores(loaded: dict[str, Any], features: pd.DataFrame) -> dict[str, dict[st
     churn = loaded[CHURN_NAME].predict(model_inputs(features.reset_index()).reset_index(drop=True))
     frame = pd.concat([clv, churn], axis=1)
     frame.index = features.index
+    return _score_rows(frame)
+
+
+def _score_rows(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Scores by customer id (the frame's index), rounded to 6 decimals, JSON-ready."""
     return {cid: _clean(row) for cid, row in frame.round(6).to_dict(orient="index").items()}
 
 

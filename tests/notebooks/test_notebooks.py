@@ -21,6 +21,7 @@ from nbclient import NotebookClient
 from typer.testing import CliRunner
 
 from crm_analytics.cli import app as cli
+from tests.conftest import project_env
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("*.ipynb"))
@@ -44,13 +45,7 @@ class Project:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     folder = tmp_path_factory.mktemp("project")
-    env = {
-        "CRM_DATA_DIR": str(folder / "data"),
-        "CRM_WAREHOUSE_URL": f"duckdb:///{folder / 'data' / 'warehouse.duckdb'}",
-        "CRM_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}",
-        "CRM_MLFLOW_ARTIFACT_ROOT": str(folder / "mlruns" / "artifacts"),
-        "CRM_SERVING_STORE_URL": f"sqlite:///{folder / 'data' / 'serving.db'}",
-    }
+    env = project_env(folder)
     with pytest.MonkeyPatch.context() as patch:
         for name in list(os.environ):
             if name.startswith("CRM_"):

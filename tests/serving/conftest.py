@@ -15,6 +15,7 @@ from crm_analytics.serving.app import create_app
 from crm_analytics.serving.keys import KeyStore
 from crm_analytics.serving.store import ServingStore
 from crm_analytics.settings import Settings
+from tests.conftest import project_env
 
 
 @dataclass
@@ -28,13 +29,7 @@ class Served:
 @pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
     folder = tmp_path_factory.mktemp("served")
-    env = {
-        "CRM_DATA_DIR": str(folder / "data"),
-        "CRM_WAREHOUSE_URL": f"duckdb:///{folder / 'data' / 'warehouse.duckdb'}",
-        "CRM_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}",
-        "CRM_MLFLOW_ARTIFACT_ROOT": str(folder / "mlruns" / "artifacts"),
-        "CRM_SERVING_STORE_URL": f"sqlite:///{folder / 'data' / 'serving.db'}",
-    }
+    env = project_env(folder)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         for name, value in env.items():
