@@ -66,6 +66,7 @@ PER_CUSTOMER_TABLES: tuple[PerCustomerTable, ...] = (
     PerCustomerTable(RECORDS, customer="customer_id", account="source_customer_id"),
     PerCustomerTable("features", customer="customer_id"),
     PerCustomerTable("segment_membership", customer="customer_id"),
+    PerCustomerTable("customer_scores", customer="customer_id"),
 )
 QUARANTINE = "quarantine"
 # where a source account id appears in the raw tables

@@ -5,7 +5,9 @@ A customer is anyone with a feature row at the cutoff (scores, history) or a uni
 profile, contact details for look-ups); a guest with a profile but no purchases yet gets a brief and no
 scores. The CLV interval is simulated here, once per run, so the API only reads it. Customers go in id
 ranges (``chunk_customers``), so memory stays bounded for millions of them; the CLV interval's random
-streams follow row positions within a chunk, so a run is reproducible for a given chunk size.
+streams follow row positions within a chunk, so a run is reproducible for a given chunk size. The
+scores also go to the warehouse's ``customer_scores`` (``score_table``), replaced for the cutoff once
+the store has switched.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from crm_analytics.profiles.records import MATCH_COLUMNS
 from crm_analytics.profiles.store import read_table
 from crm_analytics.profiles.tables import FIELD_GROUPS, MODEL, PROFILES, RECORDS, SERVICE_FACTS
 from crm_analytics.serving.models import champion_versions
+from crm_analytics.serving.score_table import ScoreTable
 from crm_analytics.serving.spark_scoring import read_scores
 from crm_analytics.serving.store import ServingStore, Snapshot, now
 from crm_analytics.settings import Settings
@@ -91,16 +94,16 @@ def score_all(
     ids = sorted(set(feature_customers(warehouse, as_of)) | set(_profile_customers(warehouse)))
     ranges = id_ranges(ids, chunk_customers)
     counts = {"scored": 0, "with_brief": 0, "segment_rows": 0}
+    table = ScoreTable(warehouse, as_of, models)  # the scores in the warehouse too, once switched
 
     def customer_rows() -> Iterator[dict[str, Any]]:
         done = 0
         for within in ranges:
             # in id order: the CLV interval's random streams follow row positions within a chunk
             features = read_features(warehouse, as_of, within).set_index("customer_id")
-            if spark_scores is not None:
-                scores = _score_rows(read_scores(spark_scores, within))
-            else:
-                scores = _scores(loaded, features)
+            frame = read_scores(spark_scores, within) if spark_scores else _predict(loaded, features)
+            table.add(frame)
+            scores = _score_rows(frame)
             history = features.reindex(columns=history_columns)
             segments = _segments(_membership(warehouse, within))
             briefs = _briefs(warehouse, within)
@@ -132,18 +135,23 @@ def score_all(
             counts["segment_rows"] += len(rows)
             yield from rows
 
-    catalogue = warehouse.ibis.table("offers").order_by("offer_id").execute()
-    catalogue = catalogue.drop(columns=["ingest_batch_id", "row_hash"], errors="ignore")
-    offers = [_clean(row) for row in catalogue.to_dict(orient="records")]
-    snapshot = Snapshot(uuid.uuid4().hex, now(), str(as_of), models, len(ids), offers)
-    store.write_snapshot(
-        snapshot,
-        customer_rows(),
-        member_rows(),
-        (row for within in ranges for row in _contacts(warehouse, within)),
-        lookup_rows=(row for within in ranges for row in _lookup_records(warehouse, within)),
-        linkage=_linkage(warehouse),
-    )
+    try:
+        catalogue = warehouse.ibis.table("offers").order_by("offer_id").execute()
+        catalogue = catalogue.drop(columns=["ingest_batch_id", "row_hash"], errors="ignore")
+        offers = [_clean(row) for row in catalogue.to_dict(orient="records")]
+        snapshot = Snapshot(uuid.uuid4().hex, now(), str(as_of), models, len(ids), offers)
+        store.write_snapshot(
+            snapshot,
+            customer_rows(),
+            member_rows(),
+            (row for within in ranges for row in _contacts(warehouse, within)),
+            lookup_rows=(row for within in ranges for row in _lookup_records(warehouse, within)),
+            linkage=_linkage(warehouse),
+        )
+    except BaseException:
+        table.discard()
+        raise
+    table.commit()
     return ScoreReport(
         snapshot.snapshot_id,
         str(as_of),
@@ -166,13 +174,18 @@ def _champions(settings: Settings) -> tuple[dict[str, str], dict[str, Any]]:
 
 def _scores(loaded: dict[str, Any], features: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Per customer: churn probability, expected purchases, CLV and its 90% interval, P(alive)."""
+    return _score_rows(_predict(loaded, features))
+
+
+def _predict(loaded: dict[str, Any], features: pd.DataFrame) -> pd.DataFrame:
+    """The CLV and churn champions' outputs, indexed by customer id."""
     if features.empty:
-        return {}
+        return pd.DataFrame(index=features.index)
     clv = loaded[CLV_NAME].predict(features[list(BTYD_COLUMNS)].reset_index(drop=True))
     churn = loaded[CHURN_NAME].predict(model_inputs(features.reset_index()).reset_index(drop=True))
     frame = pd.concat([clv, churn], axis=1)
     frame.index = features.index
-    return _score_rows(frame)
+    return frame
 
 
 def _score_rows(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:

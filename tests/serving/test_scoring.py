@@ -70,6 +70,23 @@ def test_chunks_give_the_same_snapshot_as_one_pass(served: Served, tmp_path: Pat
     assert len(expected["serving_lookup_records"]) > one.customers  # every source record, for names
 
 
+def test_the_scores_reach_the_warehouse_once_per_cutoff(served: Served, tmp_path: Path) -> None:
+    with Warehouse(served.settings.warehouse_url) as warehouse:
+        report = score_all(served.settings, warehouse, ServingStore(f"sqlite:///{tmp_path / 's.db'}"))
+        score_all(
+            served.settings, warehouse, ServingStore(f"sqlite:///{tmp_path / 's.db'}"), chunk_customers=50
+        )
+        stored = warehouse.fetch(f"SELECT * FROM customer_scores WHERE as_of = DATE '{report.as_of}'")
+        tables = warehouse.fetch("SELECT table_name FROM information_schema.tables")["table_name"]
+        leftovers = [t for t in tables if t.startswith("_stage_scores_")]
+    assert len(stored) == report.scored  # replaced, not appended, by the second run
+    assert stored["customer_id"].is_unique
+    assert stored["churn_probability"].between(0, 1).all()
+    assert (stored["clv_low"] <= stored["clv_high"]).all()
+    assert json.loads(stored["models"].iloc[0]) == report.models
+    assert leftovers == []
+
+
 def test_id_ranges_cover_every_id_once() -> None:
     ids = [f"U{i:04d}" for i in range(10)]
     ranges = id_ranges(ids, 4)
