@@ -4,7 +4,9 @@ service from the shell."""
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -38,6 +40,13 @@ def score_command(
     )
 
 
+def _spark_folder(config: Settings) -> Path:
+    """Where a Spark run's exports go (deleted after the run): executors of a cluster must see it."""
+    folder = config.data_dir / "spark"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def score(
     config: Settings, as_of: date | None, chunk_customers: int = 50_000, engine: str = "local"
 ) -> dict[str, Any]:
@@ -48,23 +57,24 @@ def score(
     with Warehouse(config.warehouse_url) as warehouse, progress_bar() as bar:
         task = bar.add_task("scoring customers", total=None)
         try:
-            spark_scores = None
-            if engine == "spark":
-                from crm_analytics.serving.spark_scoring import score_on_spark
+            with tempfile.TemporaryDirectory(dir=_spark_folder(config) if engine == "spark" else None) as run:
+                spark_scores = None
+                if engine == "spark":
+                    from crm_analytics.serving.spark_scoring import score_on_spark
 
-                bar.update(task, description="scoring on Spark")
-                as_of = as_of or latest_cutoff(warehouse)
-                spark_scores = score_on_spark(config, warehouse, as_of)
-                bar.update(task, description="writing the snapshot")
-            report = score_all(
-                config,
-                warehouse,
-                ServingStore(config.serving_store_url),
-                as_of,
-                chunk_customers=chunk_customers,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-                spark_scores=spark_scores,
-            )
+                    bar.update(task, description="scoring on Spark")
+                    as_of = as_of or latest_cutoff(warehouse)
+                    spark_scores = score_on_spark(config, warehouse, as_of, Path(run))
+                    bar.update(task, description="writing the snapshot")
+                report = score_all(
+                    config,
+                    warehouse,
+                    ServingStore(config.serving_store_url),
+                    as_of,
+                    chunk_customers=chunk_customers,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    spark_scores=spark_scores,
+                )
             return report.as_dict()
         except LookupError as exc:
             err.print(f"[red]{exc}[/red]")

@@ -12,7 +12,6 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
 
-import ibis
 import pandas as pd
 
 from crm_analytics.features.build import FeatureConfig
@@ -83,11 +82,3 @@ def read_features(warehouse: Warehouse, as_of: date, customers: IdRange | None =
         f"SELECT {columns} FROM features WHERE as_of = DATE '{as_of.isoformat()}' AND {within} "
         "ORDER BY customer_id"
     )
-
-
-def feature_customers(warehouse: Warehouse, as_of: date) -> list[str]:
-    """The customer ids of a cutoff's stored features, sorted."""
-    build_record(warehouse, as_of)  # a LookupError saying what to run when there is no build
-    table = warehouse.ibis.table("features")
-    ids = table.filter(table.as_of == ibis.date(as_of.isoformat())).customer_id
-    return sorted(str(c) for c in ids.to_pandas())

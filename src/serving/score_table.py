@@ -3,7 +3,8 @@
 One row per customer and cutoff: P(alive), expected purchases and spend, CLV with its 90% interval, churn
 probability, and the model versions that made them. Chunks are staged as they are scored (memory stays
 bounded) and the cutoff's rows are replaced in one transaction once the serving snapshot has switched,
-so both hold the same run; a failed run leaves the table as it was.
+so both hold the same run; a failed run leaves the table as it was (and should that last transaction
+fail, the table keeps the previous run while the store has the new one).
 """
 
 from __future__ import annotations
@@ -58,10 +59,13 @@ class ScoreTable:
 
     def commit(self) -> None:
         """Replace the cutoff's scores with the staged ones, in one transaction."""
-        with self.warehouse.transaction() as execute:
-            execute(f'DELETE FROM "{TABLE}" WHERE as_of = ?', [self.as_of])
-            execute(f'INSERT INTO "{TABLE}" SELECT * FROM "{self.stage}"')
-        self.discard()
+        columns = ", ".join(f'"{c}"' for c in COLUMNS)
+        try:
+            with self.warehouse.transaction() as execute:
+                execute(f'DELETE FROM "{TABLE}" WHERE as_of = ?', [self.as_of])
+                execute(f'INSERT INTO "{TABLE}" ({columns}) SELECT {columns} FROM "{self.stage}"')
+        finally:
+            self.discard()
 
     def discard(self) -> None:
         self.warehouse.drop_table(self.stage)

@@ -17,14 +17,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
 
-from crm_analytics.features.store import feature_customers, read_features
+from crm_analytics.features.store import build_record, read_features
 from crm_analytics.ingest.warehouse import IdRange, Warehouse, id_ranges
 from crm_analytics.models.inputs import model_inputs
 from crm_analytics.models.offers.train import OFFERS_NAME
@@ -37,7 +36,7 @@ from crm_analytics.profiles.store import read_table
 from crm_analytics.profiles.tables import FIELD_GROUPS, MODEL, PROFILES, RECORDS, SERVICE_FACTS
 from crm_analytics.serving.models import champion_versions
 from crm_analytics.serving.score_table import ScoreTable
-from crm_analytics.serving.spark_scoring import read_scores
+from crm_analytics.serving.spark_scoring import SparkScores, read_scores
 from crm_analytics.serving.store import ServingStore, Snapshot, now
 from crm_analytics.settings import Settings
 from crm_analytics.tracking import configure
@@ -78,7 +77,7 @@ def score_all(
     *,
     chunk_customers: int = 50_000,
     progress: Progress | None = None,
-    spark_scores: Path | None = None,
+    spark_scores: SparkScores | None = None,
 ) -> ScoreReport:
     """Score every customer as of ``as_of`` (default: the latest feature build) and switch the store.
 
@@ -90,8 +89,10 @@ def score_all(
     """
     as_of = as_of or latest_cutoff(warehouse)
     models, loaded = _champions(settings)
+    if spark_scores is not None and spark_scores.models != {k: models[k] for k in spark_scores.models}:
+        raise RuntimeError("a champion moved while Spark was scoring; run `crm score` again")
     history_columns = list(loaded[OFFERS_NAME].unwrap_python_model().full.customer_columns_)
-    ids = sorted(set(feature_customers(warehouse, as_of)) | set(_profile_customers(warehouse)))
+    ids = _customer_ids(warehouse, as_of)
     ranges = id_ranges(ids, chunk_customers)
     counts = {"scored": 0, "with_brief": 0, "segment_rows": 0}
     table = ScoreTable(warehouse, as_of, models)  # the scores in the warehouse too, once switched
@@ -101,7 +102,11 @@ def score_all(
         for within in ranges:
             # in id order: the CLV interval's random streams follow row positions within a chunk
             features = read_features(warehouse, as_of, within).set_index("customer_id")
-            frame = read_scores(spark_scores, within) if spark_scores else _predict(loaded, features)
+            frame = (
+                read_scores(spark_scores, list(features.index))
+                if spark_scores
+                else _predict(loaded, features)
+            )
             table.add(frame)
             scores = _score_rows(frame)
             history = features.reindex(columns=history_columns)
@@ -207,10 +212,17 @@ def _in_range(warehouse: Warehouse, table: str, within: IdRange) -> pd.DataFrame
     return within.filter(warehouse.ibis.table(table)).execute()
 
 
-def _profile_customers(warehouse: Warehouse) -> list[str]:
-    if not warehouse.has_table(PROFILES):
-        return []
-    return [str(c) for c in warehouse.ibis.table(PROFILES).customer_id.to_pandas()]
+def _customer_ids(warehouse: Warehouse, as_of: date) -> list[str]:
+    """Everyone with features at ``as_of`` or a profile, in the warehouse's own order of ids, so the
+    ranges cut from them agree with its comparisons whatever its collation."""
+    build_record(warehouse, as_of)  # a LookupError saying what to run when there is no build
+    query = f"SELECT customer_id FROM features WHERE as_of = DATE '{as_of.isoformat()}'"
+    if warehouse.has_table(PROFILES):
+        query += f" UNION SELECT customer_id FROM {PROFILES}"
+    return [
+        str(c)
+        for c in warehouse.fetch(f"SELECT customer_id FROM ({query}) ids ORDER BY customer_id")["customer_id"]
+    ]
 
 
 def _segments(membership: pd.DataFrame) -> dict[str, dict[str, str]]:

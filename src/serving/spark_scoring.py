@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import duckdb
 import ibis
@@ -26,7 +26,7 @@ import pandas as pd
 
 from crm_analytics.features.engines import spark_session
 from crm_analytics.features.store import build_record
-from crm_analytics.ingest.warehouse import IdRange, Warehouse
+from crm_analytics.ingest.warehouse import Warehouse
 from crm_analytics.models.train import CHURN_NAME, CLV_NAME
 from crm_analytics.serving.models import champion_versions
 from crm_analytics.settings import Settings
@@ -42,11 +42,23 @@ CLV_OUTPUT = "p_alive double, expected_purchases double, expected_spend double, 
 CHURN_OUTPUT = "churn_probability double"
 
 
+class SparkScores(NamedTuple):
+    """Where a Spark run left its scores, and the model versions that made them."""
+
+    path: Path
+    models: dict[str, str]
+
+
 def score_on_spark(
-    settings: Settings, warehouse: Warehouse, as_of: date, session: SparkSession | None = None
-) -> Path:
-    """Every customer's CLV and churn scores at ``as_of``, computed on Spark; the Parquet folder."""
-    folder = (settings.data_dir / "spark").resolve()
+    settings: Settings,
+    warehouse: Warehouse,
+    as_of: date,
+    folder: Path,
+    session: SparkSession | None = None,
+) -> SparkScores:
+    """Every customer's CLV and churn scores at ``as_of``, computed on Spark, as Parquet in ``folder``
+    (with the exported features: the caller deletes the folder, they are about customers)."""
+    folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     columns = build_record(warehouse, as_of)["columns"]
     table = warehouse.ibis.table("features")
@@ -66,15 +78,15 @@ def score_on_spark(
     ).select("customer_id", "clv_scores.*", "churn_scores.*")
     out = folder / f"scores-{as_of.isoformat()}.parquet"
     scored.write.mode("overwrite").parquet(str(out))
-    return out
+    return SparkScores(out, {CLV_NAME: versions[CLV_NAME][0], CHURN_NAME: versions[CHURN_NAME][0]})
 
 
-def read_scores(scores: Path, within: IdRange) -> pd.DataFrame:
-    """The Spark scores of one id range, indexed by customer id."""
-    query = f"SELECT * FROM read_parquet(?) WHERE {within.sql()} ORDER BY customer_id"
+def read_scores(scores: SparkScores, customer_ids: list[str]) -> pd.DataFrame:
+    """The Spark scores of these customers, indexed by customer id in their order."""
+    query = "SELECT * FROM read_parquet(?) WHERE customer_id IN (SELECT unnest(?))"
     with duckdb.connect() as con:
-        frame = con.execute(query, [str(scores / "*.parquet")]).df()
-    return frame.set_index("customer_id")
+        frame = con.execute(query, [str(scores.path / "*.parquet"), customer_ids]).df()
+    return frame.set_index("customer_id").reindex(customer_ids)
 
 
 def _udf(spark: SparkSession, name: str, version: str, output: str) -> Any:

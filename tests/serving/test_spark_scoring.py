@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from crm_analytics.cli import app as cli
 from crm_analytics.features.store import read_features
-from crm_analytics.ingest.warehouse import IdRange, Warehouse
+from crm_analytics.ingest.warehouse import Warehouse
 from crm_analytics.serving import scoring
 from crm_analytics.serving.spark_scoring import read_scores, score_on_spark
 from tests.serving.conftest import Served
@@ -28,11 +28,15 @@ def test_spark_udf_scores_equal_local_scores(served: Served, tmp_path: Path) -> 
     settings = served.settings.model_copy(update={"data_dir": tmp_path / "data"})
     with Warehouse(settings.warehouse_url) as warehouse:
         as_of = scoring.latest_cutoff(warehouse)
-        on_spark = read_scores(score_on_spark(settings, warehouse, as_of), IdRange())
         features = read_features(warehouse, as_of).set_index("customer_id")
+        ran = score_on_spark(settings, warehouse, as_of, tmp_path / "run")
+        on_spark = read_scores(ran, sorted(features.index))
     _, loaded = scoring._champions(settings)
     local = scoring._scores(loaded, features)
     assert list(on_spark.index) == sorted(local)
+    assert ran.models == {
+        name: version for name, version in scoring._champions(settings)[0].items() if name in ran.models
+    }
     for column in EXACT:
         expected = np.array([local[c][column] for c in on_spark.index])
         np.testing.assert_allclose(on_spark[column].round(6), expected, rtol=0, atol=1e-6, err_msg=column)
@@ -48,7 +52,12 @@ def test_crm_score_engine_spark_writes_the_snapshot(
     store = f"sqlite:///{tmp_path / 'spark-serving.db'}"
     monkeypatch.setenv("CRM_SERVING_STORE_URL", store)
     monkeypatch.setenv("CRM_DATA_DIR", str(tmp_path / "data"))
-    result = CliRunner().invoke(cli, ["score", "--engine", "spark", "--json"])
+
+    def no_local_predictions(*_: object) -> None:
+        raise AssertionError("scores must come from Spark")
+
+    monkeypatch.setattr(scoring, "_predict", no_local_predictions)
+    result = CliRunner().invoke(cli, ["score", "--engine", "spark", "--chunk-customers", "50", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["scored"] > 0
@@ -62,6 +71,7 @@ def test_crm_score_engine_spark_writes_the_snapshot(
     engine.dispose()
     assert len(scores) == report["scored"]
     assert all(0 <= s["churn_probability"] <= 1 and s["clv"] >= 0 for s in scores)
+    assert not list((tmp_path / "data" / "spark").iterdir())  # the run's exports are gone
     bad = CliRunner().invoke(cli, ["score", "--engine", "flink"])
     assert bad.exit_code == 2
     assert "--engine: expected local or spark" in bad.output
