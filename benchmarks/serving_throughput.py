@@ -55,18 +55,11 @@ import httpx2 as httpx
 import numpy as np
 import sqlalchemy as sa
 
+from crm_analytics.serving.schemas import EXAMPLE_BOOKING
+
 BIN = Path(sys.executable).parent  # crm, mlflow and uvicorn live beside the interpreter
 HOST = "127.0.0.1"
-BOOKING = {
-    "hotel_id": "H01",
-    "check_in": "2026-03-14",
-    "nights": 3,
-    "guests": 2,
-    "room_type": "standard",
-    "channel": "web",
-    "purpose": "leisure",
-    "upgrade_available": True,
-}
+BOOKING = EXAMPLE_BOOKING  # the documented example booking
 NO_RATE_LIMIT = {"CRM_SERVING_RATE_PER_MINUTE": "100000000", "CRM_SERVING_RATE_BURST": "1000000"}
 TARGETS = {"scores_rps_ratio_to_mlflow": 10.0, "offers_p99_ms": 10.0}
 

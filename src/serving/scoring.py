@@ -177,13 +177,9 @@ def _champions(settings: Settings) -> tuple[dict[str, str], dict[str, Any]]:
     return {name: version for name, (version, _) in found.items()}, loaded
 
 
-def _scores(loaded: dict[str, Any], features: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Per customer: churn probability, expected purchases, CLV and its 90% interval, P(alive)."""
-    return _score_rows(_predict(loaded, features))
-
-
 def _predict(loaded: dict[str, Any], features: pd.DataFrame) -> pd.DataFrame:
-    """The CLV and churn champions' outputs, indexed by customer id."""
+    """The CLV and churn champions' outputs (P(alive), expected purchases and spend, CLV and its 90%
+    interval, churn probability), indexed by customer id."""
     if features.empty:
         return pd.DataFrame(index=features.index)
     clv = loaded[CLV_NAME].predict(features[list(BTYD_COLUMNS)].reset_index(drop=True))

@@ -15,19 +15,11 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from crm_analytics.cli import app as cli
+from crm_analytics.serving.schemas import EXAMPLE_BOOKING
 from crm_analytics.serving.store import ServingStore
 from tests.serving.conftest import Served, auth
 
-BOOKING = {
-    "hotel_id": "H01",
-    "check_in": "2026-03-14",
-    "nights": 3,
-    "guests": 2,
-    "room_type": "standard",
-    "channel": "web",
-    "purpose": "leisure",
-    "upgrade_available": True,
-}
+BOOKING = EXAMPLE_BOOKING  # the booking the OpenAPI document shows, so the routes prove it valid
 
 
 def store_rows(served: Served, sql: str) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ def test_spark_udf_scores_equal_local_scores(served: Served, tmp_path: Path) -> 
         ran = score_on_spark(settings, warehouse, as_of, tmp_path / "run")
         on_spark = read_scores(ran, sorted(features.index))
     _, loaded = scoring._champions(settings)
-    local = scoring._scores(loaded, features)
+    local = scoring._score_rows(scoring._predict(loaded, features))
     assert list(on_spark.index) == sorted(local)
     assert ran.models == {
         name: version for name, version in scoring._champions(settings)[0].items() if name in ran.models

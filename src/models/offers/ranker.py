@@ -29,7 +29,7 @@ from crm_analytics.models.offers.eligibility import (
     allowed,
     prepare_catalogue,
 )
-from crm_analytics.models.offers.policy import Units, reason, unit_array
+from crm_analytics.models.offers.policy import Units, reason
 
 OFFER_INPUTS = ("offer_id", "category", "price", "margin")
 
@@ -110,7 +110,7 @@ class OfferRanker:
         self.offers = offers.reset_index(drop=True)
         self.catalogue = prepare_catalogue(self.offers)
         units = self.offers["unit"] if "unit" in self.offers.columns else pd.Series([None] * len(self.offers))
-        self.units = Units.of(unit_array(units))
+        self.units = Units.of(units)
         self.full = _EncodedModel(full, self.offers)
         self.context = _EncodedModel(context, self.offers)
         self.ids = self.offers["offer_id"].astype(str).tolist()
@@ -146,9 +146,7 @@ class OfferRanker:
         lead_days = max((check_in - shown_day).days, 0)
         matrix = encoded.matrix(rows, booking, lead_days, known)
         p_accept = encoded.forest.predict_proba(matrix)
-        quantity = np.where(self.units.per_night[rows], float(booking.nights), 1.0) * np.where(
-            self.units.per_guest[rows], float(booking.guests), 1.0
-        )
+        quantity = self.units.quantities(np.array([booking.nights]), np.array([booking.guests]))[0, rows]
         expected = p_accept * self.full.offer_columns["margin"][rows] * quantity
         greedy = np.argsort(-expected, kind="stable")[:top_k]
         in_greedy = np.zeros(len(rows), dtype=bool)

@@ -89,7 +89,7 @@ async def post_offers(
     segments = guest.segments if guest else {}
     return OffersResponse(
         decision_id=uuid.uuid4().hex,
-        customer_id=guest.customer_id if guest and recognised and recognised.matched_by != "name" else None,
+        customer_id=recognised.guest.customer_id if recognised and recognised.matched_by != "name" else None,
         known_guest=guest is not None,
         matched_by=recognised.matched_by if recognised else None,
         match_confidence=recognised.confidence if recognised else None,
