@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter
 
-from crm_analytics.models.clv import CLVModel, compress
-from crm_analytics.models.likelihoods import fit_bgnbd
+from crm_analytics.models.clv.likelihoods import fit_bgnbd
+from crm_analytics.models.clv.model import CLVModel, compress
 
 SEED = 20261125
 SHAPES: dict[str, dict[str, Any]] = {

@@ -21,7 +21,7 @@ from pathlib import Path
 STEPS = {
     "generate": """
 from pathlib import Path
-from crm_analytics.ingest.datasets.demo import DemoConfig, generate_demo, write_demo
+from crm_analytics.datasets.demo import DemoConfig, generate_demo, write_demo
 data = generate_demo(DemoConfig(customers={customers}, seed=7))
 write_demo(data, Path({out!r}), "parquet")
 print(len(data.transactions), len(data.transaction_items))
@@ -29,7 +29,7 @@ print(len(data.transactions), len(data.transaction_items))
     "ingest_transactions": """
 from pathlib import Path
 from crm_analytics.ingest.pipeline import ingest_file
-from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.warehouse import Warehouse
 from crm_analytics.settings import load_settings
 with Warehouse("duckdb:///" + {db!r}) as w:
     r = ingest_file(w, Path({out!r}) / "transactions.parquet", load_settings())

@@ -404,7 +404,7 @@ def generate(rows: int, path: Path, seed: int = SEED) -> dict[str, int]:
 
 def generate_demo_data(data_dir: Path, customers: int) -> dict[str, int]:
     """The project's demo generator (seed 7, as in demo_scale.py): transactions and transaction_items."""
-    from crm_analytics.ingest.datasets.demo import DemoConfig, generate_demo, write_demo
+    from crm_analytics.datasets.demo import DemoConfig, generate_demo, write_demo
 
     data = generate_demo(DemoConfig(customers=customers, seed=7))
     write_demo(data, data_dir, "parquet")

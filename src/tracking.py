@@ -1,13 +1,17 @@
-"""MLflow set-up from Settings: the tracking store, the artifact folder and experiments.
+"""MLflow set-up from Settings (the tracking store, the artifact folder, experiments) and what a run
+records about its data without its rows (a feature fingerprint).
 
 Shared by every layer that logs runs (profiles, models), like ``settings``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from crm_analytics.settings import Settings
@@ -38,3 +42,10 @@ def use_experiment(settings: Settings, name: str) -> str:
         mlflow.create_experiment(name, artifact_location=(root / name).as_uri())
     # by name, always: a just-created experiment must become current too, or runs go to the old one
     return str(mlflow.set_experiment(name).experiment_id)
+
+
+def feature_fingerprint(features: pd.DataFrame) -> dict[str, str]:
+    """The feature table's schema and a content hash: enough to know what a model saw, without its rows."""
+    schema = {str(c): str(t) for c, t in features.dtypes.items()}
+    content = pd.util.hash_pandas_object(features.reset_index(drop=True), index=False).to_numpy().tobytes()
+    return {"schema": json.dumps(schema), "content_sha256": hashlib.sha256(content).hexdigest()}

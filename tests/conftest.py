@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from crm_analytics.ingest.warehouse import Warehouse
 from crm_analytics.settings import Settings, load_settings
+from crm_analytics.warehouse import Warehouse, migrations
 
 POSTGRES_ADMIN_URL = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -44,14 +44,15 @@ def settings() -> Settings:
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
-    """The warehouse on each backend: a DuckDB file, and a fresh database on the local PostgreSQL."""
+    """The warehouse on each backend (a DuckDB file, a fresh database on the local PostgreSQL), with
+    its schema as the jobs leave it (``migrations.upgrade``)."""
     if request.param == "duckdb":
-        with Warehouse(f"duckdb:///{tmp_path / 'warehouse.duckdb'}") as wh:
-            yield wh
+        url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
     else:
         url = request.getfixturevalue("postgres_url")
-        with Warehouse(url) as wh:
-            yield wh
+    with Warehouse(url) as wh:
+        migrations.upgrade(wh)
+        yield wh
 
 
 @pytest.fixture

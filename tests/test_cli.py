@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from crm_analytics.cli import app
-from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.warehouse import Warehouse
 from tests.ingest.helpers import transactions, write_csv
 
 runner = CliRunner()
@@ -138,7 +138,7 @@ def test_train_needs_a_labelled_build() -> None:
     assert "has no labels" in stderr
     code, _, stderr = crm("promote", "crm-nothing")
     assert code == 2
-    assert "expected one of crm-clv, crm-churn" in stderr
+    assert "model: expected one of clv (crm-clv), churn (crm-churn)" in stderr
 
 
 def test_features_build_export_and_rebuild(tmp_path: Path) -> None:
@@ -163,7 +163,7 @@ def test_features_build_export_and_rebuild(tmp_path: Path) -> None:
 def test_features_usage_errors() -> None:
     code, _, stderr = crm("features", "build", "--as-of", "1997-02-30")
     assert code == 2
-    assert "--as-of: expected a date as YYYY-MM-DD" in stderr
+    assert "expected a date as YYYY-MM-DD" in stderr
     code, _, stderr = crm("features", "build", "--as-of", "1997-09-30", "--engine", "postgres")
     assert code == 2
     assert "CRM_WAREHOUSE_URL" in stderr
@@ -211,7 +211,7 @@ def test_evaluate_usage_errors() -> None:
         "evaluate", "churn", "--calibration-end", "1998-06-30", "--holdout-end", "1998-01-31"
     )
     assert code == 2
-    assert "holdout_end: must come after calibration_end" in stderr
+    assert "--holdout-end: must come after --calibration-end" in stderr
 
 
 def test_evaluate_offers_on_the_demo_chain() -> None:

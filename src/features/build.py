@@ -17,11 +17,11 @@ from ibis.backends import BaseBackend
 
 from crm_analytics.features import behaviour
 from crm_analytics.features.labels import with_labels
-from crm_analytics.features.purchases import customer_transactions, known_at
+from crm_analytics.features.purchases import known_at
 from crm_analytics.features.rfm import TimeUnit, btyd_summary
+from crm_analytics.profiles.links import customer_transactions
 
 KEY_COLUMNS = ("customer_id", "as_of")
-LABEL_COLUMNS = ("holdout_purchase_days", "holdout_spend", "churned")
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,9 @@ from typing import TYPE_CHECKING, Any
 
 from ibis.backends import BaseBackend
 
-from crm_analytics.ingest.warehouse import Warehouse
 from crm_analytics.profiles.tables import LINKS
 from crm_analytics.settings import Settings
+from crm_analytics.warehouse import Warehouse
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -16,15 +16,7 @@ import pandas as pd
 
 from crm_analytics.features.build import FeatureConfig
 from crm_analytics.features.contract import FeatureTable
-from crm_analytics.ingest.warehouse import IdRange, Warehouse, create_table_sql, sql_type
-
-BUILDS_COLUMNS = {
-    "as_of": "DATE",
-    "config": "TEXT",
-    "columns": "TEXT",
-    "rows": "BIGINT",
-    "built_at": "TIMESTAMP",
-}
+from crm_analytics.warehouse import IdRange, Warehouse, migrations, sql_type
 
 
 def validate_features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -36,11 +28,9 @@ def write_features(warehouse: Warehouse, frame: pd.DataFrame, config: FeatureCon
     """Validate and store a feature table, replacing any earlier build for the same cutoff."""
     frame = validate_features(frame)
     columns = {name: sql_type(dtype) for name, dtype in frame.dtypes.items()} | {"as_of": "DATE"}
+    migrations.upgrade(warehouse)
     with warehouse.transaction() as execute:
-        execute(
-            create_table_sql("features", {"customer_id": "TEXT", "as_of": "DATE"}, ("customer_id", "as_of"))
-        )
-        execute(create_table_sql("feature_builds", BUILDS_COLUMNS, ("as_of",)))
+        # the feature columns come from the data (channels, categories): added as builds bring them
         for name, kind in columns.items():
             execute(f'ALTER TABLE features ADD COLUMN IF NOT EXISTS "{name}" {kind}')
         execute("DELETE FROM features WHERE as_of = ?", [config.as_of])

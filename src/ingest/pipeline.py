@@ -21,20 +21,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from crm_analytics.errors import RefusedError
 from crm_analytics.ingest.contracts import Contract, contract_for
 from crm_analytics.ingest.readers import file_sha256, infer_table, read_chunks, read_query, source_from_name
 from crm_analytics.ingest.suppression import REASON as SUPPRESSED_REASON
 from crm_analytics.ingest.suppression import Suppressions, load_suppressions, suppressed_mask
+from crm_analytics.ingest.tables import QUARANTINE_COLUMNS, QUARANTINE_KEY, contract_columns
 from crm_analytics.ingest.validate import validate_chunk
-from crm_analytics.ingest.warehouse import (
-    QUARANTINE_COLUMNS,
-    QUARANTINE_KEY,
-    Execute,
-    Warehouse,
-    contract_columns,
-    create_table_sql,
-)
 from crm_analytics.settings import Settings
+from crm_analytics.warehouse import Execute, Warehouse, create_table_sql, migrations
 
 OnRows = Callable[[int], None]
 
@@ -59,7 +54,7 @@ class BatchReport:
         return asdict(self)
 
 
-class BatchRefusedError(RuntimeError):
+class BatchRefusedError(RefusedError):
     """The batch had too many invalid rows; nothing was written."""
 
     def __init__(self, report: BatchReport) -> None:
@@ -135,6 +130,7 @@ def _ingest(
     now: datetime | None,
     on_rows: OnRows | None,
 ) -> BatchReport:
+    migrations.upgrade(warehouse)  # ingest is the first writer: the tables exist from here on
     started_at = datetime.now(UTC).replace(tzinfo=None)
     stage = f"_stage_{report.batch_id}"
     with warehouse.transaction() as execute:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from crm_analytics.ingest.contracts import CONTRACTS
-from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.warehouse import Warehouse
 
 
 def warehouse_summary(warehouse: Warehouse) -> dict[str, Any]:

@@ -33,8 +33,8 @@ from typing import Literal
 
 import pandas as pd
 
-from crm_analytics.ingest.warehouse import Execute, Warehouse, create_table_sql
 from crm_analytics.settings import Settings
+from crm_analytics.warehouse import Execute, Warehouse
 
 Kind = Literal["account", "transaction"]
 TABLE = "erasure_suppressions"
@@ -93,10 +93,6 @@ def key_check(key: bytes) -> str:
     return hmac.new(key, b"crm-analytics erasure key check", hashlib.sha256).hexdigest()
 
 
-def ensure_table(execute: Execute) -> None:
-    execute(create_table_sql(TABLE, COLUMNS, ("subject_hash",)))
-
-
 def record_suppressions(
     execute: Execute,
     key: bytes,
@@ -110,7 +106,6 @@ def record_suppressions(
     erased_at = erased_at or datetime.now(UTC).replace(tzinfo=None)
     digests = sorted({(subject_hash(key, kind, source, sid), kind) for kind, source, sid in subjects})
     rows = [(key_check(key), KEY_CHECK), *digests] if digests else []
-    ensure_table(execute)
     for start in range(0, len(rows), _ROWS_PER_INSERT):
         chunk = rows[start : start + _ROWS_PER_INSERT]
         values = ", ".join(["(?, ?, ?)"] * len(chunk))

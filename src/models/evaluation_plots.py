@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from crm_analytics.models.clv_evaluation import CLVEvaluation
-from crm_analytics.models.holdout import ChurnEvaluation
+from crm_analytics.models.churn.evaluation import ChurnEvaluation
+from crm_analytics.models.clv.evaluation import CLVEvaluation
 from crm_analytics.models.plots import (
     calibration_plot,
     conditional_expectations_plot,

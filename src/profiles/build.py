@@ -15,7 +15,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.errors import NotReadyError
 from crm_analytics.profiles import linkage
 from crm_analytics.profiles.quality import PairwiseQuality, pairwise_quality, read_identities
 from crm_analytics.profiles.records import latest_records, match_frame, read_records, record_key
@@ -24,6 +24,7 @@ from crm_analytics.profiles.survivorship import SurvivorshipRules, survive
 from crm_analytics.profiles.tables import CONFLICTS, LINKS, MODEL, PROFILES, RECORDS, SERVICE_FACTS
 from crm_analytics.settings import Settings
 from crm_analytics.tracking import configure, use_experiment
+from crm_analytics.warehouse import Warehouse
 
 EXPERIMENT = "crm-profiles"
 
@@ -61,7 +62,7 @@ def build_profiles(
     With ``truth_dir`` (the demo data's truth folder) the clustering is scored against the true
     identities; the quality and the threshold are logged to MLflow (experiment ``crm-profiles``)."""
     if not warehouse.has_table("customer_records") or warehouse.count("customer_records") == 0:
-        raise ValueError("customer_records: no customer records in the warehouse; ingest them first")
+        raise NotReadyError("customer_records: no customer records in the warehouse; ingest them first")
     history = read_records(warehouse)
     matchable = match_frame(latest_records(history))
     linker = linkage.train_linker(matchable, seed=seed)

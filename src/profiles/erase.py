@@ -30,9 +30,9 @@ import ibis
 import ibis.expr.types as ir
 
 from crm_analytics.ingest.suppression import Kind, erasure_key, record_suppressions
-from crm_analytics.ingest.warehouse import Execute, Warehouse
 from crm_analytics.profiles.tables import CONFLICTS, LINKS, PROFILES, RECORDS, SERVICE_FACTS
 from crm_analytics.settings import Settings
+from crm_analytics.warehouse import Execute, Warehouse, migrations
 
 Pair = tuple[str, str]  # (source, id)
 _IDS_PER_STATEMENT = 500
@@ -111,6 +111,7 @@ def erase_customer(
     Raises LookupError when the warehouse holds nothing about the id (including after an erasure).
     """
     person = _resolve(warehouse, customer_id)
+    migrations.upgrade(warehouse)
     key = erasure_key(settings)
     erased_at = now or datetime.now(UTC).replace(tzinfo=None)
     report = ErasureReport(customer_id, len(person.accounts), len(person.transactions), erased_at=erased_at)

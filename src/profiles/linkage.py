@@ -80,11 +80,6 @@ def train_linker(records: pd.DataFrame, seed: int = 0) -> Linker:
     return linker
 
 
-def load_linker(records: pd.DataFrame, model: dict[str, Any]) -> Linker:
-    """A linker over ``records`` with a saved model (``model_json``)."""
-    return Linker(_register(records), model, log_level=logging.ERROR)
-
-
 def model_json(linker: Linker) -> dict[str, Any]:
     """The trained model as a JSON-ready dict: settings and m/u probabilities, no data values."""
     return linker.misc.save_model_to_json()

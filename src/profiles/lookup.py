@@ -17,7 +17,6 @@ from typing import Any
 import pandas as pd
 from splink import DuckDBAPI, Linker, block_on
 
-from crm_analytics.ingest.warehouse import Warehouse
 from crm_analytics.profiles.records import (
     MATCH_COLUMNS,
     fold_text,
@@ -26,6 +25,7 @@ from crm_analytics.profiles.records import (
     normalise_postcode,
 )
 from crm_analytics.profiles.tables import MODEL, RECORDS
+from crm_analytics.warehouse import Warehouse
 
 NAME_DETAILS = ("birth_date", "postcode", "street", "city")
 LOOKUP_BLOCKS = (  # candidates share one of these pairs exactly: a typo in either name still finds them

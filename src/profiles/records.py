@@ -12,7 +12,7 @@ import unicodedata
 
 import pandas as pd
 
-from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.warehouse import Warehouse
 
 MATCH_COLUMNS = (
     "first_name",

@@ -6,10 +6,10 @@ from typing import Any
 
 import pandas as pd
 
-from crm_analytics.features.purchases import customer_transactions
-from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.profiles.links import customer_transactions
 from crm_analytics.profiles.store import read_table
 from crm_analytics.profiles.tables import CONFLICTS, FIELD_GROUPS, LINKS, PROFILES, SERVICE_FACTS
+from crm_analytics.warehouse import Warehouse
 
 
 def customer_profile(warehouse: Warehouse, customer_id: str) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from crm_analytics.ingest.warehouse import Warehouse, create_table_sql
-from crm_analytics.profiles.tables import LINKS, TABLES
+from crm_analytics.profiles.tables import TABLES
+from crm_analytics.warehouse import Warehouse, migrations
 
 
 def replace_profile_tables(warehouse: Warehouse, frames: dict[str, pd.DataFrame]) -> None:
@@ -14,9 +14,9 @@ def replace_profile_tables(warehouse: Warehouse, frames: dict[str, pd.DataFrame]
     unknown = set(frames) - set(TABLES)
     if unknown:
         raise ValueError(f"frames: unknown profile tables {sorted(unknown)}")
+    migrations.upgrade(warehouse)
     with warehouse.transaction() as execute:
-        for table, (columns, key) in TABLES.items():
-            execute(create_table_sql(table, columns, key))
+        for table, (columns, _) in TABLES.items():
             execute(f'DELETE FROM "{table}"')
             frame = frames.get(table)
             if frame is not None:
@@ -31,8 +31,3 @@ def read_table(warehouse: Warehouse, table: str, **equals: str) -> pd.DataFrame:
     for column, value in equals.items():
         expr = expr.filter(expr[column] == value)
     return expr.execute()
-
-
-def has_links(warehouse: Warehouse) -> bool:
-    """Whether profiles have been built (the link table exists)."""
-    return warehouse.has_table(LINKS)

@@ -26,8 +26,8 @@ from crm_analytics.serving.problems import install_problem_handlers
 from crm_analytics.serving.rankers import RankerCache
 from crm_analytics.serving.routes import customers, feedback, health, offers, scores, segments
 from crm_analytics.serving.shared_limits import SharedBuckets
-from crm_analytics.serving.store import ServingStore
 from crm_analytics.settings import Settings
+from crm_analytics.store import ServingStore
 from crm_analytics.tracking import configure
 
 log = logging.getLogger("crm_analytics.serving")

@@ -12,7 +12,7 @@ from fastapi import Depends, Request, Response
 from crm_analytics.serving.models import ServedModels
 from crm_analytics.serving.problems import ProblemError
 from crm_analytics.serving.rankers import RankerCache
-from crm_analytics.serving.store import ServingStore
+from crm_analytics.store import ServingStore
 
 
 async def get_store(request: Request) -> ServingStore:

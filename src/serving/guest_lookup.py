@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from crm_analytics.profiles.lookup import Match, ProfileIndex
-from crm_analytics.serving.store import ServingStore
+from crm_analytics.store import ServingStore
 
 log = logging.getLogger("crm_analytics.serving")
 

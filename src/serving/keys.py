@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from crm_analytics.store.tables import api_keys
+
 ROLES: dict[str, tuple[str, ...]] = {
     "marketing": ("segments",),
     "booking": ("offers", "feedback", "brief"),
@@ -29,18 +31,6 @@ ROLES: dict[str, tuple[str, ...]] = {
 SCOPES: frozenset[str] = frozenset(scope for scopes in ROLES.values() for scope in scopes)
 SECRET_PREFIX = "crm_"
 _MAX_CACHE = 10_000
-
-metadata = sa.MetaData()
-api_keys = sa.Table(
-    "api_keys",
-    metadata,
-    sa.Column("key_id", sa.String(16), primary_key=True),
-    sa.Column("name", sa.String(64), nullable=False),
-    sa.Column("roles", sa.Text, nullable=False),  # comma-separated role names
-    sa.Column("secret_sha256", sa.String(64), nullable=False, unique=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
-)
 
 
 @dataclass(frozen=True)
@@ -120,7 +110,6 @@ class KeyStore:
         self._clock = clock
         self._cache: dict[str, tuple[float, ApiKey]] = {}
         self._lock = threading.Lock()
-        metadata.create_all(engine, tables=[api_keys], checkfirst=True)
 
     def create(self, name: str, roles: str | Iterable[str]) -> tuple[ApiKey, str]:
         """A new key and its secret; the secret is not stored and cannot be shown again."""

@@ -1,4 +1,5 @@
-"""The models the API serves: loaded from the registry's ``@champion`` aliases, swapped when they move.
+"""The models the API serves: the ``@champion`` of every served family in the registry, loaded and
+warmed up, swapped as a whole when an alias moves.
 
 :class:`ModelHolder` keeps one immutable :class:`ServedModels`; a request takes a reference at its start,
 so a reload in the background never changes the models under a running request. ``reload_if_moved``
@@ -17,74 +18,77 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from crm_analytics.models import registry
+from crm_analytics.models.gate import champion_versions
 from crm_analytics.models.offers.acceptance import AcceptanceModel
-from crm_analytics.models.offers.train import OFFERS_NAME
-from crm_analytics.models.registry import CHAMPION
-from crm_analytics.models.train import CHURN_NAME, CLV_NAME
+from crm_analytics.models.offers.family import FAMILY as OFFERS
 
-SERVED = (CLV_NAME, CHURN_NAME, OFFERS_NAME)
 log = logging.getLogger("crm_analytics.serving")
 
 
 @dataclass(frozen=True)
 class ServedModels:
-    """One consistent set of champions."""
+    """One consistent set of champions: every served family's pyfunc by registered name."""
 
     versions: dict[str, str]
     run_ids: dict[str, str]
     loaded_at: datetime
-    clv: Any  # mlflow pyfunc
-    churn: Any  # mlflow pyfunc
-    offers_full: AcceptanceModel
-    offers_context: AcceptanceModel
-    churn_columns: list[str] = field(default_factory=list)
+    pyfuncs: dict[str, Any]
+    inputs: dict[str, list[str]] = field(default_factory=dict)  # name -> its signature's input columns
+
+    @property
+    def offers_full(self) -> AcceptanceModel:
+        full: AcceptanceModel = self.pyfuncs[OFFERS.name].unwrap_python_model().full
+        return full
+
+    @property
+    def offers_context(self) -> AcceptanceModel:
+        context: AcceptanceModel = self.pyfuncs[OFFERS.name].unwrap_python_model().context
+        return context
 
     def header(self) -> str:
         """``crm-clv=3,crm-churn=2,crm-offers=1``: the versions a response was computed with."""
         return ",".join(f"{name}={version}" for name, version in sorted(self.versions.items()))
 
-
-def champion_versions(client: MlflowClient) -> dict[str, tuple[str, str]]:
-    """name -> (version, run id) of each served model's @champion; LookupError naming a missing one."""
-    out = {}
-    for name in SERVED:
-        try:
-            version = client.get_model_version_by_alias(name, CHAMPION)
-        except mlflow.exceptions.MlflowException:
-            raise LookupError(f"{name}: no @{CHAMPION}; run `crm run` or `crm promote {name}`") from None
-        out[name] = (str(version.version), str(version.run_id))
-    return out
+    def score(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Every served, scored family's outputs for feature rows: a KeyError naming the missing inputs
+        (checked for every family first), a ValueError when a model refuses a value."""
+        families = [f for f in registry.scored() if f.score is not None and f.name in self.pyfuncs]
+        for family in families:
+            missing = [c for c in self.inputs[family.name] if c not in frame.columns]
+            if missing:
+                raise KeyError(f"features missing for {family.name}: {', '.join(missing[:5])}")
+        parts = [
+            family.score(self.pyfuncs[family.name], frame[self.inputs[family.name]]) for family in families
+        ]
+        return pd.concat(parts, axis=1)
 
 
 def load_models(client: MlflowClient) -> ServedModels:
-    """Load and warm up the champions (one prediction each), so a ready service answers fast."""
-    found = champion_versions(client)
+    """Load and warm up the served champions (one prediction each), so a ready service answers fast."""
+    found = champion_versions(client, registry.served())
     loaded = {name: mlflow.pyfunc.load_model(f"models:/{name}/{v}") for name, (v, _) in found.items()}
-    offers = loaded[OFFERS_NAME].unwrap_python_model()
-    churn_columns = list(loaded[CHURN_NAME].metadata.get_input_schema().input_names())
     models = ServedModels(
         versions={name: v for name, (v, _) in found.items()},
         run_ids={name: run for name, (_, run) in found.items()},
         loaded_at=datetime.now(UTC).replace(tzinfo=None),
-        clv=loaded[CLV_NAME],
-        churn=loaded[CHURN_NAME],
-        offers_full=offers.full,
-        offers_context=offers.context,
-        churn_columns=churn_columns,
+        pyfuncs=loaded,
+        inputs={
+            name: list(model.metadata.get_input_schema().input_names()) for name, model in loaded.items()
+        },
     )
     warm_up(models)
     return models
 
 
 def warm_up(models: ServedModels) -> None:
-    """One prediction through each model, and the offer models compiled for bookings: a broken
+    """One prediction through each scoring model, and the offer models compiled for bookings: a broken
     artifact fails here, not on a guest's request."""
     models.offers_full.compiled()
     models.offers_context.compiled()
-    example = pd.DataFrame({"frequency": [2.0], "recency": [30.0], "T": [60.0], "monetary_value": [100.0]})
-    models.clv.predict(example)
-    row = pd.DataFrame([{c: 0.0 for c in models.churn_columns}]) if models.churn_columns else example
-    models.churn.predict(row)
+    columns = {c for name in models.inputs if name != OFFERS.name for c in models.inputs[name]}
+    example = pd.DataFrame([dict.fromkeys(sorted(columns), 1.0)])
+    models.score(example)
 
 
 class ModelHolder:
@@ -102,7 +106,7 @@ class ModelHolder:
     def reload_if_moved(self) -> bool:
         """Load the champions again if any alias points elsewhere; True when the served set changed."""
         try:
-            found = champion_versions(self.client)
+            found = champion_versions(self.client, registry.served())
             if self.current is not None and all(
                 self.current.versions.get(name) == version for name, (version, _) in found.items()
             ):

@@ -14,7 +14,7 @@ import pandas as pd
 
 from crm_analytics.models.offers.ranker import OfferRanker
 from crm_analytics.serving.models import ServedModels
-from crm_analytics.serving.store import ServingStore
+from crm_analytics.store import ServingStore
 
 
 class RankerCache:

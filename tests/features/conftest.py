@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from crm_analytics.ingest.datasets.cdnow import write_cdnow
-from crm_analytics.ingest.datasets.demo import DemoConfig, generate_demo, write_demo
+from crm_analytics.datasets.cdnow import write_cdnow
+from crm_analytics.datasets.demo import DemoConfig, generate_demo, write_demo
 from crm_analytics.ingest.pipeline import ingest_file
 from crm_analytics.ingest.readers import expand_paths
-from crm_analytics.ingest.warehouse import Warehouse
 from crm_analytics.settings import load_settings
+from crm_analytics.warehouse import Warehouse
 
 
 def load(warehouse: Warehouse, folder: Path) -> Warehouse:

@@ -12,7 +12,7 @@ import pytest
 from crm_analytics.features.build import FeatureConfig, feature_table
 from crm_analytics.features.catalog import CATALOG, catalog_markdown
 from crm_analytics.features.store import read_features, write_features
-from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.warehouse import Warehouse
 from tests.features.conftest import load
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "features.md"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from crm_analytics.features.build import FeatureConfig, feature_table
-from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.warehouse import Warehouse
 from tests.features.conftest import load
 
 

@@ -11,8 +11,8 @@ import pytest
 from crm_analytics.features.build import FeatureConfig, feature_table
 from crm_analytics.features.labels import holdout_targets
 from crm_analytics.ingest.pipeline import ingest_file
-from crm_analytics.ingest.warehouse import Warehouse
 from crm_analytics.settings import load_settings
+from crm_analytics.warehouse import Warehouse
 from tests.features.conftest import load
 from tests.ingest.helpers import GOOD_TRANSACTION, write_csv
 
@@ -116,9 +116,6 @@ def test_labels_use_only_the_horizon(tmp_path: Path) -> None:
     assert sorted(targets["customer_id"]) == ["A", "C"]
 
 
-def test_horizon_must_be_positive(tmp_path: Path) -> None:
-    with (
-        Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}") as warehouse,
-        pytest.raises(ValueError, match="horizon_days"),
-    ):
+def test_horizon_must_be_positive(warehouse: Warehouse) -> None:
+    with pytest.raises(ValueError, match="horizon_days"):
         holdout_targets(warehouse.ibis.table("transactions"), AS_OF, 0)

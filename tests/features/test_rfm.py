@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from lifetimes.utils import summary_data_from_transaction_data
 
+from crm_analytics.datasets.cdnow import load_cdnow_raw
 from crm_analytics.features.purchases import purchases_as_of
 from crm_analytics.features.rfm import btyd_summary
-from crm_analytics.ingest.datasets.cdnow import load_cdnow_raw
-from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.warehouse import Warehouse
 from tests.features.conftest import load
 
 CALIBRATION_END = date(1997, 9, 30)
@@ -47,7 +47,7 @@ def test_cdnow_sample_equals_lifetimes(cdnow_sample: Warehouse, time_unit: str) 
 
 @pytest.mark.slow
 def test_cdnow_master_equals_lifetimes(tmp_path: Path) -> None:
-    from crm_analytics.ingest.datasets.cdnow import write_cdnow
+    from crm_analytics.datasets.cdnow import write_cdnow
 
     write_cdnow("master", tmp_path / "raw")
     with Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}") as warehouse:

@@ -17,13 +17,13 @@ import ibis.expr.types as ir
 import pandas as pd
 import pytest
 
+from crm_analytics.datasets.demo import DemoConfig, generate_demo, write_demo
 from crm_analytics.features import engines
 from crm_analytics.features.build import FeatureConfig, feature_table
-from crm_analytics.ingest.datasets.demo import DemoConfig, generate_demo, write_demo
 from crm_analytics.ingest.pipeline import ingest_file
 from crm_analytics.ingest.readers import expand_paths
-from crm_analytics.ingest.warehouse import Warehouse
 from crm_analytics.settings import Settings, load_settings
+from crm_analytics.warehouse import Warehouse, migrations
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -133,6 +133,8 @@ def test_an_unknown_engine_is_refused(settings: Settings) -> None:
 
 
 def test_the_warehouse_engine_is_the_warehouse_connection(settings: Settings) -> None:
+    with Warehouse(settings.warehouse_url) as warehouse:
+        migrations.upgrade(warehouse)
     con = engines.connect("duckdb", settings)
     try:
         assert con.table("transactions").count().execute() == 0

@@ -9,7 +9,7 @@ import pytest
 
 from crm_analytics.features.build import FeatureConfig, feature_table
 from crm_analytics.features.splits import backtest_table, rolling_origins
-from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.warehouse import Warehouse
 
 
 def test_rolling_origins_leave_a_full_horizon() -> None:

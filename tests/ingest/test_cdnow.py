@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from crm_analytics.ingest.datasets.cdnow import cdnow_transactions, load_cdnow_raw, write_cdnow
+from crm_analytics.datasets.cdnow import cdnow_transactions, load_cdnow_raw, write_cdnow
 from crm_analytics.ingest.pipeline import ingest_file
-from crm_analytics.ingest.warehouse import Warehouse
 from crm_analytics.settings import Settings
+from crm_analytics.warehouse import Warehouse
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics.ingest.datasets.demo import DemoConfig, DemoData, generate_demo, write_demo
-from crm_analytics.ingest.datasets.demo_offers import hotels_frame
+from crm_analytics.datasets.demo import DemoConfig, DemoData, generate_demo, write_demo
+from crm_analytics.datasets.demo.catalogue import hotels_frame
 
 CONFIG = DemoConfig(customers=4_000, seed=7)
 LAST_SECOND = pd.Timestamp(CONFIG.end) + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crm_analytics.datasets.demo import DemoConfig, DemoData, catalogue, generate_demo
+from crm_analytics.datasets.demo import offers as cat
 from crm_analytics.ingest.contracts import OFFER_UNITS, contract_for
-from crm_analytics.ingest.datasets import demo_offers as cat
-from crm_analytics.ingest.datasets.demo import DemoConfig, DemoData, generate_demo
 from crm_analytics.ingest.validate import validate_chunk
 
 CONFIG = DemoConfig(customers=4_000, seed=11)
@@ -38,13 +38,13 @@ def events(data: DemoData) -> pd.DataFrame:
     )
 
 
-def _context(events: pd.DataFrame) -> cat.BookingContext:
+def _context(events: pd.DataFrame) -> cat.BookingDraws:
     """The booking context of each event, rebuilt from the offer log's columns."""
-    hotels = [h.hotel_id for h in cat.HOTELS]
-    return cat.BookingContext(
+    hotels = [h.hotel_id for h in catalogue.HOTELS]
+    return cat.BookingDraws(
         person=events["person"].to_numpy(),
         hotel=events["hotel_id"].map(hotels.index).to_numpy(),
-        room=events["room_type"].map(cat.ROOM_TYPES.index).to_numpy(),
+        room=events["room_type"].map(catalogue.ROOM_TYPES.index).to_numpy(),
         nights=events["nights"].to_numpy(),
         party=events["guests"].to_numpy(),
         business=(events["purpose"] == "business").to_numpy(),
@@ -55,7 +55,7 @@ def _context(events: pd.DataFrame) -> cat.BookingContext:
 def _booked_before(data: DemoData, events: pd.DataFrame) -> np.ndarray:
     """(event, offer) bool: extras on the event's bill that were not bought by accepting the logged offer."""
     items = data.transaction_items
-    offer_ids = [o.offer_id for o in cat.OFFERS]
+    offer_ids = [o.offer_id for o in catalogue.OFFERS]
     extras = items[items["item_id"].isin(offer_ids)]
     position = pd.Series(np.arange(len(events)), index=events["transaction_id"])
     rows = position.reindex(extras["transaction_id"]).to_numpy()
@@ -75,12 +75,12 @@ def test_options_are_exactly_the_offers_eligible_under_the_true_facts(
     rows = np.arange(len(events))
     booked = _booked_before(data, events)
     expected = cat.eligibility(ctx, rows, events["allergic"].to_numpy()) & ~booked
-    expected[:, cat.IS_UPGRADE] &= ~booked[:, cat.IS_UPGRADE].any(axis=1, keepdims=True)
+    expected[:, catalogue.IS_UPGRADE] &= ~booked[:, catalogue.IS_UPGRADE].any(axis=1, keepdims=True)
     event, offer = np.nonzero(expected)
     want = pd.DataFrame(
         {
             "event_id": events["event_id"].to_numpy()[event],
-            "offer_id": np.array([o.offer_id for o in cat.OFFERS])[offer],
+            "offer_id": np.array([o.offer_id for o in catalogue.OFFERS])[offer],
         }
     )
     options = data.truth["offer_options"]
@@ -94,7 +94,7 @@ def test_options_are_exactly_the_offers_eligible_under_the_true_facts(
 
 def _prefs(data: DemoData) -> np.ndarray:
     guests = data.truth["guests"]
-    return guests[[f"pref_{c}" for c in cat.CATEGORIES]].to_numpy()
+    return guests[[f"pref_{c}" for c in catalogue.CATEGORIES]].to_numpy()
 
 
 def _allergic(data: DemoData) -> np.ndarray:
@@ -110,7 +110,7 @@ def test_logged_offer_is_an_option_with_its_logged_p_true_unless_the_true_facts_
     np.testing.assert_allclose(logged.loc[found, "p_true"], logged.loc[found, "p_logged"], rtol=1e-12)
     # missing only where the policy, going by the CRM, showed a carpeted upgrade to an allergic guest
     missing = logged[~found]
-    carpeted = [o.offer_id for o in cat.OFFERS if o.carpeted]
+    carpeted = [o.offer_id for o in catalogue.OFFERS if o.carpeted]
     assert missing["offer_id"].isin(carpeted).all()
     assert missing["allergic"].all()
     assert (found | ~logged["crm_member"]).all()
@@ -154,11 +154,11 @@ def test_offers_carry_a_valid_unit(data: DemoData) -> None:
     offers = data.offers
     assert list(offers.columns[4:7]) == ["margin", "unit", "hotel_ids"]
     assert offers["unit"].isin(OFFER_UNITS).all()
-    assert offers["unit"].tolist() == [o.unit for o in cat.OFFERS]
+    assert offers["unit"].tolist() == [o.unit for o in catalogue.OFFERS]
     assert set(offers["unit"]) == set(OFFER_UNITS)  # the demo uses every unit
     contract_for("offers").schema.validate(offers)
     with pytest.raises(ValueError, match="unit must be one of"):
-        cat.Offer("X", "x", "spa", 1.0, 0.5, "room", 0.0, 0.0)
+        catalogue.Offer("X", "x", "spa", 1.0, 0.5, "room", 0.0, 0.0)
 
 
 def test_missing_unit_means_per_stay_and_an_unknown_unit_is_rejected() -> None:

@@ -11,8 +11,8 @@ import pytest
 from crm_analytics.ingest import pipeline
 from crm_analytics.ingest.pipeline import BatchRefusedError, ingest_file, ingest_query
 from crm_analytics.ingest.validate import ContractError
-from crm_analytics.ingest.warehouse import Warehouse
 from crm_analytics.settings import Settings
+from crm_analytics.warehouse import Warehouse
 from tests.ingest.helpers import GOOD_TRANSACTION, transactions, write_csv
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from crm_analytics.datasets.cdnow import write_cdnow
 from crm_analytics.features.rfm import btyd_summary
-from crm_analytics.ingest.datasets.cdnow import write_cdnow
-from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.warehouse import Warehouse
 from tests.features.conftest import load
 
 CALIBRATION_END = date(1997, 9, 30)

@@ -9,16 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crm_analytics.datasets.cdnow import write_cdnow
 from crm_analytics.features.build import FeatureConfig, feature_table
-from crm_analytics.ingest.datasets.cdnow import write_cdnow
-from crm_analytics.ingest.warehouse import Warehouse
-from crm_analytics.models.churn import ChurnModel, btyd_features
-from crm_analytics.models.clv import CLVModel
-from crm_analytics.models.clv_evaluation import evaluate_clv
-from crm_analytics.models.evaluate import churn_metrics, top_share, value_metrics
-from crm_analytics.models.holdout import evaluate_churn
+from crm_analytics.models.churn.evaluation import evaluate_churn
+from crm_analytics.models.churn.model import ChurnModel, btyd_features
+from crm_analytics.models.clv.evaluation import evaluate_clv
+from crm_analytics.models.clv.model import CLVModel
+from crm_analytics.models.clv.spend import SpendModel
 from crm_analytics.models.inputs import model_inputs
-from crm_analytics.models.spend import SpendModel
+from crm_analytics.models.metrics import churn_metrics, top_share, value_metrics
+from crm_analytics.warehouse import Warehouse
 from tests.features.conftest import load
 
 CALIBRATION_END = date(1997, 9, 30)

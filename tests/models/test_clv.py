@@ -10,10 +10,10 @@ import pytest
 from lifetimes import BetaGeoFitter, ParetoNBDFitter
 from lifetimes.utils import ConvergenceError as LifetimesConvergenceError
 
-from crm_analytics.models import clv as clv_module
-from crm_analytics.models import likelihoods
-from crm_analytics.models.clv import CLVModel, ConvergenceError, compress
-from crm_analytics.models.expectations import distinct_rows
+from crm_analytics.models.clv import likelihoods
+from crm_analytics.models.clv import model as clv_module
+from crm_analytics.models.clv.expectations import distinct_rows
+from crm_analytics.models.clv.model import CLVModel, ConvergenceError, compress
 
 # Fader, Hardie & Lee (2005), CDNOW_sample, calibration to 1997-09-30, weeks; published to 3-4 digits.
 PUBLISHED = {

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics.models.clv_evaluation import (
+from crm_analytics.jobs.evaluation_data import EvaluationData, load_evaluation_data
+from crm_analytics.models.churn.evaluation import evaluate_churn
+from crm_analytics.models.clv.evaluation import (
     FREQUENCY_BUCKETS,
     SELECTION_METRIC,
     conditional_expectations,
     evaluate_clv,
 )
-from crm_analytics.models.evaluation_data import EvaluationData, load_evaluation_data
-from crm_analytics.models.holdout import evaluate_churn
 from crm_analytics.settings import load_settings
 
 CDNOW_SPLIT = (date(1997, 9, 30), date(1998, 6, 30))

@@ -9,14 +9,14 @@ from autograd import value_and_grad
 from lifetimes import BetaGeoFitter, GammaGammaFitter
 from lifetimes.utils import ConvergenceError
 
-from crm_analytics.models.clv import compress
-from crm_analytics.models.likelihoods import (
+from crm_analytics.models.clv.likelihoods import (
     bgnbd_objective,
     fit_bgnbd,
     fit_gamma_gamma,
     gamma_gamma_objective,
     minimise,
 )
+from crm_analytics.models.clv.model import compress
 
 POINTS = [np.full(4, 0.1), np.array([-1.4, 1.5, -0.2, 0.9]), np.array([0.3, -2.0, 1.0, 3.0])]
 

@@ -16,7 +16,7 @@ from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from crm_analytics.models.evaluate import churn_metrics
+from crm_analytics.models.metrics import churn_metrics
 from crm_analytics.models.plots import (
     calibration_plot,
     conditional_expectations_plot,

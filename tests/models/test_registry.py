@@ -10,8 +10,11 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from crm_analytics.models.registry import PromotionRefusedError, champion_version, promote
-from crm_analytics.models.train import CHURN_NAME, CLV_NAME, train_churn, train_clv
+from crm_analytics.models.churn.family import NAME as CHURN_NAME
+from crm_analytics.models.churn.family import train_churn
+from crm_analytics.models.clv.family import NAME as CLV_NAME
+from crm_analytics.models.clv.family import train_clv
+from crm_analytics.models.gate import PromotionRefusedError, champion_version, promote
 from crm_analytics.settings import Settings, load_settings
 from crm_analytics.tracking import configure
 from tests.models.test_churn_and_value import HOLDOUT_DAYS, cdnow_features

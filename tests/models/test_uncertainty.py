@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crm_analytics.datasets.cdnow import write_cdnow
 from crm_analytics.features.build import FeatureConfig, feature_table
-from crm_analytics.ingest.datasets.cdnow import write_cdnow
-from crm_analytics.ingest.warehouse import Warehouse
-from crm_analytics.models.clv import PERIODS_PER_MONTH, CLVModel
-from crm_analytics.models.uncertainty import holdout_distribution, simulate_value, value_distribution
+from crm_analytics.models.clv.model import PERIODS_PER_MONTH, CLVModel
+from crm_analytics.models.clv.uncertainty import holdout_distribution, simulate_value, value_distribution
+from crm_analytics.warehouse import Warehouse
 from tests.features.conftest import load
 
 CALIBRATION_END = date(1997, 9, 30)

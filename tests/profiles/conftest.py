@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from crm_analytics.ingest.datasets.demo import DemoConfig, generate_demo, write_demo
-from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.datasets.demo import DemoConfig, generate_demo, write_demo
 from crm_analytics.profiles.build import ProfileBuild, build_profiles
 from crm_analytics.settings import load_settings
+from crm_analytics.warehouse import Warehouse
 from tests.features.conftest import load
 
 

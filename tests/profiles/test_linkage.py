@@ -9,14 +9,14 @@ import mlflow
 import pandas as pd
 import pytest
 
-from crm_analytics.ingest.datasets.demo import DemoConfig, generate_demo, write_demo
-from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.datasets.demo import DemoConfig, generate_demo, write_demo
 from crm_analytics.profiles import linkage
 from crm_analytics.profiles.build import build_profiles
 from crm_analytics.profiles.quality import pairwise_quality
 from crm_analytics.profiles.records import match_frame
 from crm_analytics.settings import Settings
 from crm_analytics.tracking import configure
+from crm_analytics.warehouse import Warehouse
 from tests.features.conftest import load
 from tests.profiles.conftest import LinkedDemo
 
@@ -124,6 +124,6 @@ def test_build_logs_threshold_quality_and_a_model_without_personal_data(
 def test_build_without_customer_records_says_what_is_missing(tmp_path: Path, settings: Settings) -> None:
     with (
         Warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}") as warehouse,
-        pytest.raises(ValueError, match="customer_records: no customer records"),
+        pytest.raises(LookupError, match="customer_records: no customer records"),
     ):
         build_profiles(warehouse, settings, log_run=False)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from crm_analytics.ingest.warehouse import Warehouse
 from crm_analytics.profiles.lookup import ProfileIndex
 from crm_analytics.profiles.show import customer_profile
+from crm_analytics.warehouse import Warehouse
 from tests.profiles.conftest import LinkedDemo
 
 

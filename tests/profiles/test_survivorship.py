@@ -9,13 +9,13 @@ import ibis
 import pandas as pd
 import pytest
 
+from crm_analytics.datasets.demo import DemoConfig, generate_demo, write_demo
 from crm_analytics.features.build import FeatureConfig, feature_table
-from crm_analytics.ingest.datasets.demo import DemoConfig, generate_demo, write_demo
-from crm_analytics.ingest.warehouse import Warehouse
 from crm_analytics.models.offers.evaluation import allergic_customers
 from crm_analytics.profiles.build import build_profiles
 from crm_analytics.profiles.survivorship import survive
 from crm_analytics.settings import Settings
+from crm_analytics.warehouse import Warehouse
 from tests.features.conftest import load
 
 

@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from crm_analytics.cli import app as cli
-from crm_analytics.features.purchases import linked_to_customers
-from crm_analytics.ingest.warehouse import Warehouse
-from crm_analytics.serving.feedback_log import FeedbackReport, collect_feedback, offer_log_rows
-from crm_analytics.serving.store import ServingStore
+from crm_analytics.jobs.feedback import FeedbackReport, collect_feedback, offer_log_rows
+from crm_analytics.profiles.links import linked_to_customers
+from crm_analytics.store import ServingStore
+from crm_analytics.warehouse import Warehouse
 from tests.serving.conftest import Served, auth
 from tests.serving.test_routes import BOOKING, store_rows
 

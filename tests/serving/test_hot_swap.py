@@ -20,11 +20,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
-from crm_analytics.models.registry import CHAMPION
-from crm_analytics.models.train import CHURN_NAME
+from crm_analytics.models.churn.family import NAME as CHURN_NAME
+from crm_analytics.models.gate import CHAMPION
 from crm_analytics.serving.app import create_app
-from crm_analytics.serving.store import ServingStore
 from crm_analytics.settings import Settings, load_settings
+from crm_analytics.store import ServingStore
 from crm_analytics.tracking import configure
 from tests.serving.conftest import Served, auth
 

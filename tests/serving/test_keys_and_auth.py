@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.keys import ROLES, ApiKey, KeyStore
 from crm_analytics.serving.problems import install_problem_handlers
+from crm_analytics.store import ServingStore
 from tests.serving.test_problems_and_limits import assert_problem
 
 
@@ -25,8 +26,8 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'serving.db'}"
     else:
-        url = request.getfixturevalue("postgres_url").replace("postgresql://", "postgresql+psycopg://", 1)
-    eng = sa.create_engine(url)
+        url = request.getfixturevalue("postgres_url")
+    eng = ServingStore(url).engine  # the store with its schema, keys table included
     yield eng
     eng.dispose()
 
@@ -185,7 +186,7 @@ def make_app(store: KeyStore) -> FastAPI:
 
 @pytest.fixture
 def keyed(tmp_path: Path) -> Iterator[tuple[TestClient, KeyStore]]:
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'auth.db'}")
+    engine = ServingStore(f"sqlite:///{tmp_path / 'auth.db'}").engine
     store = KeyStore(engine, cache_ttl=0)
     with TestClient(make_app(store)) as client:
         yield client, store

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from crm_analytics.cli import app as cli
 from crm_analytics.serving.schemas import EXAMPLE_BOOKING
-from crm_analytics.serving.store import ServingStore
+from crm_analytics.store import ServingStore
 from tests.serving.conftest import Served, auth
 
 BOOKING = EXAMPLE_BOOKING  # the booking the OpenAPI document shows, so the routes prove it valid
@@ -203,7 +203,7 @@ def test_post_scores_inline_rows_need_every_churn_feature(client: TestClient, se
     row = {"frequency": 2, "recency": 30, "T": 60, "monetary_value": 120.0}
     response = client.post("/v1/scores", json={"rows": [row]}, headers=auth(served, "analyst"))
     assert response.status_code == 422
-    assert "features missing for the churn model" in response.json()["detail"]
+    assert "features missing for crm-churn" in response.json()["detail"]
     bad = client.post("/v1/scores", json={"rows": [{**row, "recency": 90}]}, headers=auth(served, "analyst"))
     assert bad.status_code == 422
 

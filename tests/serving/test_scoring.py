@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from crm_analytics.ingest.warehouse import Warehouse, id_ranges
-from crm_analytics.serving.scoring import score_all
-from crm_analytics.serving.store import ServingStore
+from crm_analytics.jobs.score import score_all
+from crm_analytics.store import ServingStore
+from crm_analytics.warehouse import Warehouse, id_ranges
 from tests.serving.conftest import Served
 
 TABLES = {
@@ -45,7 +45,7 @@ def snapshot_rows(url: str) -> dict[str, list[dict[str, Any]]]:
 
 def test_chunks_give_the_same_snapshot_as_one_pass(served: Served, tmp_path: Path) -> None:
     whole, chunked = (f"sqlite:///{tmp_path / name}.db" for name in ("whole", "chunked"))
-    seen: list[tuple[int, int]] = []
+    seen: list[tuple[str, int, int]] = []
     with Warehouse(served.settings.warehouse_url) as warehouse:
         one = score_all(served.settings, warehouse, ServingStore(whole))
         many = score_all(
@@ -62,8 +62,8 @@ def test_chunks_give_the_same_snapshot_as_one_pass(served: Served, tmp_path: Pat
         one.segment_rows,
     )
     assert len(seen) == -(-one.customers // 37)  # one report per chunk
-    assert seen[-1] == (one.customers, one.customers)
-    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert seen[-1] == ("scoring customers", one.customers, one.customers)
+    assert [done for _, done, _ in seen] == sorted(done for _, done, _ in seen)
     expected, got = snapshot_rows(whole), snapshot_rows(chunked)
     for table in TABLES:
         assert got[table] == expected[table], table

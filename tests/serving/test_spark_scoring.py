@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from crm_analytics.cli import app as cli
 from crm_analytics.features.store import read_features
-from crm_analytics.ingest.warehouse import Warehouse
-from crm_analytics.serving import scoring
-from crm_analytics.serving.spark_scoring import read_scores, score_on_spark
+from crm_analytics.jobs import score as scoring
+from crm_analytics.jobs.score_spark import score_on_spark
+from crm_analytics.warehouse import Warehouse
 from tests.serving.conftest import Served
 
 EXACT = ("p_alive", "expected_purchases", "expected_spend", "clv", "churn_probability")
@@ -30,13 +30,11 @@ def test_spark_udf_scores_equal_local_scores(served: Served, tmp_path: Path) -> 
         as_of = scoring.latest_cutoff(warehouse)
         features = read_features(warehouse, as_of).set_index("customer_id")
         ran = score_on_spark(settings, warehouse, as_of, tmp_path / "run")
-        on_spark = read_scores(ran, sorted(features.index))
-    _, loaded = scoring._champions(settings)
-    local = scoring._score_rows(scoring._predict(loaded, features))
+        on_spark = ran.read(sorted(features.index))
+    versions, loaded = scoring.champions(settings)
+    local = scoring.predict(loaded, features).round(6).to_dict(orient="index")
     assert list(on_spark.index) == sorted(local)
-    assert ran.models == {
-        name: version for name, version in scoring._champions(settings)[0].items() if name in ran.models
-    }
+    assert ran.models == {name: version for name, version in versions.items() if name in ran.models}
     for column in EXACT:
         expected = np.array([local[c][column] for c in on_spark.index])
         np.testing.assert_allclose(on_spark[column].round(6), expected, rtol=0, atol=1e-6, err_msg=column)
@@ -56,7 +54,7 @@ def test_crm_score_engine_spark_writes_the_snapshot(
     def no_local_predictions(*_: object) -> None:
         raise AssertionError("scores must come from Spark")
 
-    monkeypatch.setattr(scoring, "_predict", no_local_predictions)
+    monkeypatch.setattr(scoring, "predict", no_local_predictions)
     result = CliRunner().invoke(cli, ["score", "--engine", "spark", "--chunk-customers", "50", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

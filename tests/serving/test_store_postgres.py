@@ -34,8 +34,8 @@ from typer.testing import CliRunner
 from crm_analytics.cli import app as cli
 from crm_analytics.serving.app import create_app
 from crm_analytics.serving.keys import KeyStore
-from crm_analytics.serving.store import ServingStore
 from crm_analytics.settings import Settings
+from crm_analytics.store import ServingStore
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.serving.conftest import Served
 from tests.serving.test_routes import BOOKING

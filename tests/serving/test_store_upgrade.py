@@ -6,7 +6,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from crm_analytics.serving.store import ServingStore
+from crm_analytics.store import ServingStore
 
 OLD_FEEDBACK = """CREATE TABLE serving_feedback (
     event_id VARCHAR(128) PRIMARY KEY, event VARCHAR(16) NOT NULL, offer_id VARCHAR(128) NOT NULL,

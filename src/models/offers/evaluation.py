@@ -33,7 +33,6 @@ from ibis.common.exceptions import TableNotFound
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from crm_analytics.features.build import FeatureConfig, feature_table
-from crm_analytics.features.purchases import linked_to_customers
 from crm_analytics.models.offers.acceptance import (
     CONTEXT_CATEGORIES,
     CONTEXT_NUMBERS,
@@ -43,6 +42,7 @@ from crm_analytics.models.offers.acceptance import (
 )
 from crm_analytics.models.offers.eligibility import CONTACT_WINDOW_DAYS, eligibility_matrix
 from crm_analytics.models.offers.policy import best_offer, margins
+from crm_analytics.profiles.links import linked_to_customers
 from crm_analytics.profiles.tables import SERVICE_FACTS
 
 

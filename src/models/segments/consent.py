@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from crm_analytics.ingest.warehouse import IdRange, Warehouse
 from crm_analytics.profiles.survivorship import surviving_values
 from crm_analytics.profiles.tables import LINKS
+from crm_analytics.warehouse import IdRange, Warehouse
 
 
 def marketing_consent(

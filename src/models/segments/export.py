@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from crm_analytics.ingest.warehouse import Warehouse
 from crm_analytics.models.segments.consent import marketing_consent
 from crm_analytics.models.segments.membership import read_membership
+from crm_analytics.warehouse import Warehouse
 
 ExportFormat = Literal["csv", "parquet"]
 EXPORT_COLUMNS = [

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 
 import pandas as pd
 
-from crm_analytics.ingest.warehouse import Warehouse, create_table_sql
+from crm_analytics.warehouse import Warehouse, migrations
 
 TABLE = "segment_membership"
 COLUMNS = {
@@ -53,8 +53,8 @@ def write_memberships(
             )
         )
     rows = pd.concat(frames, ignore_index=True)
+    migrations.upgrade(warehouse)
     with warehouse.transaction() as execute:
-        execute(create_table_sql(TABLE, COLUMNS, ("customer_id", "family")))
         for family, _, _ in families:
             execute(f'DELETE FROM "{TABLE}" WHERE family = ?', [family])
         warehouse.load_frame(TABLE, rows[list(COLUMNS)])  # same transaction: all or nothing
@@ -63,7 +63,7 @@ def write_memberships(
 
 def read_membership(warehouse: Warehouse, segment: str | None = None) -> pd.DataFrame:
     """Every membership row, or those of one segment (by name, in any family)."""
-    if not warehouse.has_table(TABLE):
+    if not warehouse.has_table(TABLE) or warehouse.count(TABLE) == 0:
         raise LookupError("no segments yet; run `crm segments build --as-of DATE` first")
     table = warehouse.ibis.table(TABLE)
     if segment is not None:

@@ -13,7 +13,7 @@ from crm_analytics.serving.deps import Store
 from crm_analytics.serving.keys import ApiKey
 from crm_analytics.serving.problems import ProblemError, problem_responses, require_json
 from crm_analytics.serving.schemas import FeedbackRequest, FeedbackResponse, ShownEvent
-from crm_analytics.serving.store import now
+from crm_analytics.store import now
 
 router = APIRouter(prefix="/v1/feedback", tags=["booking"])
 

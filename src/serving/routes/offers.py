@@ -27,7 +27,7 @@ from crm_analytics.serving.guest_lookup import NameIndex
 from crm_analytics.serving.keys import ApiKey
 from crm_analytics.serving.problems import ProblemError, problem_responses, require_json
 from crm_analytics.serving.schemas import GuestBrief, OffersRequest, OffersResponse, ServiceFact
-from crm_analytics.serving.store import BookingGuest, ServingStore
+from crm_analytics.store import BookingGuest, ServingStore
 
 router = APIRouter(prefix="/v1/offers", tags=["booking"])
 _rng = np.random.default_rng()  # exploration draws (the event loop's thread only)

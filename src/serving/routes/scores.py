@@ -61,18 +61,15 @@ async def post_scores(
 
 
 def score_rows(models: ServedModels, rows: list[FeatureRow]) -> list[Score]:
-    """Score inline feature rows: CLV from the BTYD columns, churn from the full feature row."""
+    """Score inline feature rows with every scored champion (CLV from the BTYD columns, churn from the
+    full feature row)."""
     frame = pd.DataFrame([{**row.features, **row.model_dump(exclude={"features"})} for row in rows])
-    missing = [c for c in models.churn_columns if c not in frame.columns]
-    if missing:
-        raise ProblemError(
-            422,
-            "Unprocessable Content",
-            f"rows: features missing for the churn model: {', '.join(missing[:5])}",
-        )
-    clv = models.clv.predict(frame[["frequency", "recency", "T", "monetary_value"]])
-    churn = models.churn.predict(frame[models.churn_columns].astype(float))
-    values = pd.concat([clv, churn], axis=1)
+    try:
+        values = models.score(frame)
+    except KeyError as exc:
+        raise ProblemError(422, "Unprocessable Content", f"rows: {exc.args[0]}") from None
+    except ValueError as exc:  # a model's own input check: the messages name a column, never a value
+        raise ProblemError(422, "Unprocessable Content", f"rows: {exc}") from None
     return [
         Score(customer_id=None, found=True, **{k: float(row[k]) for k in SCORE_FIELDS})
         for _, row in values.iterrows()

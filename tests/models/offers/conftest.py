@@ -10,13 +10,13 @@ from typing import NamedTuple
 import pandas as pd
 import pytest
 
+from crm_analytics.datasets.demo import DemoConfig, generate_demo, write_demo
 from crm_analytics.features.build import FeatureConfig
-from crm_analytics.ingest.datasets.demo import DemoConfig, generate_demo, write_demo
-from crm_analytics.ingest.warehouse import Warehouse
 from crm_analytics.models.offers.acceptance import AcceptanceModel
 from crm_analytics.models.offers.evaluation import fit_models, rolling_windows
 from crm_analytics.profiles.build import build_profiles
 from crm_analytics.settings import load_settings
+from crm_analytics.warehouse import Warehouse
 from tests.features.conftest import load
 
 SPLIT, END = date(2025, 6, 30), date(2025, 12, 31)

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics.ingest.datasets import demo_offers
-from crm_analytics.ingest.datasets.demo_offers import HOTELS, ROOM_TYPES, offers_frame
+from crm_analytics.datasets.demo import offers as demo_offers
+from crm_analytics.datasets.demo.catalogue import HOTELS, ROOM_TYPES, offers_frame
 from crm_analytics.models.offers import eligibility as elig
 from crm_analytics.models.offers.eligibility import (
     CONTEXT_COLUMNS,
@@ -280,11 +280,11 @@ def test_matrix_agrees_with_eligible_row_by_row() -> None:
         )
 
 
-def generator_bookings(n: int) -> tuple[demo_offers.BookingContext, np.ndarray, pd.DataFrame]:
+def generator_bookings(n: int) -> tuple[demo_offers.BookingDraws, np.ndarray, pd.DataFrame]:
     """Random bookings as the demo generator holds them (indices) and as our contexts (ids)."""
     rng = np.random.default_rng(11)
     hotel, room = rng.integers(0, len(HOTELS), n), rng.integers(0, len(ROOM_TYPES), n)
-    generator = demo_offers.BookingContext(
+    generator = demo_offers.BookingDraws(
         person=np.arange(n),
         hotel=hotel,
         room=room,

@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm_analytics.ingest.warehouse import Warehouse
+from crm_analytics.models.gate import PromotionRefusedError, promote
 from crm_analytics.models.offers.acceptance import CONTEXT_CATEGORIES, CONTEXT_NUMBERS, AcceptanceModel
 from crm_analytics.models.offers.evaluation import evaluate_offers
+from crm_analytics.models.offers.family import train_offers
 from crm_analytics.models.offers.policy import best_offer, quantities, reason
-from crm_analytics.models.offers.train import train_offers
-from crm_analytics.models.registry import PromotionRefusedError, promote
 from crm_analytics.settings import load_settings
 from crm_analytics.tracking import configure
+from crm_analytics.warehouse import Warehouse
 from tests.models.offers.conftest import END, SPLIT
 
 

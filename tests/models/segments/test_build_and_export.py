@@ -10,19 +10,21 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from crm_analytics.datasets.demo import DemoConfig, generate_demo, write_demo
 from crm_analytics.features.build import FeatureConfig, feature_table
 from crm_analytics.features.store import write_features
-from crm_analytics.ingest.datasets.demo import DemoConfig, generate_demo, write_demo
 from crm_analytics.ingest.pipeline import ingest_file
-from crm_analytics.ingest.warehouse import Warehouse
-from crm_analytics.models.registry import promote
-from crm_analytics.models.segments.build import REGISTERED, build_segments
+from crm_analytics.models import registry
+from crm_analytics.models.churn.family import train_churn
+from crm_analytics.models.clv.family import train_clv
+from crm_analytics.models.gate import promote
+from crm_analytics.models.segments.build import build_segments
 from crm_analytics.models.segments.export import export_segment
 from crm_analytics.models.segments.membership import read_membership, segment_summary
-from crm_analytics.models.train import train_churn, train_clv
 from crm_analytics.profiles.build import build_profiles
 from crm_analytics.settings import Settings, load_settings
 from crm_analytics.tracking import configure
+from crm_analytics.warehouse import Warehouse
 from tests.features.conftest import load
 
 AS_OF = date(2025, 6, 30)
@@ -83,7 +85,7 @@ def test_definitions_are_registered_without_personal_data(
     settings, warehouse, result = built
     client = configure(settings)
     ids = set(read_membership(warehouse)["customer_id"])
-    for family, name in REGISTERED.items():
+    for family, name in ((f.key, f.name) for f in registry.segmentations()):
         champion = client.get_model_version_by_alias(name, "champion")
         assert str(champion.version) == result["families"][family]["version"]
         run_id = str(champion.run_id)

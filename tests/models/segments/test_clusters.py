@@ -10,9 +10,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
+from crm_analytics.datasets.demo import DemoConfig, generate_demo, write_demo
 from crm_analytics.features.build import FeatureConfig, feature_table
-from crm_analytics.ingest.datasets.demo import DemoConfig, generate_demo, write_demo
-from crm_analytics.ingest.warehouse import Warehouse
 from crm_analytics.models.segments.clusters import (
     DEFAULT_COLUMNS,
     LOG_COLUMNS,
@@ -20,6 +19,7 @@ from crm_analytics.models.segments.clusters import (
     cluster_names,
     feature_words,
 )
+from crm_analytics.warehouse import Warehouse
 from tests.features.conftest import load
 
 PLANTED = ("high spa uptake", "long stays", "frequent")  # what sets groups 0, 1, 2 apart

@@ -1,0 +1,47 @@
+"""``crm data demo|cdnow``: the bundled datasets as raw input files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crm_analytics.cli.common import JsonOption, emit, handle_errors, out, progress_bar
+from crm_analytics.jobs import data
+from crm_analytics.jobs.data import DataReport
+
+app = typer.Typer(help="Build the bundled datasets in the raw input format.", no_args_is_help=True)
+
+
+@app.command("cdnow")
+@handle_errors
+def cdnow(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write transactions.csv and items to.")],
+    variant: Annotated[str, typer.Option(help="sample (2,357 customers) or master (23,570).")] = "sample",
+    as_json: JsonOption = False,
+) -> None:
+    """Convert the CDNOW data shipped in the lifetimes wheel into the raw transactions contract."""
+    emit(data.cdnow_data(out_dir, variant), as_json, render_files)
+
+
+@app.command("demo")
+@handle_errors
+def demo(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for the raw files; ground truth in OUT/truth.")
+    ],
+    customers: Annotated[int, typer.Option(min=1, help="Number of guests (people) to simulate.")] = 5_000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 42,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    as_json: JsonOption = False,
+) -> None:
+    """Generate the synthetic hotel-chain dataset (docs: datasets)."""
+    with progress_bar() as progress:
+        report = data.demo_data(out_dir, customers, seed, fmt, progress)
+    emit(report, as_json, render_files)
+
+
+def render_files(report: DataReport) -> None:
+    for path in report.files:
+        out.print(path)

@@ -1,0 +1,95 @@
+"""``crm train``, ``crm promote`` and ``crm evaluate``: model families trained, gated and judged."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crm_analytics.cli.common import (
+    JsonOption,
+    day_option,
+    emit,
+    err,
+    handle_errors,
+    out,
+    render_rows,
+    settings,
+)
+from crm_analytics.cli.render import render_evaluation
+from crm_analytics.jobs import evaluate as evaluate_job
+from crm_analytics.jobs import train as train_job
+
+
+@handle_errors
+def train(
+    model: Annotated[str, typer.Argument(help="clv, churn or offers (or the registered name).")],
+    as_of: Annotated[date, day_option("Cutoff of a stored feature build with labels; offers: the split.")],
+    until: Annotated[
+        date | None,
+        day_option("offers: last day of the offer log to judge the policy on."),
+    ] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(help="offers: the demo data's truth folder, for exact values and the oracle."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed; the same data and seed give the same metrics.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Train a model, log it to MLflow and register it (crm-clv, crm-churn, crm-offers)."""
+    with err.status(f"training {model} as of {as_of}"):
+        result = train_job.train(settings(), model, as_of, seed=seed, until=until, truth=truth)
+    emit(result, as_json, lambda r: render_rows(f"trained {r.model} v{r.version}", [r.metrics]))
+
+
+@handle_errors
+def promote(
+    model: Annotated[str, typer.Argument(help="clv, churn, offers (or crm-clv, crm-churn, crm-offers).")],
+    version: Annotated[str | None, typer.Option(help="Version to promote; default the newest.")] = None,
+    force: Annotated[bool, typer.Option(help="Promote even if it does not win the gate.")] = False,
+    reason: Annotated[str, typer.Option(help="Why, for a forced promotion (logged).")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Move the @champion alias to a candidate that beats the champion on the same holdout metric."""
+    result = train_job.promote(settings(), model, version, force, reason)
+    emit(result, as_json, lambda r: out.print(f"{r.model} v{r.version} is champion ({r.reason})"))
+
+
+@handle_errors
+def evaluate(
+    model: Annotated[str, typer.Argument(help="clv, churn or offers.")],
+    dataset: Annotated[
+        str,
+        typer.Option(help="cdnow-sample, cdnow-master, demo (synthetic) or warehouse (the configured one)."),
+    ] = "cdnow-sample",
+    calibration_end: Annotated[
+        date | None,
+        day_option("Last day of the calibration period (default: the dataset's split)."),
+    ] = None,
+    holdout_end: Annotated[
+        date | None,
+        day_option("Last day of the holdout period (default: the dataset's split)."),
+    ] = None,
+    customers: Annotated[int, typer.Option(min=100, help="Guests in the demo dataset.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed of the demo data and the models.")] = 42,
+    plots: Annotated[Path | None, typer.Option(help="Folder to save the evaluation plots (PNG) in.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Evaluate on a calibration/holdout split. clv: the purchase models compared and selected by holdout
+    error, CLV against the supervised spend model. churn: ours against BG/NBD and recency. offers: the
+    offer policy against random and popularity (and the oracle on demo data), on the later offer log."""
+    with err.status("evaluating") as status:
+        report = evaluate_job.evaluate(
+            settings(),
+            model,
+            dataset,
+            calibration_end,
+            holdout_end,
+            customers=customers,
+            seed=seed,
+            plots=plots,
+            progress=lambda stage, done=None, total=None: status.update(stage),
+        )
+    emit(report, as_json, lambda r: render_evaluation(model, r))

@@ -1,0 +1,110 @@
+"""How the ``crm`` command shows evaluation reports and the main job's result to people (``--json``
+prints the same data for scripts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm_analytics.cli.common import err, out, render_rows
+from crm_analytics.jobs.run import RunReport
+from crm_analytics.jobs.segments import SegmentsReport
+from crm_analytics.models import registry
+
+
+def render_evaluation(model: str, report: dict[str, Any]) -> None:
+    {"clv": _clv, "churn": _churn, "offers": _offers}[model](report)
+
+
+def _clv(result: dict[str, Any]) -> None:
+    out.print(
+        f"{result['dataset']}: {result['customers']:,} customers, calibration to "
+        f"{result['calibration_end']}, holdout to {result['holdout_end']} (time in {result['time_unit']})"
+    )
+    rows = [
+        {
+            "model": name,
+            "log-likelihood": m.get("log_likelihood"),
+            "holdout purchases": m["holdout_purchases_predicted"],
+            "actual": m["holdout_purchases_actual"],
+            "MAE": m["holdout_purchases_mae"],
+            "RMSE": m["holdout_purchases_rmse"],
+        }
+        for name, m in result["purchase_models"].items()
+    ]
+    render_rows("purchase models (fitted on the calibration period)", rows)
+    for name, reason in result["failed"].items():
+        err.print(f"{name} left out: {reason}", style="yellow", markup=False)
+    out.print(f"selected: {result['selected']} (lowest {result['selection_metric']})")
+    render_rows("conditional expectations: mean holdout purchases", result["conditional_expectations"])
+    value = [{"model": name, **m} for name, m in result["value"].items()]
+    render_rows(f"holdout spend (actual {result['holdout_spend_actual']:,.2f})", value)
+    i = result["intervals"]
+    out.print(
+        f"{i['level']:.0%} intervals of {result['selected']}: holdout spend inside for "
+        f"{i['spend_coverage']:.1%}, purchases {i['purchases_coverage']:.1%}; "
+        f"P(any purchase) {i['p_any_purchase_predicted']:.3f} predicted, "
+        f"{i['any_purchase_actual']:.3f} actual"
+    )
+
+
+def _offers(result: dict[str, Any]) -> None:
+    out.print(
+        f"{result['dataset']}: {result['train_events']:,} logged offers to learn from, "
+        f"{result['test_events']:,} after {result['split']} to judge on"
+    )
+    render_rows("expected margin per booking", [{"policy": k, **v} for k, v in result["policies"].items()])
+    a = result["acceptance"]
+    out.print(
+        f"acceptance model: ROC AUC {a['roc_auc']:.3f}, Brier {a['brier']:.3f}, mean predicted "
+        f"{a['mean_predicted']:.3f} vs {a['acceptance_rate']:.3f} accepted"
+    )
+    if "violations" in result:
+        out.print(f"choices the true facts forbid (allergies not yet linked): {result['violations']}")
+
+
+def _churn(result: dict[str, Any]) -> None:
+    out.print(
+        f"{result['dataset']}: {result['customers']:,} customers, churn rate {result['churn_rate']:.1%}, "
+        f"validated on {result['validation']}"
+    )
+    render_rows("churn", [{"method": name, **m} for name, m in result["metrics"].items()])
+    out.print(f"ours - best baseline ({result['best_baseline']}): {result['margin_roc_auc']:+.3f} ROC AUC")
+
+
+def render_segments_build(report: SegmentsReport) -> None:
+    out.print(f"segments as of {report.as_of}, scored with {report.scored_with}")
+    for family, built in report.families.items():
+        extra = ", ".join(f"{k} {v:.3f}" for k, v in built.items() if k.startswith("stability"))
+        out.print(f"{family}: {built['model']} v{built['version']} {extra}")
+        render_rows(family, [{"segment": k, "customers": v} for k, v in built["segments"].items()])
+
+
+def render_profile_build(result: dict[str, Any]) -> None:
+    quality = result["quality"] or {}
+    out.print(
+        f"{result['records']:,} source records -> {result['customers']:,} customers "
+        f"(threshold {result['threshold']}); {result['conflicts']:,} conflicts for review"
+    )
+    render_rows("linked by", [result["linked_by"]])
+    if quality:
+        shown = {k: f"{v:.4f}" if isinstance(v, float) else v for k, v in quality.items()}
+        render_rows("pairwise quality against the truth", [shown])
+
+
+def render_run(report: RunReport) -> None:
+    from crm_analytics.cli.ingest import render_ingest, render_summary
+
+    render_ingest(report.ingest)
+    render_summary(report.summary)
+    render_profile_build(report.profiles)
+    f = report.features
+    out.print(f"features as of {f.as_of}: {f.rows:,} customers x {f.columns} columns")
+    for t in report.trained:
+        gate = registry.family(t["model"]).gate
+        if gate is not None:
+            out.print(f"{t['model']} v{t['version']}: {gate.metric} {t['metrics'][gate.metric]:.3f}")
+    for p in report.promotions:
+        outcome = f"champion v{p['version']}" if p["promoted"] else "champion kept"
+        out.print(f"{p['model']}: {outcome} ({p['reason']})")
+    render_segments_build(report.segments)
+    out.print(f"serving store: {report.scored.customers:,} customers scored as of {report.scored.as_of}")

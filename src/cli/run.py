@@ -1,0 +1,32 @@
+"""``crm run`` (the main job on the embedded defaults) and ``crm config`` (the settings in effect)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from crm_analytics.cli.common import JsonOption, emit, handle_errors, progress_bar, render_rows, settings
+from crm_analytics.cli.render import render_run
+from crm_analytics.jobs import run as run_job
+
+
+@handle_errors
+def run(
+    customers: Annotated[int, typer.Option(min=1, help="Guests in the generated demo chain.")] = 5_000,
+    seed: Annotated[int, typer.Option(help="Random seed of the demo data.")] = 42,
+    as_json: JsonOption = False,
+) -> None:
+    """The main job on the embedded defaults: demo data, ingest, profiles, features, train (CLV, churn,
+    offers), register, promote, segments, scores into the serving store."""
+    with progress_bar() as progress:
+        report = run_job.run(settings(), customers, seed, progress)
+    emit(report, as_json, render_run)
+
+
+@handle_errors
+def show_config(as_json: JsonOption = False) -> None:
+    """The settings in effect (defaults, .env and CRM_* variables)."""
+    values = settings().model_dump(mode="json")
+    rows = [{"setting": f"CRM_{k.upper()}", "value": x} for k, x in values.items()]
+    emit(values, as_json, lambda v: render_rows("settings", rows))

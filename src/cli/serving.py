@@ -1,0 +1,171 @@
+"""``crm score``, ``crm serve``, ``crm keys create|list|revoke|demo`` and ``crm feedback collect``: the
+scoring service from the shell."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+
+from crm_analytics.cli.common import (
+    JsonOption,
+    day_option,
+    emit,
+    err,
+    handle_errors,
+    out,
+    progress_bar,
+    render_rows,
+    settings,
+)
+from crm_analytics.jobs import feedback, score
+from crm_analytics.jobs.common import open_store
+from crm_analytics.serving.keys import ROLES, KeyStore
+
+keys_app = typer.Typer(help="API keys for the scoring service: create, list, revoke.", no_args_is_help=True)
+feedback_app = typer.Typer(help="Offer feedback from the API into the warehouse.", no_args_is_help=True)
+LOOPBACK = "127.0.0.1"
+
+
+@handle_errors
+def score_command(
+    as_of: Annotated[date | None, day_option("Feature build to score (default: the latest).")] = None,
+    chunk_customers: Annotated[
+        int, typer.Option(min=1, help="Customers read, scored and written at a time (bounds memory).")
+    ] = 50_000,
+    engine: Annotated[
+        str, typer.Option(help="local, or spark: the families' scores computed on Spark (CRM_SPARK_MASTER).")
+    ] = "local",
+    as_json: JsonOption = False,
+) -> None:
+    """Score every customer with the champions into the serving store, switching atomically."""
+    with progress_bar() as progress:
+        report = score.score(
+            settings(), as_of, chunk_customers=chunk_customers, engine=engine, progress=progress
+        )
+    emit(report, as_json, lambda r: render_rows("scored", [r.as_dict()]))
+
+
+@handle_errors
+def serve_command(
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Worker processes.")] = 1,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = LOOPBACK,
+) -> None:
+    """Run the API under uvicorn; SIGTERM lets in-flight requests finish (up to 30 s)."""
+    import uvicorn
+
+    open_store(settings())  # a bad setting or store stops here, with its name, not in every worker
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # workers inherit it: see serving/asgi.py
+    config = uvicorn.Config(
+        "crm_analytics.serving.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_graceful_shutdown=30,
+        log_level="info",
+        access_log=False,  # our own request log has route templates, not raw paths with ids
+    )
+    if workers == 1:
+        uvicorn.Server(config).run()
+        return
+    _run_workers(config)
+
+
+def _run_workers(config: Any) -> None:
+    """Several worker processes on one socket. uvicorn binds the shared socket with protocol 0
+    (uvicorn issue #3149), so asyncio leaves Nagle's algorithm on and every keep-alive response waits
+    about 40 ms for the client's delayed ACK; re-wrapping the socket as TCP fixes that."""
+    import socket
+
+    from uvicorn.supervisors import Multiprocess
+
+    bound = config.bind_socket()
+    tcp = socket.socket(bound.family, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=bound.detach())
+    Multiprocess(config, sockets=[tcp]).run()
+
+
+@keys_app.command("create")
+@handle_errors
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who the key is for, e.g. 'pms-london'.")],
+    role: Annotated[list[str], typer.Option(help="marketing, booking, analyst or admin (repeatable).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Create a key; its secret is shown once, only its hash is stored."""
+    key, secret = _key_store().create(name, role)
+    result = {"key_id": key.key_id, "name": key.name, "roles": list(key.roles), "secret": secret}
+    emit(result, as_json, _render_secret)
+
+
+@keys_app.command("list")
+@handle_errors
+def keys_list(as_json: JsonOption = False) -> None:
+    """Every key: id, name, roles, created, revoked (never the secret)."""
+    rows = [
+        {
+            "key_id": k.key_id,
+            "name": k.name,
+            "roles": ",".join(k.roles),
+            "created_at": str(k.created_at),
+            "revoked_at": str(k.revoked_at or ""),
+        }
+        for k in _key_store().list()
+    ]
+    emit(
+        {"keys": rows},
+        as_json,
+        lambda r: render_rows("API keys", r["keys"]) if r["keys"] else out.print("no keys"),
+    )
+
+
+@keys_app.command("demo")
+@handle_errors
+def keys_demo(as_json: JsonOption = False) -> None:
+    """One fresh key per role for trying the service (named demo-<role>; earlier demo keys are revoked)."""
+    store = _key_store()
+    for key in store.list():
+        if key.name.startswith("demo-") and key.revoked_at is None:
+            store.revoke(key.key_id)
+    created = {role: store.create(f"demo-{role}", [role])[1] for role in ROLES}
+    emit(created, as_json, _render_demo_keys)
+
+
+@keys_app.command("revoke")
+@handle_errors
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (k_...).")], as_json: JsonOption = False
+) -> None:
+    """Revoke a key (effective within the service's key cache time)."""
+    _key_store().revoke(key_id)
+    emit({"revoked": key_id}, as_json, lambda r: out.print(f"revoked {r['revoked']}"))
+
+
+@feedback_app.command("collect")
+@handle_errors
+def feedback_collect(as_json: JsonOption = False) -> None:
+    """Settled offer feedback (answered, or unanswered for CRM_FEEDBACK_ANSWER_DAYS) into the offer log,
+    through the ingest checks; run it again any time, nothing is added twice. Then retrain with
+    `crm train offers --as-of <split> --until <end>`."""
+    with err.status("collecting offer feedback"):
+        report = feedback.collect(settings()).as_dict()
+    ingest = report.pop("ingest")
+    summary = report | {k: ingest.get(k, 0) for k in ("rows_new", "rows_duplicate", "rows_rejected")}
+    emit(summary, as_json, lambda r: render_rows("offer feedback", [r]))
+
+
+def _key_store() -> KeyStore:
+    return KeyStore(open_store(settings()).engine)
+
+
+def _render_secret(result: dict[str, Any]) -> None:
+    out.print(f"key {result['key_id']} ({result['name']}: {', '.join(result['roles'])})")
+    out.print(f"secret (shown once): {result['secret']}")
+
+
+def _render_demo_keys(created: dict[str, str]) -> None:
+    out.print("demo API keys (shown once; send as 'Authorization: Bearer <secret>'):")
+    for role, secret in created.items():
+        out.print(f"  {role:<10} {secret}", soft_wrap=True)

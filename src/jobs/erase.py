@@ -1,0 +1,41 @@
+"""Erase a person everywhere: the warehouse (raw records, quarantine, profile, features, scores, with a
+suppression so a later ingest drops their source rows) and the serving store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from crm_analytics.jobs.common import open_store, open_warehouse
+from crm_analytics.profiles.erase import ErasureReport, erase_customer
+from crm_analytics.profiles.tables import LINKS
+from crm_analytics.settings import Settings
+from crm_analytics.warehouse import Warehouse
+
+
+@dataclass(frozen=True)
+class EraseReport:
+    """The warehouse's erasure report and the serving store's deleted rows (counts only)."""
+
+    warehouse: ErasureReport
+    serving_rows_deleted: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.warehouse.as_dict() | {"serving_rows_deleted": self.serving_rows_deleted}
+
+
+def erase(settings: Settings, customer_id: str) -> EraseReport:
+    """Erase ``customer_id`` (a unified customer id or a source account id); a LookupError when nothing
+    is known about it (also after an erasure)."""
+    with open_warehouse(settings) as warehouse:
+        unified = _unified_ids(warehouse, customer_id)
+        report = erase_customer(warehouse, customer_id, settings)
+    served = open_store(settings).erase({customer_id, *unified})
+    return EraseReport(report, served)
+
+
+def _unified_ids(warehouse: Warehouse, customer_id: str) -> set[str]:
+    """The unified id(s) an id stands for: itself, or the customer a source account is linked to."""
+    links = warehouse.ibis.table(LINKS)
+    mine = links.filter((links.customer_id == customer_id) | (links.source_customer_id == customer_id))
+    return set(mine.select("customer_id").execute()["customer_id"])

@@ -1,0 +1,34 @@
+"""Unified customers: link records across sources into profiles, show one, look one up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from crm_analytics.jobs.common import open_warehouse
+from crm_analytics.profiles.build import ProfileBuild, build_profiles
+from crm_analytics.profiles.linkage import DEFAULT_THRESHOLD
+from crm_analytics.profiles.lookup import Match, ProfileIndex
+from crm_analytics.profiles.show import customer_profile
+from crm_analytics.settings import Settings
+
+
+def build(
+    settings: Settings, threshold: float = DEFAULT_THRESHOLD, truth: Path | None = None
+) -> ProfileBuild:
+    """Link customer records across sources, survive one profile per customer, log the linkage (scored
+    against the demo's true identities when ``truth`` is its truth folder)."""
+    with open_warehouse(settings) as warehouse:
+        return build_profiles(warehouse, settings, threshold=threshold, truth_dir=truth)
+
+
+def show(settings: Settings, customer_id: str) -> dict[str, Any]:
+    """One customer: surviving fields with their source, service facts, linked records, conflicts."""
+    with open_warehouse(settings) as warehouse:
+        return customer_profile(warehouse, customer_id)
+
+
+def lookup(settings: Settings, details: dict[str, str]) -> list[Match]:
+    """Customers matching an e-mail, a phone, or a name plus another detail (most confident first)."""
+    with open_warehouse(settings) as warehouse:
+        return ProfileIndex.load(warehouse).lookup(details)

@@ -1,0 +1,131 @@
+"""What a scoring run stores per customer besides the scores: segments with value tier and churn risk,
+the guest brief (service facts), the profile, contacts and normalised records for look-ups, consent;
+each read for one id range of customers at a time."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crm_analytics.models.segments.membership import TABLE as MEMBERSHIP
+from crm_analytics.models.segments.value_risk import SEGMENTS as VALUE_RISK_SEGMENTS
+from crm_analytics.profiles.records import MATCH_COLUMNS
+from crm_analytics.profiles.store import read_table
+from crm_analytics.profiles.tables import FIELD_GROUPS, MODEL, PROFILES, RECORDS, SERVICE_FACTS
+from crm_analytics.warehouse import IdRange, Warehouse
+
+TIERS = {name: tier for tier, name in VALUE_RISK_SEGMENTS.items()}  # segment name -> (value, risk)
+
+
+def membership_rows(warehouse: Warehouse, within: IdRange) -> pd.DataFrame:
+    """The range's segment membership rows (none before `crm segments build`)."""
+    if not warehouse.has_table(MEMBERSHIP):
+        return pd.DataFrame(columns=["customer_id", "family", "segment", "clv", "churn_probability"])
+    return within.filter(warehouse.ibis.table(MEMBERSHIP)).execute()
+
+
+def in_range(warehouse: Warehouse, table: str, within: IdRange) -> pd.DataFrame:
+    """A profile table's rows of the range (empty, with its columns, before profiles are built)."""
+    if not warehouse.has_table(table):
+        return read_table(warehouse, table)
+    return within.filter(warehouse.ibis.table(table)).execute()
+
+
+def segments_by_customer(membership: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """Per customer: family -> segment, plus value tier and churn risk from the value-and-risk family."""
+    out: dict[str, dict[str, str]] = {}
+    for cid, family, segment in membership[["customer_id", "family", "segment"]].itertuples(index=False):
+        out.setdefault(cid, {})[family] = segment
+        if family == "value_risk" and segment in TIERS:
+            out[cid]["value_tier"], out[cid]["churn_risk"] = TIERS[segment]
+    return out
+
+
+def member_rows(membership: pd.DataFrame, consent: pd.Series) -> list[dict[str, Any]]:
+    """Segment membership rows with the consent flag the marketing endpoints filter on."""
+    granted = membership["customer_id"].map(consent).fillna(False).astype(bool)
+    frame = membership.assign(consent=granted)[
+        ["customer_id", "family", "segment", "clv", "churn_probability", "consent"]
+    ]
+    frame = frame.astype(object).where(frame.notna(), None)
+    return frame.to_dict(orient="records")
+
+
+def briefs_by_customer(warehouse: Warehouse, within: IdRange) -> dict[str, list[dict[str, Any]]]:
+    """Per customer of the range: every service fact with its source and last-confirmed date."""
+    facts = in_range(warehouse, SERVICE_FACTS, within).sort_values(["customer_id", "fact", "value", "source"])
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in facts.itertuples(index=False):
+        out.setdefault(row.customer_id, []).append(
+            {
+                "fact": row.fact,
+                "value": row.value,
+                "source": row.source,
+                "last_confirmed": pd.Timestamp(row.last_confirmed).date().isoformat(),
+            }
+        )
+    return out
+
+
+def profiles_by_customer(warehouse: Warehouse, within: IdRange) -> dict[str, dict[str, Any]]:
+    """Per customer of the range: surviving field groups with value, source and date (personal data)."""
+    frame = in_range(warehouse, PROFILES, within)
+    out = {}
+    for row in frame.to_dict(orient="records"):
+        out[row["customer_id"]] = {
+            group: {
+                "value": {c: plain(row[c]) for c in columns},
+                "source": plain(row[f"{group}_source"]),
+                "updated_at": plain(row[f"{group}_updated_at"]),
+            }
+            for group, columns in FIELD_GROUPS.items()
+        } | {"sources": row["sources"]}
+    return out
+
+
+def contact_rows(warehouse: Warehouse, within: IdRange) -> list[dict[str, Any]]:
+    """Normalised e-mail addresses and phones of the range's linked records, for look-ups by guest
+    details."""
+    records = in_range(warehouse, RECORDS, within)
+    rows = []
+    for kind in ("email", "phone"):
+        part = records[["customer_id", kind]].dropna().drop_duplicates()
+        rows += [{"kind": kind, "value": v, "customer_id": c} for c, v in part.itertuples(index=False)]
+    return rows
+
+
+def lookup_rows(warehouse: Warehouse, within: IdRange) -> list[dict[str, Any]]:
+    """The range's normalised records, for finding a guest by name."""
+    records = in_range(warehouse, RECORDS, within)[["unique_id", "customer_id", *MATCH_COLUMNS]]
+    return list(records.astype(object).where(records.notna(), None).to_dict(orient="records"))
+
+
+def linkage_model(warehouse: Warehouse) -> dict[str, Any] | None:
+    """The latest linkage model and its threshold (None before profiles are built)."""
+    models = read_table(warehouse, MODEL)
+    if models.empty:
+        return None
+    latest = models.sort_values("built_at").iloc[-1]
+    return {"settings": latest["settings_json"], "threshold": float(latest["threshold"])}
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready: timestamps as ISO text, missing values as None, numpy scalars as Python ones."""
+    if value is None or (not isinstance(value, str | bool | dict | list) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def clean(row: dict[str, Any]) -> dict[str, Any]:
+    return {str(k): plain(v) for k, v in row.items()}
+
+
+def as_json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str)

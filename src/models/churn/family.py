@@ -1,0 +1,131 @@
+"""The churn family (``crm-churn``): P(no purchase in the horizon) from the calibrated classifier over the
+feature table and the BG/NBD view of each customer; gated on ROC AUC."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+from crm_analytics.features.rfm import DAYS_PER_UNIT
+from crm_analytics.features.store import build_record, read_features
+from crm_analytics.models.churn.evaluation import BASELINES, evaluate_churn
+from crm_analytics.models.churn.model import ChurnModel, btyd_features
+from crm_analytics.models.clv.model import CLVModel
+from crm_analytics.models.evaluation_plots import churn_figures
+from crm_analytics.models.family import Gate, ModelFamily, TrainRequest, TrainResult
+from crm_analytics.models.inputs import model_inputs
+from crm_analytics.models.plots import log_figures
+from crm_analytics.models.training import (
+    labelled_build,
+    log_and_register,
+    prepare,
+    quantile_example,
+    training_run,
+)
+from crm_analytics.settings import Settings
+from crm_analytics.warehouse import Warehouse
+
+NAME = "crm-churn"
+
+
+class ChurnPyfunc(PythonModel):
+    """Input: a feature table's rows (no ids needed). Output: P(churn) over the training horizon."""
+
+    def __init__(self, clv_model: CLVModel, churn_model: ChurnModel, horizon_periods: float) -> None:
+        self.clv_model = clv_model
+        self.churn_model = churn_model
+        self.horizon_periods = horizon_periods
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        btyd = btyd_features(self.clv_model, model_input, self.horizon_periods)
+        inputs = model_inputs(
+            pd.concat([model_input.reset_index(drop=True), btyd.reset_index(drop=True)], axis=1)
+        )
+        return pd.DataFrame({"churn_probability": self.churn_model.predict_proba(inputs)})
+
+
+def train_churn(
+    settings: Settings,
+    features: pd.DataFrame,
+    horizon_days: int,
+    time_unit: str = "weeks",
+    seed: int = 0,
+    earlier: pd.DataFrame | None = None,
+) -> TrainResult:
+    """Fit the churn classifier on all customers at this cutoff; log and register it.
+
+    Its metrics come from a model trained on ``earlier`` (a labelled table at as_of - horizon) and
+    tested here when given, otherwise out of fold at this cutoff; the baselines on the same rows.
+    """
+    features = prepare(features)
+    horizon = horizon_days / DAYS_PER_UNIT[time_unit]
+    validation = "oof" if earlier is None else f"from-{pd.Timestamp(earlier['as_of'].iloc[0]).date()}"
+    with training_run(settings, NAME, features, horizon_days, time_unit, seed, validation) as (run, holdout):
+        evaluation = evaluate_churn(features, horizon_days, time_unit, seed, train_features=earlier)
+        report = evaluation.report
+        metrics = dict(report["metrics"]["ours"])
+        for baseline in BASELINES:
+            metrics |= {f"{baseline}_{k}": v for k, v in report["metrics"][baseline].items()}
+        metrics["margin_roc_auc"] = report["margin_roc_auc"]
+        churn_model = ChurnModel(seed=seed)
+        mlflow.log_params({k: v for k, v in vars(churn_model).items() if not k.endswith("_")})
+        mlflow.log_params({"validation": report["validation"]})
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(report, "evaluation.json")
+        log_figures(churn_figures(evaluation))
+        clv_model = evaluation.btyd  # the BG/NBD the evaluation fitted on these customers
+        inputs = model_inputs(features.join(btyd_features(clv_model, features, horizon)))
+        churn_model.fit(inputs, features["churned"].astype(bool))
+        example = quantile_example(model_inputs(features))
+        version = log_and_register(ChurnPyfunc(clv_model, churn_model, horizon), example, NAME)
+    return TrainResult(NAME, version, run.info.run_id, holdout, metrics)
+
+
+def train(request: TrainRequest) -> TrainResult:
+    """Train on the stored labelled build at ``as_of``; validated on it by a model trained on the build
+    one horizon earlier when that exists with the same horizon and unit."""
+    build = labelled_build(request.warehouse, request.as_of)
+    earlier_as_of = request.as_of - timedelta(days=build.horizon_days)
+    earlier = _earlier_build(request.warehouse, earlier_as_of, build.horizon_days, build.time_unit)
+    return train_churn(
+        request.settings, build.features, build.horizon_days, build.time_unit, request.seed, earlier
+    )
+
+
+def _earlier_build(
+    warehouse: Warehouse, as_of: date, horizon_days: int, time_unit: str
+) -> pd.DataFrame | None:
+    """The stored labelled build at ``as_of`` with the same horizon and unit, or None."""
+    try:
+        config = build_record(warehouse, as_of)["config"]
+    except LookupError:
+        return None
+    if (config["horizon_days"], config["time_unit"]) != (horizon_days, time_unit):
+        return None
+    return read_features(warehouse, as_of)
+
+
+def score(model: Any, features: pd.DataFrame) -> pd.DataFrame:
+    """The churn champion's probability for feature rows indexed by customer id."""
+    outputs = model.predict(model_inputs(features.reset_index()).reset_index(drop=True))
+    outputs.index = features.index
+    return outputs
+
+
+FAMILY = ModelFamily(
+    key="churn",
+    name=NAME,
+    summary="P(no purchase in the horizon): calibrated gradient boosting over features and BG/NBD",
+    pyfunc=ChurnPyfunc,
+    train=train,
+    gate=Gate("roc_auc"),
+    score=score,
+    outputs={"churn_probability": "double"},
+    served=True,
+)

@@ -1,0 +1,128 @@
+"""The CLV family (``crm-clv``): the purchase model chosen on the holdout, Gamma-Gamma spend, CLV with
+its 90% interval; trained on a labelled build, gated on the holdout Spearman of predicted value."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+from crm_analytics.features.repeat_purchases import daily_repeat_purchases
+from crm_analytics.features.rfm import BTYD_COLUMNS, DAYS_PER_UNIT
+from crm_analytics.models.clv.evaluation import evaluate_clv
+from crm_analytics.models.clv.model import CLVModel
+from crm_analytics.models.clv.uncertainty import value_distribution
+from crm_analytics.models.evaluation_plots import clv_figures
+from crm_analytics.models.family import Gate, ModelFamily, TrainRequest, TrainResult
+from crm_analytics.models.plots import log_figures
+from crm_analytics.models.training import (
+    labelled_build,
+    log_and_register,
+    prepare,
+    quantile_example,
+    training_run,
+)
+from crm_analytics.profiles.links import customer_transactions
+from crm_analytics.settings import Settings
+
+NAME = "crm-clv"
+INTERVAL_LEVEL = 0.9
+
+
+class CLVPyfunc(PythonModel):
+    """Input: frequency, recency, T, monetary_value. Output: P(alive), expected purchases and spend over the
+    training horizon, 12-month CLV (1% monthly discount) with its 90% interval (``clv.uncertainty``)."""
+
+    def __init__(self, model: CLVModel, horizon_periods: float) -> None:
+        self.model = model
+        self.horizon_periods = horizon_periods
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        interval = value_distribution(self.model, model_input.reset_index(drop=True), level=INTERVAL_LEVEL)
+        return pd.DataFrame(
+            {
+                "p_alive": self.model.probability_alive(model_input),
+                "expected_purchases": self.model.expected_purchases(model_input, self.horizon_periods),
+                "expected_spend": self.model.expected_spend(model_input),
+                "clv": self.model.clv(model_input),
+                "clv_low": interval["clv_low"].to_numpy(),
+                "clv_high": interval["clv_high"].to_numpy(),
+            }
+        )
+
+
+def train_clv(
+    settings: Settings,
+    features: pd.DataFrame,
+    horizon_days: int,
+    time_unit: str = "weeks",
+    seed: int = 0,
+    daily: pd.DataFrame | None = None,
+) -> TrainResult:
+    """Fit every purchase model on the calibration summary, keep the one with the lowest holdout error;
+    log and register it. ``daily`` (repeat purchases per day) adds the weekly tracking plot."""
+    features = prepare(features)
+    with training_run(settings, NAME, features, horizon_days, time_unit, seed) as (run, holdout):
+        evaluation = evaluate_clv(features, horizon_days, time_unit, daily=daily, seed=seed)
+        model = evaluation.models[evaluation.selected]
+        report = evaluation.report
+        value = report["value"]
+        metrics = {f"holdout_{k}": v for k, v in value["btyd_gamma_gamma"].items()}
+        metrics |= {f"supervised_holdout_{k}": v for k, v in value["supervised"].items()}
+        metrics["spend_excluded"] = float(model.spend_excluded_.count)
+        for name, errors in report["purchase_models"].items():
+            metrics |= {f"{name}_{k}": v for k, v in errors.items() if k != "params"}
+        mlflow.log_params({f"param_{k}": round(v, 6) for k, v in model.params_.items()})
+        mlflow.log_params(
+            {
+                "purchase_model": model.purchase_model,
+                "selected_by": report["selection_metric"],
+                "retried": ";".join(model.retried_) or "no",
+            }
+        )
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(report, "evaluation.json")
+        log_figures(clv_figures(evaluation, features))
+        horizon = horizon_days / DAYS_PER_UNIT[time_unit]
+        example = quantile_example(features[list(BTYD_COLUMNS)])
+        version = log_and_register(CLVPyfunc(model, horizon), example, NAME)
+    return TrainResult(NAME, version, run.info.run_id, holdout, metrics)
+
+
+def train(request: TrainRequest) -> TrainResult:
+    """Train on the stored labelled build at ``as_of``, with the daily repeat purchases of its horizon."""
+    build = labelled_build(request.warehouse, request.as_of)
+    until = request.as_of + timedelta(days=build.horizon_days)
+    transactions = customer_transactions(request.warehouse.ibis)
+    daily = daily_repeat_purchases(transactions, request.as_of, until).execute()
+    return train_clv(
+        request.settings, build.features, build.horizon_days, build.time_unit, request.seed, daily
+    )
+
+
+def score(model: Any, features: pd.DataFrame) -> pd.DataFrame:
+    """The CLV champion's outputs for feature rows indexed by customer id."""
+    outputs = model.predict(features[list(BTYD_COLUMNS)].reset_index(drop=True))
+    outputs.index = features.index
+    return outputs
+
+
+FAMILY = ModelFamily(
+    key="clv",
+    name=NAME,
+    summary="customer lifetime value: BTYD purchase model x Gamma-Gamma spend, with a 90% interval",
+    pyfunc=CLVPyfunc,
+    train=train,
+    gate=Gate("holdout_spearman"),
+    score=score,
+    outputs={
+        name: "double"
+        for name in ("p_alive", "expected_purchases", "expected_spend", "clv", "clv_low", "clv_high")
+    },
+    served=True,
+)

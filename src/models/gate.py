@@ -1,0 +1,107 @@
+"""The promotion gate: ``@champion`` moves only to a candidate that beats it on the same holdout.
+
+Which metric a family is judged by comes from its registry record (``ModelFamily.gate``); a family
+without a gate (a segment definition) makes every new version the champion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from crm_analytics.errors import RefusedError
+from crm_analytics.models import registry
+from crm_analytics.models.family import ModelFamily
+
+CHAMPION = "champion"
+
+
+class PromotionRefusedError(RefusedError):
+    """The candidate did not beat the champion (or was measured on another holdout)."""
+
+
+@dataclass(frozen=True)
+class Promotion:
+    model: str
+    version: str
+    metric: str
+    candidate: float | None
+    champion: float | None
+    forced: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def champion_version(client: MlflowClient, name: str) -> Any | None:
+    """The model version ``name@champion`` points at, or None."""
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def champion_versions(client: MlflowClient, families: Iterable[ModelFamily]) -> dict[str, tuple[str, str]]:
+    """name -> (version, run id) of each family's @champion; a LookupError naming a missing one."""
+    found = {}
+    for item in families:
+        version = champion_version(client, item.name)
+        if version is None:
+            raise LookupError(f"{item.name}: no @{CHAMPION}; run `crm run` or `crm promote {item.key}`")
+        found[item.name] = (str(version.version), str(version.run_id))
+    return found
+
+
+def promote(
+    client: MlflowClient, name: str, version: str | None = None, force: bool = False, reason: str = ""
+) -> Promotion:
+    """Point ``name@champion`` at ``version`` (default: the newest) if it wins the gate, or if forced."""
+    item = registry.family(name)
+    if force and not reason.strip():
+        raise ValueError("--reason: a forced promotion must say why")
+    versions = client.search_model_versions(f"name = '{item.name}'")
+    if not versions:
+        raise LookupError(f"{item.name}: no registered versions; train one first")
+    candidate = (
+        next((v for v in versions if str(v.version) == str(version)), None)
+        if version
+        else max(versions, key=lambda v: int(v.version))
+    )
+    if candidate is None:
+        raise LookupError(f"{item.name}: no version {version}")
+    current = champion_version(client, item.name)
+    if item.gate is None:
+        note = reason if force else "a new definition replaces the old one (no gate)"
+        client.set_registered_model_alias(item.name, CHAMPION, candidate.version)
+        client.set_model_version_tag(item.name, candidate.version, "promotion", note)
+        return Promotion(item.name, str(candidate.version), "", None, None, force, note)
+    metric, higher_is_better = item.gate.metric, item.gate.higher_is_better
+    candidate_run = client.get_run(str(candidate.run_id))
+    score = candidate_run.data.metrics[metric]
+    champion_score = None
+    if current is not None and not force:
+        champion_run = client.get_run(current.run_id)
+        champion_score = champion_run.data.metrics[metric]
+        ours, theirs = candidate_run.data.tags.get("holdout"), champion_run.data.tags.get("holdout")
+        if ours != theirs:
+            raise PromotionRefusedError(
+                f"{item.name} v{candidate.version} was evaluated on holdout {ours}, the champion "
+                f"v{current.version} on {theirs}: not comparable; retrain on one split, or --force --reason"
+            )
+        better = score > champion_score if higher_is_better else score < champion_score
+        if not better:
+            raise PromotionRefusedError(
+                f"{item.name} v{candidate.version}: {metric} {score:.4f} does not beat the champion "
+                f"v{current.version} ({champion_score:.4f}) on the same holdout"
+            )
+    client.set_registered_model_alias(item.name, CHAMPION, candidate.version)
+    note = (
+        reason if force else ("first champion" if current is None else f"beat v{current.version} on {metric}")
+    )
+    client.set_model_version_tag(item.name, candidate.version, "promotion", note)
+    return Promotion(item.name, str(candidate.version), metric, score, champion_score, force, note)

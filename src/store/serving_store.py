@@ -1,0 +1,386 @@
+"""The serving store: per-customer scores, segments, guest briefs and profiles, written by ``crm score``
+and read by the API. SQLAlchemy Core, so one code path serves SQLite (default, WAL) and PostgreSQL.
+
+Personal data lives here only where a role needs it: ``profile`` (analysts' customer view) and
+``serving_lookup_records`` (normalised names and contacts, for finding a guest by name); both are
+deleted by ``erase``.
+
+Snapshots make a scoring run atomic: every row carries its run's ``snapshot_id``; the run's rows and the
+switch of the ``active`` flag commit in one transaction, and the previous snapshot's rows are deleted in
+the same transaction. A reader therefore sees the old run or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from sqlalchemy import (
+    Engine,
+    Integer,
+    RowMapping,
+    and_,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from crm_analytics.store.legacy_upgrade import upgrade_table
+from crm_analytics.store.tables import (
+    PER_CUSTOMER_TABLES,
+    SNAPSHOT_TABLES,
+    contacts,
+    customers,
+    feedback,
+    linkage_models,
+    lookup_records,
+    metadata,
+    segment_members,
+    snapshots,
+)
+
+
+def engine_for(url: str, statement_timeout_ms: int | None = None) -> Engine:
+    """An engine for the store URL; SQLite gets WAL, a busy timeout and durable commits; PostgreSQL a
+    connect timeout and, when given, a statement timeout (the API's, so a slow database cannot hold a
+    worker)."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        connect_args["connect_timeout"] = 5
+        if statement_timeout_ms:
+            connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
+    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), connect_args=connect_args)
+    if engine.dialect.name == "sqlite":
+        if engine.url.database and engine.url.database != ":memory:":
+            Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection: Any, _: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the API answers
+            cursor.close()
+
+    return engine
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One scoring run's metadata."""
+
+    snapshot_id: str
+    created_at: datetime
+    as_of: str
+    models: dict[str, str]
+    customers: int
+    catalogue: list[dict[str, Any]]
+
+
+class NameLookupData(NamedTuple):
+    """What a snapshot stores for finding a guest by name (personal data: normalised records)."""
+
+    records: list[dict[str, Any]]
+    model: dict[str, Any]  # the linkage model's settings (m/u probabilities only)
+    threshold: float
+
+
+@dataclass(frozen=True)
+class BookingGuest:
+    """What a booking needs about a guest of the active snapshot (no profile: no personal fields)."""
+
+    customer_id: str
+    snapshot_id: str
+    segments: dict[str, str]
+    history: dict[str, Any] | None
+    brief: list[dict[str, Any]]
+    offers_shown_recently: int
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    """A customer's row in the active snapshot (JSON fields decoded)."""
+
+    customer_id: str
+    scores: dict[str, Any] | None
+    segments: dict[str, str]
+    history: dict[str, Any] | None
+    brief: list[dict[str, Any]]
+    profile: dict[str, Any] | None
+    consent: bool
+
+
+class ServingStore:
+    """Reads and atomic snapshot writes over one SQLAlchemy engine."""
+
+    def __init__(self, url_or_engine: str | Engine, statement_timeout_ms: int | None = None) -> None:
+        if isinstance(url_or_engine, str):
+            self.engine = engine_for(url_or_engine, statement_timeout_ms)
+        else:
+            self.engine = url_or_engine
+        metadata.create_all(self.engine)
+        upgrade_table(self.engine, feedback)
+
+    def write_snapshot(
+        self,
+        snapshot: Snapshot,
+        rows: Iterable[Mapping[str, Any]],
+        members: Iterable[Mapping[str, Any]],
+        contact_rows: Iterable[Mapping[str, Any]],
+        *,
+        lookup_rows: Iterable[Mapping[str, Any]] = (),
+        linkage: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Store a run's rows and make it the active snapshot, all in one transaction. ``lookup_rows``
+        and ``linkage`` (``settings`` JSON, ``threshold``) let the API find a guest by name."""
+        sid = snapshot.snapshot_id
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(snapshots).values(
+                    snapshot_id=sid,
+                    created_at=snapshot.created_at,
+                    as_of=snapshot.as_of,
+                    models=json.dumps(snapshot.models),
+                    customers=snapshot.customers,
+                    catalogue=json.dumps(snapshot.catalogue, default=str),
+                    active=False,
+                )
+            )
+            batches = ((customers, rows), (segment_members, members), (contacts, contact_rows))
+            for table, batch in (*batches, (lookup_records, lookup_rows)):
+                for chunk in _chunks(({"snapshot_id": sid, **row} for row in batch), 5_000):
+                    conn.execute(insert(table), chunk)
+            if linkage is not None:
+                conn.execute(insert(linkage_models).values(snapshot_id=sid, **linkage))
+            conn.execute(update(snapshots).values(active=snapshots.c.snapshot_id == sid))
+            for table in SNAPSHOT_TABLES:
+                conn.execute(delete(table).where(table.c.snapshot_id != sid))
+            conn.execute(delete(snapshots).where(snapshots.c.snapshot_id != sid))
+
+    def active(self) -> Snapshot | None:
+        """The snapshot the API serves, or None before the first ``crm score``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(snapshots).where(snapshots.c.active)).mappings().first()
+        if row is None:
+            return None
+        return Snapshot(
+            row["snapshot_id"],
+            row["created_at"],
+            row["as_of"],
+            json.loads(row["models"]),
+            row["customers"],
+            json.loads(row["catalogue"]),
+        )
+
+    def active_id(self) -> str | None:
+        """The active snapshot's id (a cheap check before using anything cached for it)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(snapshots.c.snapshot_id).where(snapshots.c.active)).scalar()
+
+    def customer(self, customer_id: str) -> CustomerRecord | None:
+        """A customer of the active snapshot."""
+        query = select(customers).where(
+            and_(customers.c.snapshot_id == _active_id(), customers.c.customer_id == customer_id)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return _record(row) if row is not None else None
+
+    def booking_guest(self, customer_id: str, shown_since: datetime) -> BookingGuest | None:
+        """The guest's row for a booking and the offers shown to them since ``shown_since`` (the contact
+        cap), on one connection with statements compiled once."""
+        with self.engine.connect() as conn:
+            row = conn.execute(_BOOKING_GUEST, {"customer_id": customer_id}).mappings().first()
+            if row is None:
+                return None
+            shown = conn.execute(_SHOWN_SINCE, {"customer_id": customer_id, "since": shown_since}).scalar()
+        return BookingGuest(
+            customer_id=row["customer_id"],
+            snapshot_id=row["snapshot_id"],
+            segments=json.loads(row["segments"]) if row["segments"] else {},
+            history=json.loads(row["history"]) if row["history"] else None,
+            brief=json.loads(row["brief"]) if row["brief"] else [],
+            offers_shown_recently=int(shown or 0),
+        )
+
+    def customers_by_id(self, customer_ids: list[str]) -> dict[str, CustomerRecord]:
+        """Customers of the active snapshot by id (unknown ids are absent)."""
+        query = select(customers).where(
+            and_(customers.c.snapshot_id == _active_id(), customers.c.customer_id.in_(customer_ids))
+        )
+        with self.engine.connect() as conn:
+            return {r["customer_id"]: _record(r) for r in conn.execute(query).mappings()}
+
+    def find_contact(self, kind: str, value: str) -> list[str]:
+        """Customer ids holding a normalised e-mail or phone in the active snapshot."""
+        query = select(contacts.c.customer_id).where(
+            and_(contacts.c.snapshot_id == _active_id(), contacts.c.kind == kind, contacts.c.value == value)
+        )
+        with self.engine.connect() as conn:
+            return sorted(conn.execute(query).scalars())
+
+    def segments(self) -> list[dict[str, Any]]:
+        """Every segment: family, size, consenting members, mean CLV and churn."""
+        m = segment_members.c
+        query = (
+            select(
+                m.family,
+                m.segment,
+                func.count().label("customers"),
+                func.sum(func.cast(m.consent, Integer)).label("with_consent"),
+                func.avg(m.clv).label("mean_clv"),
+                func.avg(m.churn_probability).label("mean_churn_probability"),
+            )
+            .where(m.snapshot_id == _active_id())
+            .group_by(m.family, m.segment)
+            .order_by(m.family, m.segment)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def segment_page(
+        self,
+        segment: str,
+        *,
+        after: str | None,
+        limit: int,
+        min_clv: float | None = None,
+        max_churn: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Consenting members of ``segment`` after the cursor ``after`` (a customer id), in id order."""
+        m = segment_members.c
+        conditions = [m.snapshot_id == _active_id(), m.segment == segment, m.consent]
+        if after is not None:
+            conditions.append(m.customer_id > after)
+        if min_clv is not None:
+            conditions.append(m.clv >= min_clv)
+        if max_churn is not None:
+            conditions.append(m.churn_probability <= max_churn)
+        query = (
+            select(m.customer_id, m.family, m.segment, m.clv, m.churn_probability)
+            .where(and_(*conditions))
+            .order_by(m.customer_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def has_segment(self, segment: str) -> bool:
+        m = segment_members.c
+        query = select(func.count()).where(and_(m.snapshot_id == _active_id(), m.segment == segment))
+        with self.engine.connect() as conn:
+            return bool(conn.execute(query).scalar())
+
+    def record_feedback(self, row: Mapping[str, Any]) -> bool:
+        """Store a feedback event durably; False when its ``event_id`` was already stored with the same
+        content (an idempotent retry); a ValueError when the id was used for a different event."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(feedback).values(**row))
+            return True
+        except IntegrityError:  # the id is taken (also when a concurrent retry won the race)
+            pass
+        with self.engine.connect() as conn:
+            query = select(feedback).where(feedback.c.event_id == row["event_id"])
+            existing = conn.execute(query).mappings().one()
+        same = all(
+            existing[k] == row[k] for k in ("event", "offer_id", "customer_id", "occurred_at", "decision_id")
+        )
+        if not same:
+            raise ValueError("event_id: already used for a different event")
+        return False
+
+    def name_lookup(self, snapshot_id: str) -> NameLookupData | None:
+        """A snapshot's lookup records, linkage model and threshold; None when it has no model."""
+        with self.engine.connect() as conn:
+            model = (
+                conn.execute(select(linkage_models).where(linkage_models.c.snapshot_id == snapshot_id))
+                .mappings()
+                .first()
+            )
+            if model is None:
+                return None
+            query = select(lookup_records).where(lookup_records.c.snapshot_id == snapshot_id)
+            records = [dict(r) for r in conn.execute(query).mappings()]
+        return NameLookupData(records, json.loads(model["settings"]), float(model["threshold"]))
+
+    def feedback_events(self) -> list[dict[str, Any]]:
+        """Every stored feedback event (booking context decoded), oldest first."""
+        query = select(feedback).order_by(feedback.c.occurred_at, feedback.c.event_id)
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+        for row in rows:
+            row["context"] = json.loads(row["context"]) if row["context"] else None
+        return rows
+
+    def erase(self, customer_ids: Iterable[str]) -> int:
+        """Delete every row about these customers (erasure); returns the rows deleted."""
+        ids = list(customer_ids)
+        deleted = 0
+        with self.engine.begin() as conn:
+            for table in PER_CUSTOMER_TABLES:
+                deleted += conn.execute(delete(table).where(table.c.customer_id.in_(ids))).rowcount or 0
+        return deleted
+
+
+def _active_id() -> Any:
+    return select(snapshots.c.snapshot_id).where(snapshots.c.active).scalar_subquery()
+
+
+_BOOKING_GUEST = select(
+    customers.c.customer_id,
+    customers.c.snapshot_id,
+    customers.c.segments,
+    customers.c.history,
+    customers.c.brief,
+).where(and_(customers.c.snapshot_id == _active_id(), customers.c.customer_id == bindparam("customer_id")))
+_SHOWN_SINCE = select(func.count()).where(
+    and_(
+        feedback.c.customer_id == bindparam("customer_id"),
+        feedback.c.event == "shown",
+        feedback.c.occurred_at >= bindparam("since"),
+    )
+)
+
+
+def _record(row: RowMapping) -> CustomerRecord:
+    def load(name: str) -> Any:
+        value = row[name]
+        return json.loads(value) if value is not None else None
+
+    return CustomerRecord(
+        customer_id=row["customer_id"],
+        scores=load("scores"),
+        segments=load("segments") or {},
+        history=load("history"),
+        brief=load("brief") or [],
+        profile=load("profile"),
+        consent=bool(row["consent"]),
+    )
+
+
+def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

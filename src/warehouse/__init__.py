@@ -1,0 +1,21 @@
+"""The warehouse: one Ibis connection (DuckDB file by default, PostgreSQL by URL) and its schema."""
+
+from crm_analytics.warehouse.connection import (
+    Execute,
+    IdRange,
+    Warehouse,
+    create_table_sql,
+    id_ranges,
+    parse_warehouse_url,
+    sql_type,
+)
+
+__all__ = [
+    "Execute",
+    "IdRange",
+    "Warehouse",
+    "create_table_sql",
+    "id_ranges",
+    "parse_warehouse_url",
+    "sql_type",
+]
