@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_CLUSTER_VERSION = $(shell ls /etc/postgresql 2>/dev/null | head -n 1)
 
-.PHONY: setup run test lint postgres clean
+.PHONY: setup run test test-fast lint postgres clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ run: $(VENV)/.installed
 ## test: lint, type-check and run the whole test suite (starts PostgreSQL if it is down)
 test: $(VENV)/.installed-dev postgres lint
 	$(BIN)/pytest
+
+## test-fast: lint and the fast loop (unit and route tests on shared small fixtures; no whole-flow,
+## slow or Spark tests), under 3 minutes on 2 cores
+test-fast: $(VENV)/.installed-dev postgres lint
+	$(BIN)/pytest -m "not e2e and not slow and not spark"
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

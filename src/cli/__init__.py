@@ -36,7 +36,7 @@ app.command("config")(run.show_config)
 def main() -> None:
     """The ``crm`` console script."""
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="crm")
     except click_errors.NoArgsIsHelpError as exc:
         print(exc.format_message())
         sys.exit(0)

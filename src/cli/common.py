@@ -105,7 +105,7 @@ def progress_bar() -> Iterator[JobProgress]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err,
-        transient=False,
+        transient=True,  # gone when the job ends: the result (or the one-line error) is what stays
     )
     with bar:
         task = bar.add_task("starting", total=None)

@@ -69,6 +69,13 @@ class Segmentation:
 ScoreBatch = Callable[[Any, pd.DataFrame], pd.DataFrame]
 
 
+def predict_by_customer(model: Any, inputs: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    """A loaded pyfunc's outputs for ``inputs`` (positional rows), indexed by ``index`` (customer ids)."""
+    outputs: pd.DataFrame = model.predict(inputs.reset_index(drop=True))
+    outputs.index = index
+    return outputs
+
+
 @dataclass(frozen=True)
 class ModelFamily:
     """One family of models: see the module docstring."""

@@ -227,7 +227,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 45.0) -> None:
+def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 90.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert process.poll() is None, f"crm serve exited with {process.returncode}"

@@ -16,7 +16,7 @@ from crm_analytics.models.churn.evaluation import BASELINES, evaluate_churn
 from crm_analytics.models.churn.model import ChurnModel, btyd_features
 from crm_analytics.models.clv.model import CLVModel
 from crm_analytics.models.evaluation_plots import churn_figures
-from crm_analytics.models.family import Gate, ModelFamily, TrainRequest, TrainResult
+from crm_analytics.models.family import Gate, ModelFamily, TrainRequest, TrainResult, predict_by_customer
 from crm_analytics.models.inputs import model_inputs
 from crm_analytics.models.plots import log_figures
 from crm_analytics.models.training import (
@@ -113,9 +113,7 @@ def _earlier_build(
 
 def score(model: Any, features: pd.DataFrame) -> pd.DataFrame:
     """The churn champion's probability for feature rows indexed by customer id."""
-    outputs = model.predict(model_inputs(features.reset_index()).reset_index(drop=True))
-    outputs.index = features.index
-    return outputs
+    return predict_by_customer(model, model_inputs(features.reset_index()), features.index)
 
 
 FAMILY = ModelFamily(

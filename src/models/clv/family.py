@@ -16,7 +16,7 @@ from crm_analytics.models.clv.evaluation import evaluate_clv
 from crm_analytics.models.clv.model import CLVModel
 from crm_analytics.models.clv.uncertainty import value_distribution
 from crm_analytics.models.evaluation_plots import clv_figures
-from crm_analytics.models.family import Gate, ModelFamily, TrainRequest, TrainResult
+from crm_analytics.models.family import Gate, ModelFamily, TrainRequest, TrainResult, predict_by_customer
 from crm_analytics.models.plots import log_figures
 from crm_analytics.models.training import (
     labelled_build,
@@ -107,9 +107,7 @@ def train(request: TrainRequest) -> TrainResult:
 
 def score(model: Any, features: pd.DataFrame) -> pd.DataFrame:
     """The CLV champion's outputs for feature rows indexed by customer id."""
-    outputs = model.predict(features[list(BTYD_COLUMNS)].reset_index(drop=True))
-    outputs.index = features.index
-    return outputs
+    return predict_by_customer(model, features[list(BTYD_COLUMNS)], features.index)
 
 
 FAMILY = ModelFamily(

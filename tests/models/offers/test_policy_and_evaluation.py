@@ -73,6 +73,7 @@ def test_acceptance_model_checks_its_inputs() -> None:
         AcceptanceModel().predict_proba(pd.DataFrame())
 
 
+@pytest.mark.slow
 def test_offer_models_are_logged_registered_and_gated(demo: tuple[Warehouse, Path], isolated: Path) -> None:
     warehouse, truth = demo
     settings = load_settings()  # the autouse fixture put us in a fresh folder: a fresh MLflow store

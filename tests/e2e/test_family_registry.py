@@ -17,7 +17,7 @@ from crm_analytics.errors import InvalidInputError
 from crm_analytics.jobs import run, score, train
 from crm_analytics.jobs.common import open_store, open_warehouse
 from crm_analytics.models import registry
-from crm_analytics.models.family import Gate, ModelFamily, TrainRequest, TrainResult
+from crm_analytics.models.family import Gate, ModelFamily, TrainRequest, TrainResult, predict_by_customer
 from crm_analytics.models.gate import PromotionRefusedError
 from crm_analytics.models.training import (
     labelled_build,
@@ -30,7 +30,6 @@ from crm_analytics.settings import Settings, load_settings
 from crm_analytics.tracking import configure
 
 NAME = "crm-test-visits"
-pytestmark = pytest.mark.e2e
 
 
 class VisitsPyfunc(PythonModel):
@@ -63,9 +62,7 @@ def train_visits(request: TrainRequest) -> TrainResult:
 
 
 def score_visits(model: Any, features: pd.DataFrame) -> pd.DataFrame:
-    outputs = model.predict(features[["frequency"]].reset_index(drop=True))
-    outputs.index = features.index
-    return outputs
+    return predict_by_customer(model, features[["frequency"]], features.index)
 
 
 TOY = ModelFamily(

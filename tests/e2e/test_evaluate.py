@@ -1,0 +1,42 @@
+"""`crm evaluate` on the real CDNOW sample and on a demo chain, through the whole pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import crm
+
+
+def test_evaluate_clv_and_churn_on_cdnow_sample(tmp_path: Path) -> None:
+    plots = tmp_path / "plots"
+    code, clv, stderr = crm("evaluate", "clv", "--dataset", "cdnow-sample", "--plots", str(plots), "--json")
+    assert code == 0, stderr
+    assert (clv["dataset"], clv["calibration_end"], clv["holdout_end"]) == (
+        "cdnow-sample",
+        "1997-09-30",
+        "1998-06-30",
+    )
+    assert clv["selected"] in clv["purchase_models"]
+    assert clv["purchase_models"]["bgnbd"]["params"]["r"] == pytest.approx(0.243, abs=0.001)
+    assert [row["frequency"] for row in clv["conditional_expectations"]] == [*"0123456", "7+"]
+    assert {"mae", "spearman", "top_decile_capture"} <= set(clv["value"]["btyd_gamma_gamma"])
+    assert sorted(Path(p).name for p in clv["plots"]) == sorted(p.name for p in plots.glob("*.png"))
+    assert len(clv["plots"]) >= 3
+
+    code, churn, _ = crm("evaluate", "churn", "--dataset", "cdnow-sample", "--json")
+    assert code == 0
+    assert churn["validation"] == "5-fold out of fold"
+    assert set(churn["metrics"]) == {"ours", "bgnbd_expected_purchases", "recency"}
+
+
+def test_evaluate_offers_on_the_demo_chain() -> None:
+    code, result, stderr = crm("evaluate", "offers", "--dataset", "demo", "--customers", "2000", "--json")
+    assert code == 0, stderr
+    assert set(result["policies"]) == {"random", "popularity", "ours", "oracle"}
+    assert result["policies"]["ours"]["exact"] > result["policies"]["popularity"]["exact"]
+    assert 0 < result["acceptance"]["roc_auc"] <= 1
+    code, _, stderr = crm("evaluate", "offers", "--dataset", "cdnow-sample")
+    assert code == 2
+    assert "CDNOW has no offer log" in stderr
