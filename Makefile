@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_CLUSTER_VERSION = $(shell ls /etc/postgresql 2>/dev/null | head -n 1)
 
-.PHONY: setup run test lint postgres clean
+.PHONY: setup run test lint docs postgres clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,14 +28,18 @@ run: $(VENV)/.installed
 	$(BIN)/crm keys demo
 	$(BIN)/crm serve --port 8000
 
-## test: lint, type-check and run the whole test suite (starts PostgreSQL if it is down)
-test: $(VENV)/.installed-dev postgres lint
+## test: lint, type-check, build the docs strictly and run the whole test suite (starts PostgreSQL if it is down)
+test: $(VENV)/.installed-dev postgres lint docs
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## docs: build the manual (mkdocs.yml, docs/) strictly into build/site; a broken link or page fails it
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 ## postgres: start the local PostgreSQL cluster unless it already answers on 127.0.0.1:5432
 postgres:
