@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_CLUSTER_VERSION = $(shell ls /etc/postgresql 2>/dev/null | head -n 1)
 
-.PHONY: setup run test test-fast lint postgres clean
+.PHONY: setup run test test-fast lint docs mlflow postgres clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,8 @@ run: $(VENV)/.installed
 	$(BIN)/crm keys demo
 	$(BIN)/crm serve --port 8000
 
-## test: lint, type-check and run the whole test suite (starts PostgreSQL if it is down)
-test: $(VENV)/.installed-dev postgres lint
+## test: lint, type-check, build the docs strictly and run the whole test suite (starts PostgreSQL if it is down)
+test: $(VENV)/.installed-dev postgres lint docs
 	$(BIN)/pytest
 
 ## test-fast: lint and the fast loop (unit and route tests on shared small fixtures; no whole-flow,
@@ -41,6 +41,14 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## docs: build the manual (mkdocs.yml, docs/) strictly into build/site; a broken link or page fails it
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
+
+## mlflow: the MLflow UI on the project's own tracking store and registry, on 127.0.0.1:5000
+mlflow: $(VENV)/.installed
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
 
 ## postgres: start the local PostgreSQL cluster unless it already answers on 127.0.0.1:5432
 postgres:

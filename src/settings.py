@@ -121,3 +121,23 @@ def load_settings(**overrides: object) -> Settings:
             field = str(error["loc"][0]) if error["loc"] else "?"
             problems.append(f"CRM_{field.upper()}: {error['msg']}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
+def settings_markdown() -> str:
+    """Every setting as a Markdown table (``CRM_<NAME>``, default, description) for docs/settings.md."""
+    lines = [
+        "# Settings",
+        "",
+        "Generated from `src/settings.py` by `crm config --docs-out docs/settings.md`: do not edit.",
+        "One `Settings` object; each field's default is overridden by a `.env` file in the working folder",
+        "or by the environment variable `CRM_<NAME>`. A bad value stops every command at start-up with the",
+        "variable's name (exit code 2).",
+        "",
+        "| variable | default | description |",
+        "|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        default = "unset" if field.default is None else f"`{field.default}`"
+        description = (field.description or "").replace("|", "\\|").replace("<", "&lt;")
+        lines.append(f"| `CRM_{name.upper()}` | {default} | {description} |")
+    return "\n".join(lines) + "\n"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_analytics.settings import SettingsError, load_settings
+from crm_analytics.settings import SettingsError, load_settings, settings_markdown
 
 
 def test_defaults() -> None:
@@ -46,3 +46,16 @@ def test_bad_value_names_the_setting(
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError, match=message):
         load_settings()
+
+
+def test_docs_settings_is_generated_from_the_code() -> None:
+    docs = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
+    assert docs.read_text() == settings_markdown(), "run: crm config --docs-out docs/settings.md"
+
+
+def test_config_docs_out_writes_the_settings_reference(tmp_path: Path) -> None:
+    from crm_analytics.cli.run import show_config
+
+    out = tmp_path / "settings.md"
+    show_config(docs_out=out)
+    assert out.read_text() == settings_markdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from crm_analytics.cli.common import JsonOption, emit, handle_errors, progress_bar, render_rows, settings
 from crm_analytics.cli.render import render_run
 from crm_analytics.jobs import run as run_job
+from crm_analytics.settings import settings_markdown
 
 
 @handle_errors
@@ -25,8 +27,17 @@ def run(
 
 
 @handle_errors
-def show_config(as_json: JsonOption = False) -> None:
+def show_config(
+    docs_out: Annotated[
+        Path | None,
+        typer.Option("--docs-out", help="Write the settings reference (Markdown) here and exit."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
     """The settings in effect (defaults, .env and CRM_* variables)."""
+    if docs_out is not None:
+        docs_out.write_text(settings_markdown())
+        return
     values = settings().model_dump(mode="json")
     rows = [{"setting": f"CRM_{k.upper()}", "value": x} for k, x in values.items()]
     emit(values, as_json, lambda v: render_rows("settings", rows))

@@ -1,75 +1,9 @@
 """Synthetic hotel-chain demo dataset, deterministic given a seed.
 
-Generative process
-------------------
-Guests (persons) ``i = 1..N`` make a first booking at a time uniform over
-``[start, start + first_stay_span_days)``. Their later stays follow a BG/NBD process in days:
-``lambda_i ~ Gamma(shape=r, rate=alpha)``, ``p_i ~ Beta(a, b)``; while alive, inter-booking times are
-``Exponential(lambda_i)``; after each repeat stay the guest drops out with probability ``p_i`` (as in
-BG/NBD and ``lifetimes.BetaGeoFitter``, the first stay itself never ends the relationship). Events after
-``end`` are cut. The defaults r=0.9, alpha=28, a=0.8, b=5 (about one booking a month while alive, mean
-dropout 0.14) give about 9.0 stays and 10.2 transaction rows (purchases, cancellations, refunds) per
-guest: 1M guests give 10.2M transactions.
-
-Each event is a *booking*; its timestamp is the booking time and the guest checks in ``lead_time`` days
-later (possibly after ``end``). A booking has a hotel (12 hotels H01..H12: the guest's favourite or a
-popularity-weighted one; H01 London bills in GBP, the others in EUR), a purpose (business with a
-per-guest propensity, else leisure), a channel, a party size, a room type (allergic guests prefer
-hypoallergenic rooms) and a number of nights. Room revenue follows Gamma-Gamma:
-``nu_i ~ Gamma(shape=q, rate=gamma)`` and each stay's room revenue ``z ~ Gamma(shape=p, rate=nu_i)`` EUR
-(defaults p=6, q=4, gamma=150: 300 EUR on average; 0.86 GBP per EUR at H01). The nights are ``z`` over
-a nightly rate that depends on purpose, room type and hotel, so business guests stay shorter.
-
-Extras (breakfast, spa, late checkout, parking, airport transfer, upgrades, champagne, early check-in,
-dinner: see ``demo_offers.OFFERS``) are bought with probability ``sigmoid(u - 1.5)``, where the utility
-``u`` is the guest's latent preference for the category (one standard-normal logit per category and
-guest) + category and offer intercepts + effects of purpose, log(nights) and party size + an allergy
-effect (carpeted upgrades -3, the hypoallergenic room +2). Only eligible extras are bought: the hotel has
-the facility (spa, parking, airport), room type and minimum nights fit, an upgrade is available (drawn
-per booking) and at most one upgrade is taken. The amount is room revenue plus extras, in cents; the line
-items are the room (item_id = room type, quantity = nights, unit price = revenue / nights rounded to
-cents, which makes the items sum exactly to the amount) and each extra (item_id = offer id).
-
-Besides the BG/NBD stays, ``cancel_rate`` of all bookings are extra bookings within 30 days of one of
-the guest's stays, cancelled hours to days later (a ``cancellation`` row with ``reference_id``, amount 0
-or minus a 20% deposit); ``refund_rate`` of stays get a partial ``refund`` (negative amount) within two
-weeks of check-out.
-
-Offer log: on ``offer_log_rate`` of bookings a randomised policy shows one offer drawn from the eligible
-ones (rules above, not already booked, and no carpeted upgrade for guests whose CRM record lists an
-allergy) with probability proportional to ``exp(popularity)``, logged as ``propensity``. It is accepted
-with probability ``p_true = sigmoid(u)`` (the utility above without the unprompted-purchase shift);
-accepted offers become line items of the booking. The catalogue (``offers``) gives each offer's price and
-margin in EUR per ``unit``: per stay, night, guest or guest-night (the line item's quantity).
-
-Offer truth, for evaluating offer policies offline against an oracle: ``truth/offer_acceptance`` has the
-``p_true`` of each logged offer; ``truth/offer_options`` has one row per logged event (``event_id``) and
-offer the booking could take under the *true* facts: the rules above with the guest's true allergy (not
-the CRM's), not already booked, no second upgrade. Each row carries ``p_true`` (sigmoid of the true
-utility of that offer in that booking), ``quantity`` (by the unit: 1, nights, party size or both) and
-``margin_eur`` (catalogue margin x quantity, in EUR whatever the hotel's currency). These rows alone give
-the oracle (per event the option maximising ``p_true * margin_eur``, or ``p_true``) and the true value of
-any policy (sum over options of its choice probability x ``p_true * margin_eur``); join ``offer_log`` on
-``event_id`` to restrict to a later, held-out period and to compare with off-policy estimates from
-``propensity`` and ``accepted``. The logged offer is among its event's options, with the same ``p_true``,
-unless it was a carpeted upgrade shown to an allergic guest whose allergy the CRM lacks (about 0.05% of
-events at the defaults): the true facts forbid it, so it has no row there and the event keeps only its
-other options (in principle none).
-
-Identities and planted problems: every guest has a booking-system account (``G...``); about 3% also
-have a second one (an OTA relay profile with another e-mail and often no phone) that carries 30-70% of
-their bookings. About 70% have a CRM record (``C...``, loyalty id ``L...``, which 60% of them also gave
-the booking system); every guest has a billing account (``A...``). About 10% moved: billing holds the
-new address and the latest ``updated_at``, CRM and booking the old one. About 5% have a name typo
-(dropped or swapped letter) in one source; 15% of booking records lack an e-mail; billing stores phones
-without spaces; marketing consent differs between two sources for about 18% of guests. Allergies (5% of
-guests), accessibility needs and room preferences are recorded in the CRM only. Account numbers are
-shuffled, so ids carry no person information. Ground truth (latent parameters, the identity map and
-the offer truth) is returned under ``truth`` and written to ``truth/`` for evaluation only.
-
-Timestamps are naive UTC. Fitting lifetimes' models on the stays of each person recovers the parameters
-(see ``tests/ingest/test_demo_generator.py``); at daily resolution lifetimes merges same-day bookings
-(about 2.3% of stays), which makes alpha come out 6-8% high.
+Guests book stays by a BG/NBD process in days with Gamma-Gamma room spend, buy extras by latent
+preferences, are recorded in three systems (CRM, booking, billing) with planted data problems, and are
+shown offers by a randomised logging policy. The full generative process, its defaults and the ground
+truth written to ``truth/`` are described in docs/datasets.md; the parameters are in ``config.py``.
 """
 
 from __future__ import annotations
