@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from crm_analytics.cli.common import JsonOption, emit, err, handle_errors, out, render_rows, settings
+from crm_analytics.cli.common import (
+    JsonOption,
+    day_option,
+    emit,
+    err,
+    handle_errors,
+    out,
+    render_rows,
+    settings,
+)
 from crm_analytics.cli.render import render_profile_build
 from crm_analytics.errors import InvalidInputError
 from crm_analytics.jobs import erase as erase_job
@@ -50,7 +60,7 @@ def lookup(
     phone: Annotated[str | None, typer.Option(help="Phone number, any format.")] = None,
     first_name: Annotated[str | None, typer.Option(help="First name.")] = None,
     last_name: Annotated[str | None, typer.Option(help="Last name.")] = None,
-    birth_date: Annotated[str | None, typer.Option(help="Birth date, YYYY-MM-DD.")] = None,
+    birth_date: Annotated[date | None, day_option("Birth date.")] = None,
     postcode: Annotated[str | None, typer.Option(help="Postcode.")] = None,
     city: Annotated[str | None, typer.Option(help="City.")] = None,
     as_json: JsonOption = False,
@@ -61,7 +71,7 @@ def lookup(
         "phone": phone,
         "first_name": first_name,
         "last_name": last_name,
-        "birth_date": birth_date,
+        "birth_date": birth_date.isoformat() if birth_date else None,
         "postcode": postcode,
         "city": city,
     }
