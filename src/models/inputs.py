@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 NOT_FEATURES = ("customer_id", "as_of", "holdout_purchase_days", "holdout_spend", "churned")
+# check_is_fitted's message for every model here: sklearn's NotFittedError, naming the class
+NOT_FITTED = "this %(name)s is not fitted yet; call fit first"
+
+
+def check_frame(frame: object, name: str) -> None:
+    """A TypeError unless ``frame`` is a DataFrame: these models read columns by name, not by position."""
+    if not isinstance(frame, pd.DataFrame):
+        kind = f"{type(frame).__module__}.{type(frame).__qualname__}"
+        raise TypeError(f"{name}: expected a pandas DataFrame with named columns, got {kind}")
 
 
 def model_inputs(features: pd.DataFrame) -> pd.DataFrame:
@@ -19,11 +30,10 @@ def usable_columns(inputs: pd.DataFrame) -> list[str]:
     return [c for c in inputs.columns if inputs[c].notna().any()]
 
 
-def fitted_matrix(model: object, inputs: pd.DataFrame) -> np.ndarray:
+def fitted_matrix(model: BaseEstimator, inputs: pd.DataFrame) -> np.ndarray:
     """The columns a fitted model was trained on, as a float matrix; clear errors if unfitted or missing."""
-    names: list[str] | None = getattr(model, "feature_names_", None)
-    if names is None:
-        raise RuntimeError(f"this {type(model).__name__} is not fitted yet; call fit first")
+    check_is_fitted(model, "feature_names_", msg=NOT_FITTED)
+    names: list[str] = model.feature_names_
     missing = [c for c in names if c not in inputs.columns]
     if missing:
         raise ValueError(f"missing column '{missing[0]}'")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from crm_analytics.datasets.cdnow import write_cdnow
 from crm_analytics.features.build import FeatureConfig, feature_table
@@ -70,7 +71,7 @@ def test_churn_model_is_seeded_and_reproducible(sample_features: pd.DataFrame) -
 def test_models_check_their_inputs(sample_features: pd.DataFrame) -> None:
     summary = sample_features.set_index("customer_id")
     inputs = model_inputs(summary)
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="this ChurnModel is not fitted yet; call fit first"):
         ChurnModel().predict_proba(inputs)
     fitted = SpendModel().fit(inputs, summary["holdout_spend"])
     with pytest.raises(ValueError, match="missing column 'frequency'"):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from lifetimes import BetaGeoFitter, ParetoNBDFitter
 from lifetimes.utils import ConvergenceError as LifetimesConvergenceError
+from sklearn.exceptions import NotFittedError
 
 from crm_analytics.models.clv import likelihoods
 from crm_analytics.models.clv import model as clv_module
@@ -162,7 +163,7 @@ def test_missing_column_is_named(cdnow_weeks: pd.DataFrame) -> None:
 def test_unfitted_model_says_so(cdnow_weeks: pd.DataFrame) -> None:
     model = CLVModel()
     assert repr(model) == "CLVModel(purchase_model='bgnbd', time_unit='weeks', not fitted)"
-    with pytest.raises(RuntimeError, match="not fitted yet"):
+    with pytest.raises(NotFittedError, match="this CLVModel is not fitted yet; call fit first"):
         model.clv(cdnow_weeks)
 
 

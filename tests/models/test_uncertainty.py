@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from crm_analytics.datasets.cdnow import write_cdnow
 from crm_analytics.features.build import FeatureConfig, feature_table
@@ -250,7 +251,7 @@ def test_the_holdout_checks_reject_broken_methods(
 
 def test_inputs_are_checked(cdnow_weeks: pd.DataFrame, fitted: dict[str, CLVModel]) -> None:
     model = fitted["bgnbd"]
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         value_distribution(CLVModel(), cdnow_weeks)
     with pytest.raises(ValueError, match="draws: must be at least 100"):
         value_distribution(model, cdnow_weeks, draws=99)

@@ -74,7 +74,7 @@ def train_churn(
             metrics |= {f"{baseline}_{k}": v for k, v in report["metrics"][baseline].items()}
         metrics["margin_roc_auc"] = report["margin_roc_auc"]
         churn_model = ChurnModel(seed=seed)
-        mlflow.log_params({k: v for k, v in vars(churn_model).items() if not k.endswith("_")})
+        mlflow.log_params(churn_model.get_params())
         mlflow.log_params({"validation": report["validation"]})
         mlflow.log_metrics(metrics)
         mlflow.log_dict(report, "evaluation.json")

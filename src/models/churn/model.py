@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold
@@ -30,7 +31,7 @@ def btyd_features(clv_model: CLVModel, summary: pd.DataFrame, horizon_periods: f
     )
 
 
-class ChurnModel:
+class ChurnModel(BaseEstimator):
     """Calibrated HistGradientBoosting on feature columns; ``predict_proba`` gives P(churn)."""
 
     def __init__(
@@ -65,6 +66,7 @@ class ChurnModel:
         return CalibratedClassifierCV(boosted, method="isotonic", cv=folds)
 
     def fit(self, inputs: pd.DataFrame, churned: pd.Series) -> ChurnModel:
+        """Learn P(churn) from the usable feature columns."""
         if len(inputs) != len(churned):
             raise ValueError(f"churned: {len(churned)} labels for {len(inputs)} rows")
         self.feature_names_ = usable_columns(inputs)
@@ -86,7 +88,7 @@ def out_of_fold_churn(
     predictions = np.empty(len(inputs))
     splitter = StratifiedKFold(folds, shuffle=True, random_state=model.seed)
     for train, test in splitter.split(inputs, churned):
-        fold_model = ChurnModel(**{k: v for k, v in vars(model).items() if not k.endswith("_")})
+        fold_model: ChurnModel = clone(model)
         fold_model.fit(inputs.iloc[train], churned.iloc[train])
         predictions[test] = fold_model.predict_proba(inputs.iloc[test])
     return predictions

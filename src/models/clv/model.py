@@ -25,6 +25,8 @@ import pandas as pd
 from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 from lifetimes.fitters import BaseFitter
 from lifetimes.utils import ConvergenceError as LifetimesConvergenceError
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 from crm_analytics.models.clv import likelihoods
 from crm_analytics.models.clv.expectations import (
@@ -33,6 +35,7 @@ from crm_analytics.models.clv.expectations import (
     distinct_rows,
     split_expectation,
 )
+from crm_analytics.models.inputs import NOT_FITTED
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +78,7 @@ def check_summary(summary: pd.DataFrame, columns: tuple[str, ...] = SUMMARY_COLU
         raise ValueError("recency: may not exceed T")
 
 
-class CLVModel:
+class CLVModel(BaseEstimator):
     """BTYD purchases + Gamma-Gamma spend. Parameters are learned by ``fit``; results end in ``_``.
 
     Parameters
@@ -109,9 +112,12 @@ class CLVModel:
         state = "fitted" if self.is_fitted else "not fitted"
         return f"CLVModel(purchase_model={self.purchase_model!r}, time_unit={self.time_unit!r}, {state})"
 
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "purchases_")
+
     @property
     def is_fitted(self) -> bool:
-        return hasattr(self, "purchases_")
+        return self.__sklearn_is_fitted__()
 
     def fit(self, summary: pd.DataFrame) -> CLVModel:
         """Fit on a BTYD summary (frequency, recency, T, monetary_value), one row per customer."""
@@ -170,14 +176,10 @@ class CLVModel:
                     "customers with implausible frequencies"
                 ) from exc
 
-    def _check_fitted(self) -> None:
-        if not self.is_fitted:
-            raise RuntimeError("this CLVModel is not fitted yet; call fit(summary) first")
-
     @property
     def params_(self) -> dict[str, float]:
         """All fitted parameters by name (purchase model first, then r/alpha... p, q, v)."""
-        self._check_fitted()
+        check_is_fitted(self, msg=NOT_FITTED)
         purchases = {str(k): float(v) for k, v in self.purchases_.params_.items()}
         spend = {f"spend_{k}": float(v) for k, v in self.spend_.params_.items()}
         return purchases | spend
@@ -185,13 +187,13 @@ class CLVModel:
     @property
     def summary(self) -> pd.DataFrame:
         """Parameters with standard errors and 95% intervals, as lifetimes reports them."""
-        self._check_fitted()
+        check_is_fitted(self, msg=NOT_FITTED)
         spend = self.spend_.summary.rename(index=lambda k: f"spend_{k}")
         return pd.concat([self.purchases_.summary, spend])
 
     def log_likelihood(self) -> float:
         """The purchase model's log-likelihood at the fitted parameters, summed over the fitted customers."""
-        self._check_fitted()
+        check_is_fitted(self, msg=NOT_FITTED)
         if self.purchase_model == "pareto":
             raise ValueError("log_likelihood: available for bgnbd and mbgnbd, not pareto")
         p = self.patterns_
@@ -205,7 +207,7 @@ class CLVModel:
 
     def expected_purchases(self, summary: pd.DataFrame, periods: float) -> np.ndarray:
         """Expected purchases in the next ``periods`` (time units), per customer."""
-        self._check_fitted()
+        check_is_fitted(self, msg=NOT_FITTED)
         check_summary(summary, tuple(PATTERN))
         if self.purchase_model in SPLIT_MODELS:
             return self._split(summary, np.array([periods])).cumulative()[:, 0]
@@ -214,7 +216,7 @@ class CLVModel:
 
     def probability_alive(self, summary: pd.DataFrame) -> np.ndarray:
         """P(the customer is still active) at the end of the calibration period."""
-        self._check_fitted()
+        check_is_fitted(self, msg=NOT_FITTED)
         check_summary(summary, tuple(PATTERN))
         patterns, index = unique_patterns(summary)
         alive = self.purchases_.conditional_probability_alive(
@@ -228,7 +230,7 @@ class CLVModel:
         Alive customers buy at a rate whose posterior is Gamma(r + x, alpha + T), and in these models a
         customer can only drop out right after a purchase: P(quiet | alive) = ((alpha+T)/(alpha+T+t))^(r+x).
         """
-        self._check_fitted()
+        check_is_fitted(self, msg=NOT_FITTED)
         if self.purchase_model == "pareto":
             raise ValueError("probability_no_purchase: available for bgnbd and mbgnbd, not pareto")
         r, alpha = self.purchases_.params_["r"], self.purchases_.params_["alpha"]
@@ -239,7 +241,7 @@ class CLVModel:
 
     def expected_spend(self, summary: pd.DataFrame) -> np.ndarray:
         """Gamma-Gamma's expected mean spend per purchase (the population mean for non-repeaters)."""
-        self._check_fitted()
+        check_is_fitted(self, msg=NOT_FITTED)
         check_summary(summary, ("frequency", "monetary_value"))
         return np.asarray(
             self.spend_.conditional_expected_average_profit(summary["frequency"], summary["monetary_value"]),
@@ -251,7 +253,7 @@ class CLVModel:
 
         Month k contributes spend x (E[purchases to k] - E[purchases to k-1]) / (1 + discount_rate)^k.
         """
-        self._check_fitted()
+        check_is_fitted(self, msg=NOT_FITTED)
         if months < 1:
             raise ValueError(f"months: must be at least 1, got {months}")
         check_summary(summary)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import KFold
 
 from crm_analytics.models.inputs import fitted_matrix, usable_columns
 
 
-class SpendModel:
+class SpendModel(BaseEstimator):
     """HistGradientBoosting with a Poisson loss on non-negative holdout spend."""
 
     def __init__(
@@ -29,6 +30,7 @@ class SpendModel:
         return f"SpendModel(seed={self.seed}, {'fitted' if hasattr(self, 'regressor_') else 'not fitted'})"
 
     def fit(self, inputs: pd.DataFrame, spend: pd.Series) -> SpendModel:
+        """Learn expected holdout spend from the usable feature columns."""
         if (spend < 0).any():
             raise ValueError("spend: must be non-negative for a Poisson loss")
         self.feature_names_ = usable_columns(inputs)
@@ -54,6 +56,6 @@ def out_of_fold_spend(
     """Predicted spend for every row from a model that never saw that row's target."""
     predictions = np.empty(len(inputs))
     for train, test in KFold(folds, shuffle=True, random_state=model.seed).split(inputs):
-        fold_model = SpendModel(model.seed, model.learning_rate, model.max_iter, model.min_samples_leaf)
+        fold_model: SpendModel = clone(model)
         predictions[test] = fold_model.fit(inputs.iloc[train], spend.iloc[train]).predict(inputs.iloc[test])
     return predictions

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.utils.validation import check_is_fitted
 
 from crm_analytics.models.clv.model import (
     PATTERN,
@@ -47,6 +48,7 @@ from crm_analytics.models.clv.model import (
     check_summary,
     unique_patterns,
 )
+from crm_analytics.models.inputs import NOT_FITTED
 
 Progress = Callable[[int, int], None]
 STREAM_BLOCK = 1_000  # patterns or customers per random stream; chunks are whole numbers of blocks
@@ -205,8 +207,7 @@ def _check(
     level: float = 0.5,
     chunk_customers: int = 1,
 ) -> None:
-    if not model.is_fitted:
-        raise RuntimeError("this CLVModel is not fitted yet; call fit(summary) first")
+    check_is_fitted(model, msg=NOT_FITTED)
     if draws < MIN_DRAWS:
         raise ValueError(f"draws: must be at least {MIN_DRAWS}, got {draws}")
     if not horizon_periods > 0:

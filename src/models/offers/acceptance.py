@@ -15,11 +15,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold
+from sklearn.utils.validation import check_is_fitted
 
 from crm_analytics.features.behaviour import column_suffix
+from crm_analytics.models.inputs import NOT_FITTED
 from crm_analytics.models.offers.compiled import CompiledForest, compile_calibrated
 
 CONTEXT_CATEGORIES = ("hotel_id", "room_type", "channel", "purpose", "offer_id", "category")
@@ -71,21 +74,24 @@ def own_category_uptake(frame: pd.DataFrame) -> np.ndarray:
     return uptake
 
 
-class AcceptanceModel:
+class AcceptanceModel(BaseEstimator):
     """Calibrated HistGradientBoosting on context (+ customer history when ``with_customer``)."""
 
     classifier_: CalibratedClassifierCV
     customer_columns_: list[str]
     categories_: dict[str, list[str]]
+    _compiled: CompiledForest | None
 
     def __init__(self, with_customer: bool = True, seed: int = 0, max_iter: int = 200) -> None:
-        self._compiled: CompiledForest | None = None
         self.with_customer = with_customer
         self.seed = seed
         self.max_iter = max_iter
 
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "classifier_")
+
     def __repr__(self) -> str:
-        state = "fitted" if hasattr(self, "classifier_") else "not fitted"
+        state = "fitted" if self.__sklearn_is_fitted__() else "not fitted"
         return f"AcceptanceModel(with_customer={self.with_customer}, {state})"
 
     @property
@@ -117,12 +123,12 @@ class AcceptanceModel:
     def compiled(self) -> CompiledForest:
         """The fitted folds as flat arrays (:mod:`.compiled`): the same probabilities for a booking's
         few rows in a fraction of a millisecond. Compiled once, on first use."""
-        if not hasattr(self, "classifier_"):
-            raise RuntimeError("this AcceptanceModel is not fitted yet; call fit first")
-        if getattr(self, "_compiled", None) is None:
+        check_is_fitted(self, msg=NOT_FITTED)
+        compiled: CompiledForest | None = getattr(self, "_compiled", None)  # a cache, not a parameter
+        if compiled is None:
             n_codes = [len(self.categories_[c]) for c in CONTEXT_CATEGORIES]
-            self._compiled = compile_calibrated(self.classifier_, n_codes)
-        return self._compiled
+            compiled = self._compiled = compile_calibrated(self.classifier_, n_codes)
+        return compiled
 
     def fit(self, frame: pd.DataFrame, accepted: pd.Series) -> AcceptanceModel:
         """``frame``: ``event_frame`` rows joined with the customer's features (when ``with_customer``)."""
@@ -149,6 +155,5 @@ class AcceptanceModel:
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """P(accept) per row."""
-        if not hasattr(self, "classifier_"):
-            raise RuntimeError("this AcceptanceModel is not fitted yet; call fit first")
+        check_is_fitted(self, msg=NOT_FITTED)
         return self.classifier_.predict_proba(self._matrix(frame))[:, 1]

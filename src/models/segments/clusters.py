@@ -31,9 +31,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, pairwise_distances_argmin, silhouette_score
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+from crm_analytics.models.inputs import NOT_FITTED, check_frame
 
 DEFAULT_COLUMNS = (  # behaviour, not tenure: T and recency say when someone arrived, not how they buy
     *("frequency", "days_since_last", "spend_total", "monetary_value", "gap_mean_days", "nights_mean"),
@@ -106,7 +110,7 @@ def cluster_names(centroids: np.ndarray, columns: Sequence[str]) -> dict[int, st
     return names
 
 
-class BehaviourClusters:
+class BehaviourClusters(TransformerMixin, BaseEstimator):
     """k-means segments of the feature table; ``transform`` gives each customer's cluster and its name."""
 
     def __init__(
@@ -127,12 +131,11 @@ class BehaviourClusters:
         self.log_columns = log_columns
         self.balance_families = balance_families
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "centroids_"):
-            raise RuntimeError("this BehaviourClusters is not fitted yet; call fit first")
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "centroids_")
 
     def __repr__(self) -> str:
-        state = f"k={self.k_}, fitted" if hasattr(self, "centroids_") else "not fitted"
+        state = f"k={self.k_}, fitted" if self.__sklearn_is_fitted__() else "not fitted"
         return f"BehaviourClusters(k_range={tuple(self.k_range)}, seed={self.seed}, {state})"
 
     def _check_params(self) -> None:
@@ -146,9 +149,10 @@ class BehaviourClusters:
                 f"sample_size: need at least {2 * high} rows to score k={high}, got {self.sample_size}"
             )
 
-    def fit(self, features: pd.DataFrame) -> BehaviourClusters:
-        """Learn the transforms, choose k by silhouette, name the clusters and profile them."""
+    def fit(self, features: pd.DataFrame, y: None = None) -> BehaviourClusters:
+        """Learn the transforms, choose k by silhouette, name and profile the clusters (``y``: ignored)."""
         self._check_params()
+        check_frame(features, "features")
         low, high = self.k_range
         if len(features) <= high:
             raise ValueError(f"features: {len(features)} rows; k_range up to {high} needs more")
@@ -195,7 +199,8 @@ class BehaviourClusters:
         return filled
 
     def _matrix(self, features: pd.DataFrame) -> np.ndarray:
-        self._check_fitted()
+        check_is_fitted(self, msg=NOT_FITTED)
+        check_frame(features, "features")
         missing = [c for c in self.columns_ if c not in features.columns]
         if missing:
             raise ValueError(f"missing column '{missing[0]}'")
@@ -246,7 +251,7 @@ class BehaviourClusters:
 
     def definition(self) -> dict[str, Any]:
         """Everything that rebuilds the segmentation, as JSON-able values (see ``from_definition``)."""
-        self._check_fitted()
+        check_is_fitted(self, msg=NOT_FITTED)
         by_column = lambda values: dict(zip(self.columns_, map(float, values), strict=True))  # noqa: E731
         return {
             "model": type(self).__name__,

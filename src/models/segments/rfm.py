@@ -44,6 +44,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from crm_analytics.models.inputs import NOT_FITTED, check_frame
 
 SCHEME_VERSION = 1  # bump when the columns, score rule or segment rules change
 QUANTILES = (0.2, 0.4, 0.6, 0.8)
@@ -109,14 +113,17 @@ def fm_score(f: np.ndarray, m: np.ndarray) -> np.ndarray:
     return (np.asarray(f) + np.asarray(m) + 1) // 2
 
 
-class RFMSegmenter:
+class RFMSegmenter(TransformerMixin, BaseEstimator):
     """RFM quintile scores and named segments; ``fit`` learns the edges, ``transform`` applies them."""
 
-    def __repr__(self) -> str:
-        return f"RFMSegmenter({'fitted' if hasattr(self, 'edges_') else 'not fitted'})"
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "edges_")
 
-    def fit(self, features: pd.DataFrame) -> RFMSegmenter:
-        """Learn the 20/40/60/80% quantiles of recency, purchase days and total spend."""
+    def __repr__(self) -> str:
+        return f"RFMSegmenter({'fitted' if self.__sklearn_is_fitted__() else 'not fitted'})"
+
+    def fit(self, features: pd.DataFrame, y: None = None) -> RFMSegmenter:
+        """Learn the 20/40/60/80% quantiles of recency, purchase days and total spend (``y`` is ignored)."""
         values = _rfm_values(features)
         if len(features) == 0:
             raise ValueError("features: no rows to fit on")
@@ -127,13 +134,9 @@ class RFMSegmenter:
         self.n_customers_ = len(features)
         return self
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "edges_"):
-            raise RuntimeError("this RFMSegmenter is not fitted yet; call fit first")
-
     def transform(self, features: pd.DataFrame) -> pd.DataFrame:
         """r_score, f_score, m_score, fm_score (1..5) and rfm_segment per row, on the fitted edges."""
-        self._check_fitted()
+        check_is_fitted(self, msg=NOT_FITTED)
         values = _rfm_values(features)
         r = 5 - np.searchsorted(self.edges_["recency"], values["recency"], side="right")
         f = 1 + np.searchsorted(self.edges_["frequency"], values["frequency"], side="left")
@@ -152,7 +155,7 @@ class RFMSegmenter:
 
     def definition(self) -> dict[str, Any]:
         """The fitted definition, JSON-able, for logging with the model: columns, edges, score and rules."""
-        self._check_fitted()
+        check_is_fitted(self, msg=NOT_FITTED)
         return {
             "family": "rfm",
             "scheme_version": SCHEME_VERSION,
@@ -172,6 +175,7 @@ class RFMSegmenter:
 
 def _rfm_values(features: pd.DataFrame) -> dict[str, np.ndarray]:
     """The three scored quantities as float arrays; clear errors for a missing, non-numeric or empty value."""
+    check_frame(features, "features")
     values = {}
     for name, column in COLUMNS.items():
         if column not in features.columns:

@@ -24,6 +24,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from crm_analytics.models.inputs import NOT_FITTED, check_frame
 
 SCHEME_VERSION = 1  # bump when the columns, boundaries or segment names change
 SEGMENTS: dict[tuple[str, str], str] = {
@@ -36,15 +40,18 @@ SEGMENT_NAMES: tuple[str, ...] = tuple(SEGMENTS.values())
 INPUT_COLUMNS = ("clv", "churn_probability")
 
 
-class ValueRiskSegmenter:
+class ValueRiskSegmenter(TransformerMixin, BaseEstimator):
     """High/low value (CLV against a fitted quantile) by at risk/safe (P(churn) against a threshold)."""
 
     def __init__(self, value_quantile: float = 0.8, churn_threshold: float = 0.5) -> None:
         self.value_quantile = value_quantile
         self.churn_threshold = churn_threshold
 
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "value_threshold_")
+
     def __repr__(self) -> str:
-        state = "fitted" if hasattr(self, "value_threshold_") else "not fitted"
+        state = "fitted" if self.__sklearn_is_fitted__() else "not fitted"
         return (
             f"ValueRiskSegmenter(value_quantile={self.value_quantile}, "
             f"churn_threshold={self.churn_threshold}, {state})"
@@ -56,8 +63,8 @@ class ValueRiskSegmenter:
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
                 raise ValueError(f"{name}: must be a number strictly between 0 and 1, got {value!r}")
 
-    def fit(self, scores: pd.DataFrame) -> ValueRiskSegmenter:
-        """Learn the CLV threshold from the ``clv`` column (the only column fit reads)."""
+    def fit(self, scores: pd.DataFrame, y: None = None) -> ValueRiskSegmenter:
+        """Learn the CLV threshold from the ``clv`` column (the only column fit reads; ``y`` is ignored)."""
         self._check_parameters()
         clv = _column(scores, "clv")
         if len(clv) == 0:
@@ -67,13 +74,9 @@ class ValueRiskSegmenter:
         self.n_customers_ = len(clv)
         return self
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "value_threshold_"):
-            raise RuntimeError("this ValueRiskSegmenter is not fitted yet; call fit first")
-
     def transform(self, scores: pd.DataFrame) -> pd.DataFrame:
         """value_tier, churn_risk and value_risk_segment per row (index preserved)."""
-        self._check_fitted()
+        check_is_fitted(self, msg=NOT_FITTED)
         self._check_parameters()
         clv = _column(scores, "clv")
         churn = _column(scores, "churn_probability")
@@ -91,7 +94,7 @@ class ValueRiskSegmenter:
 
     def definition(self) -> dict[str, Any]:
         """The fitted definition, JSON-able, for logging with the model."""
-        self._check_fitted()
+        check_is_fitted(self, msg=NOT_FITTED)
         return {
             "family": "value_risk",
             "scheme_version": SCHEME_VERSION,
@@ -110,6 +113,7 @@ class ValueRiskSegmenter:
 
 def _column(scores: pd.DataFrame, column: str) -> np.ndarray:
     """One input column as floats; a ValueError naming it when missing, not numeric or with NaN."""
+    check_frame(scores, "scores")
     if column not in scores.columns:
         raise ValueError(f"missing column '{column}'")
     try:

@@ -10,6 +10,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from crm_analytics.models.gate import PromotionRefusedError, promote
 from crm_analytics.models.offers.acceptance import CONTEXT_CATEGORIES, CONTEXT_NUMBERS, AcceptanceModel
@@ -69,7 +70,7 @@ def test_reason_comes_from_the_guests_history() -> None:
 
 
 def test_acceptance_model_checks_its_inputs() -> None:
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         AcceptanceModel().predict_proba(pd.DataFrame())
 
 

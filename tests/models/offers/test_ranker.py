@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from crm_analytics.models.offers.acceptance import CONTEXT_CATEGORIES, AcceptanceModel, event_frame
 from crm_analytics.models.offers.eligibility import BookingContext, GuestFacts, eligible
@@ -120,7 +121,7 @@ def test_ranker_names_a_missing_catalogue_column(models: Fitted) -> None:
 
 
 def test_compiling_needs_a_fitted_model() -> None:
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         AcceptanceModel().compiled()
 
 

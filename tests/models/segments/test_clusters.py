@@ -8,6 +8,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import adjusted_rand_score
 
 from crm_analytics.datasets.demo import DemoConfig, generate_demo, write_demo
@@ -181,9 +182,9 @@ def test_an_unfitted_model_says_so() -> None:
     model = BehaviourClusters()
     assert "not fitted" in repr(model)
     for call in (model.predict, model.transform, model.stability):
-        with pytest.raises(RuntimeError, match="not fitted yet; call fit first"):
+        with pytest.raises(NotFittedError, match="not fitted yet; call fit first"):
             call(planted(5))
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         model.definition()
 
 

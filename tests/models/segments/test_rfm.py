@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from crm_analytics.models.segments import rfm
 from crm_analytics.models.segments.rfm import (
@@ -159,9 +160,9 @@ def test_inputs_are_checked() -> None:
 def test_unfitted_segmenter_says_so() -> None:
     segmenter = RFMSegmenter()
     assert repr(segmenter) == "RFMSegmenter(not fitted)"
-    with pytest.raises(RuntimeError, match="not fitted yet; call fit first"):
+    with pytest.raises(NotFittedError, match="not fitted yet; call fit first"):
         segmenter.transform(one_to_ten())
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         segmenter.definition()
     assert repr(segmenter.fit(one_to_ten())) == "RFMSegmenter(fitted)"
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from crm_analytics.models.segments.value_risk import SEGMENT_NAMES, ValueRiskSegmenter
 
@@ -108,9 +109,9 @@ def test_columns_and_values_are_checked() -> None:
 def test_unfitted_segmenter_says_so() -> None:
     segmenter = ValueRiskSegmenter()
     assert repr(segmenter) == "ValueRiskSegmenter(value_quantile=0.8, churn_threshold=0.5, not fitted)"
-    with pytest.raises(RuntimeError, match="ValueRiskSegmenter is not fitted yet; call fit first"):
+    with pytest.raises(NotFittedError, match="ValueRiskSegmenter is not fitted yet; call fit first"):
         segmenter.transform(population())
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         segmenter.definition()
     assert repr(segmenter.fit(population())).endswith("fitted)")
     assert "not fitted" not in repr(segmenter)
