@@ -28,6 +28,7 @@ from lifetimes.utils import ConvergenceError as LifetimesConvergenceError
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from crm_analytics.features.rfm import BTYD_COLUMNS
 from crm_analytics.models.clv import likelihoods
 from crm_analytics.models.clv.expectations import (
     SPLIT_MODELS,
@@ -48,8 +49,8 @@ PURCHASE_FITTERS: dict[str, type[BaseFitter]] = {
 # lifetimes starts Pareto/NBD from a random point (the global numpy RNG): start from that
 # distribution's centre instead, so the same data always gives the same fit
 FIT_OPTIONS: dict[str, dict[str, object]] = {"pareto": {"initial_params": np.ones(4)}}
-SUMMARY_COLUMNS = ("frequency", "recency", "T", "monetary_value")
-PATTERN = ["frequency", "recency", "T"]
+SUMMARY_COLUMNS = tuple(BTYD_COLUMNS)  # frequency, recency, T, monetary_value (features.rfm)
+PATTERN = list(BTYD_COLUMNS[:3])  # what a customer's purchase model sees: frequency, recency, T
 PERIODS_PER_MONTH = {"days": 30.0, "weeks": 4.345}  # lifetimes' factors for freq "D" and "W"
 
 
