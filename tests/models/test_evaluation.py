@@ -19,6 +19,8 @@ from crm_analytics.models.clv.evaluation import (
 )
 from crm_analytics.settings import load_settings
 
+pytestmark = pytest.mark.slow  # fits every purchase model and the supervised ones on CDNOW and a demo chain
+
 CDNOW_SPLIT = (date(1997, 9, 30), date(1998, 6, 30))
 DEMO_SPLIT = (date(2025, 6, 30), date(2025, 12, 31))
 

@@ -19,6 +19,8 @@ from crm_analytics.settings import Settings, load_settings
 from crm_analytics.tracking import configure
 from tests.models.test_churn_and_value import HOLDOUT_DAYS, cdnow_features
 
+pytestmark = pytest.mark.slow  # trains and registers CLV and churn in MLflow on CDNOW
+
 
 @pytest.fixture(scope="module")
 def features(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:

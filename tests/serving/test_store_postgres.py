@@ -240,6 +240,7 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 90.
     raise AssertionError(f"crm serve not ready after {seconds:.0f} s")
 
 
+@pytest.mark.slow  # starts `crm serve` with two worker processes per store
 @pytest.mark.parametrize("which", ["pg", "sqlite"])
 def test_crm_serve_with_two_workers_on_either_store(stores: Stores, which: str, tmp_path: Path) -> None:
     """Two worker processes read and write (feedback) the same store at once; SIGTERM ends them."""

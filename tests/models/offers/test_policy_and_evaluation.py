@@ -22,6 +22,8 @@ from crm_analytics.tracking import configure
 from crm_analytics.warehouse import Warehouse
 from tests.models.offers.conftest import END, SPLIT
 
+pytestmark = pytest.mark.slow  # fits the acceptance models on a 5,000-guest demo chain
+
 
 @pytest.fixture(scope="module")
 def report(demo: tuple[Warehouse, Path]) -> dict[str, Any]:
@@ -74,7 +76,6 @@ def test_acceptance_model_checks_its_inputs() -> None:
         AcceptanceModel().predict_proba(pd.DataFrame())
 
 
-@pytest.mark.slow
 def test_offer_models_are_logged_registered_and_gated(demo: tuple[Warehouse, Path], isolated: Path) -> None:
     warehouse, truth = demo
     settings = load_settings()  # the autouse fixture put us in a fresh folder: a fresh MLflow store

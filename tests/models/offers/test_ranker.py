@@ -15,6 +15,8 @@ from crm_analytics.models.offers.eligibility import BookingContext, GuestFacts, 
 from crm_analytics.models.offers.ranker import OfferRanker
 from tests.models.offers.conftest import Fitted
 
+pytestmark = pytest.mark.slow  # fits the acceptance models on a 5,000-guest demo chain
+
 BOOKING = BookingContext("H01", date(2025, 9, 1), 3, 2, "standard", "web", "leisure", True)
 
 

@@ -27,6 +27,8 @@ from crm_analytics.tracking import configure
 from crm_analytics.warehouse import Warehouse
 from tests.features.conftest import load
 
+pytestmark = pytest.mark.slow  # trains CLV and churn, then builds and registers every segment family
+
 AS_OF = date(2025, 6, 30)
 
 
