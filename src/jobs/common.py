@@ -31,5 +31,5 @@ def open_warehouse(settings: Settings) -> Iterator[Warehouse]:
 
 
 def open_store(settings: Settings) -> ServingStore:
-    """The configured serving store, its schema brought up to date."""
-    return ServingStore(settings.serving_store_url)
+    """The configured serving store, its schema brought up to date (``store.migrations``)."""
+    return ServingStore(settings.serving_store_url).upgrade()

@@ -1,9 +1,10 @@
 """The FastAPI scoring service: ``create_app(settings)``; ``crm serve`` runs it under uvicorn.
 
-The lifespan opens the serving store and the key store, loads and warms up the ``@champion`` models,
-and starts a background task that reloads them when an alias moves (a failed load keeps the old ones).
-Every request is counted and timed for ``/metrics``; logs carry method, route template, status and
-duration, never bodies or query values.
+The lifespan opens the serving store (never migrating it: a store behind Alembic's head leaves the
+service up but not ready until a ``crm`` command upgrades it) and the key store, loads and warms up the
+``@champion`` models, and starts a background task that reloads them when an alias moves (a failed
+load keeps the old ones). Every request is counted and timed for ``/metrics``; logs carry method,
+route template, status and duration, never bodies or query values.
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
         app.state.models = ModelHolder(configure(settings))
         app.state.rankers = RankerCache()
         app.state.names = NameIndex()
-        app.state.names.prepare(app.state.store, app.state.store.active_id())  # in the background
+        if (problem := app.state.store.schema_problem()) is not None:  # migrating is the jobs' work
+            log.error("serving store not ready: %s", problem)
+        else:
+            app.state.names.prepare(app.state.store, app.state.store.active_id())  # in the background
         reloader = None
         if load_models:
             await asyncio.to_thread(_first_load, app.state.models)
@@ -105,7 +109,8 @@ async def _reload_loop(app: FastAPI, every_seconds: float) -> None:
     holder: ModelHolder = app.state.models
     while True:
         await asyncio.sleep(every_seconds)
-        app.state.names.prepare(app.state.store, await asyncio.to_thread(app.state.store.active_id))
+        if await asyncio.to_thread(app.state.store.schema_problem) is None:  # tables there
+            app.state.names.prepare(app.state.store, await asyncio.to_thread(app.state.store.active_id))
         if await asyncio.to_thread(holder.reload_if_moved):
             log.info("champions reloaded: %s", holder.current.header() if holder.current else "-")
 

@@ -8,6 +8,7 @@ deleted by ``erase``.
 Snapshots make a scoring run atomic: every row carries its run's ``snapshot_id``; the run's rows and the
 switch of the ``active`` flag commit in one transaction, and the previous snapshot's rows are deleted in
 the same transaction. A reader therefore sees the old run or the new one, never half of one.
+The schema is Alembic's (``store.migrations``): opening a store runs no DDL, ``upgrade`` does.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from crm_analytics.store.legacy_upgrade import upgrade_table
+from crm_analytics.store import migrations
 from crm_analytics.store.tables import (
     PER_CUSTOMER_TABLES,
     SNAPSHOT_TABLES,
@@ -44,7 +46,6 @@ from crm_analytics.store.tables import (
     feedback,
     linkage_models,
     lookup_records,
-    metadata,
     segment_members,
     snapshots,
 )
@@ -123,15 +124,30 @@ class CustomerRecord:
 
 
 class ServingStore:
-    """Reads and atomic snapshot writes over one SQLAlchemy engine."""
+    """Reads and atomic snapshot writes over one SQLAlchemy engine. Opening it runs no DDL: ``upgrade``
+    brings the schema to Alembic's head; the API only checks it (``schema_problem``)."""
 
     def __init__(self, url_or_engine: str | Engine, statement_timeout_ms: int | None = None) -> None:
         if isinstance(url_or_engine, str):
             self.engine = engine_for(url_or_engine, statement_timeout_ms)
         else:
             self.engine = url_or_engine
-        metadata.create_all(self.engine)
-        upgrade_table(self.engine, feedback)
+        self._at_head = False
+
+    def upgrade(self) -> ServingStore:
+        """Migrate the schema to head (``store.migrations``; safe when processes race); returns self."""
+        migrations.upgrade(self.engine)
+        self._at_head = True
+        return self
+
+    def schema_problem(self) -> str | None:
+        """None once the schema is at head (remembered: a newer schema written later by a newer release
+        must not unready a running API), else why the store cannot be served yet."""
+        if not self._at_head:
+            problem = migrations.problem(self.engine)
+            self._at_head = problem is None
+            return problem
+        return None
 
     def write_snapshot(
         self,
@@ -372,13 +388,8 @@ def _record(row: RowMapping) -> CustomerRecord:
 
 
 def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
         yield batch
 
 

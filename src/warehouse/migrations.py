@@ -3,8 +3,10 @@
 A step is frozen once released: a later change is a new step appended to ``MIGRATIONS``, never an edit,
 so a warehouse made by any release reaches the same schema. ``upgrade`` applies the steps a warehouse
 has not recorded in ``schema_migrations`` yet, each in one transaction with its record; on PostgreSQL
-an advisory lock makes concurrent upgrades wait for each other (a DuckDB file has one writer process).
-Opening a warehouse runs no DDL: the jobs and ingest call ``upgrade`` before they write.
+a transaction-level advisory lock (also around creating ``schema_migrations``) makes concurrent
+upgrades wait for each other (a DuckDB file has one writer process). Opening a warehouse runs no DDL:
+the jobs and ingest call ``upgrade`` before they write. ``tests/warehouse/test_migrations.py`` checks
+that the steps create every column the code writes.
 
 Hand-written rather than Alembic, which manages the serving store: Alembic cannot reflect DuckDB
 schemas through duckdb-engine, and the warehouse needs only ordered DDL steps, not autogeneration.
@@ -18,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from crm_analytics.warehouse.connection import Warehouse, create_table_sql
+from crm_analytics.warehouse.connection import Execute, Warehouse, create_table_sql
 
 VERSION_TABLE = "schema_migrations"
 _ADVISORY_LOCK = 7_262_016  # any constant shared by every crm process
@@ -182,6 +184,7 @@ def upgrade(warehouse: Warehouse, migrations: Sequence[Migration] = MIGRATIONS) 
     if current_version(warehouse) >= migrations[-1].version:
         return applied  # the common case: one cheap query
     with warehouse.transaction() as execute:
+        _lock(warehouse, execute)  # concurrent CREATE TABLE IF NOT EXISTS can collide on PostgreSQL
         execute(
             create_table_sql(
                 VERSION_TABLE,
@@ -191,9 +194,9 @@ def upgrade(warehouse: Warehouse, migrations: Sequence[Migration] = MIGRATIONS) 
         )
     for step in migrations:
         with warehouse.transaction() as execute:
-            if warehouse.backend == "postgres":
-                execute(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})")
-            # one row (1) when another process applied the step while we waited: both backends count it
+            _lock(warehouse, execute)
+            # a row when another process applied the step while we waited: ``execute`` returns the
+            # SELECT's row count on PostgreSQL (cursor.rowcount) and its one cell (1) on DuckDB
             if execute(f"SELECT 1 FROM {VERSION_TABLE} WHERE version = ?", [step.version]):
                 continue
             for statement in step.statements:
@@ -204,3 +207,9 @@ def upgrade(warehouse: Warehouse, migrations: Sequence[Migration] = MIGRATIONS) 
             )
             applied.append(step.version)
     return applied
+
+
+def _lock(warehouse: Warehouse, execute: Execute) -> None:
+    """On PostgreSQL, wait for other upgrades; the lock is released when the transaction ends."""
+    if warehouse.backend == "postgres":
+        execute(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})")

@@ -38,7 +38,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
         result = runner.invoke(cli, ["run", "--customers", "400"])  # ends with `crm score`
         assert result.exit_code == 0, result.output
         settings = Settings()
-    store = KeyStore(ServingStore(settings.serving_store_url).engine, cache_ttl=0)
+    store = KeyStore(ServingStore(settings.serving_store_url).upgrade().engine, cache_ttl=0)
     keys = {
         role: store.create(f"test-{role}", [role])[1] for role in ("marketing", "booking", "analyst", "admin")
     }

@@ -153,7 +153,7 @@ def test_served_offers_and_their_feedback_reach_the_offer_log(
     with Warehouse(served.settings.warehouse_url) as warehouse:
         assert warehouse.fetch(f"SELECT 1 FROM offer_log WHERE event_id IN ({quoted})").empty
         later = datetime.now() + timedelta(days=served.settings.feedback_answer_days + 1)
-        store = ServingStore(served.settings.serving_store_url)
+        store = ServingStore(served.settings.serving_store_url).upgrade()
         report = collect_feedback(store, warehouse, served.settings, now=later)
         assert report.ingest["rows_new"] >= 2
         log = warehouse.fetch(f"SELECT * FROM offer_log WHERE event_id IN ({quoted})").set_index("event_id")
@@ -175,6 +175,6 @@ def test_served_offers_and_their_feedback_reach_the_offer_log(
     with Warehouse(served.settings.warehouse_url) as warehouse:
         assert warehouse.fetch(f"SELECT 1 FROM offer_log WHERE event_id IN ({quoted})").empty
         collect_feedback(
-            ServingStore(served.settings.serving_store_url), warehouse, served.settings, now=later
+            ServingStore(served.settings.serving_store_url).upgrade(), warehouse, served.settings, now=later
         )
         assert warehouse.fetch(f"SELECT 1 FROM offer_log WHERE event_id IN ({quoted})").empty

@@ -103,7 +103,7 @@ def running(copy: Copy) -> Iterator[tuple[TestClient, Traffic]]:
 
 def a_scored_customer(settings: Settings) -> str:
     query = "SELECT customer_id FROM serving_customers WHERE scores IS NOT NULL AND history IS NOT NULL"
-    with ServingStore(settings.serving_store_url).engine.connect() as conn:
+    with ServingStore(settings.serving_store_url).upgrade().engine.connect() as conn:
         return str(conn.execute(sa.text(query)).scalars().first())
 
 

@@ -27,7 +27,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine
         url = f"sqlite:///{tmp_path / 'serving.db'}"
     else:
         url = request.getfixturevalue("postgres_url")
-    eng = ServingStore(url).engine  # the store with its schema, keys table included
+    eng = ServingStore(url).upgrade().engine  # the store with its schema, keys table included
     yield eng
     eng.dispose()
 
@@ -186,7 +186,7 @@ def make_app(store: KeyStore) -> FastAPI:
 
 @pytest.fixture
 def keyed(tmp_path: Path) -> Iterator[tuple[TestClient, KeyStore]]:
-    engine = ServingStore(f"sqlite:///{tmp_path / 'auth.db'}").engine
+    engine = ServingStore(f"sqlite:///{tmp_path / 'auth.db'}").upgrade().engine
     store = KeyStore(engine, cache_ttl=0)
     with TestClient(make_app(store)) as client:
         yield client, store

@@ -23,7 +23,7 @@ BOOKING = EXAMPLE_BOOKING  # the booking the OpenAPI document shows, so the rout
 
 
 def store_rows(served: Served, sql: str) -> list[dict[str, Any]]:
-    with ServingStore(served.settings.serving_store_url).engine.connect() as conn:
+    with ServingStore(served.settings.serving_store_url).upgrade().engine.connect() as conn:
         return [dict(r) for r in conn.execute(sa.text(sql)).mappings()]
 
 

@@ -47,11 +47,11 @@ def test_chunks_give_the_same_snapshot_as_one_pass(served: Served, tmp_path: Pat
     whole, chunked = (f"sqlite:///{tmp_path / name}.db" for name in ("whole", "chunked"))
     seen: list[tuple[str, int, int]] = []
     with Warehouse(served.settings.warehouse_url) as warehouse:
-        one = score_all(served.settings, warehouse, ServingStore(whole))
+        one = score_all(served.settings, warehouse, ServingStore(whole).upgrade())
         many = score_all(
             served.settings,
             warehouse,
-            ServingStore(chunked),
+            ServingStore(chunked).upgrade(),
             chunk_customers=37,
             progress=lambda *p: seen.append(p),
         )
@@ -72,9 +72,14 @@ def test_chunks_give_the_same_snapshot_as_one_pass(served: Served, tmp_path: Pat
 
 def test_the_scores_reach_the_warehouse_once_per_cutoff(served: Served, tmp_path: Path) -> None:
     with Warehouse(served.settings.warehouse_url) as warehouse:
-        report = score_all(served.settings, warehouse, ServingStore(f"sqlite:///{tmp_path / 's.db'}"))
+        report = score_all(
+            served.settings, warehouse, ServingStore(f"sqlite:///{tmp_path / 's.db'}").upgrade()
+        )
         score_all(
-            served.settings, warehouse, ServingStore(f"sqlite:///{tmp_path / 's.db'}"), chunk_customers=50
+            served.settings,
+            warehouse,
+            ServingStore(f"sqlite:///{tmp_path / 's.db'}").upgrade(),
+            chunk_customers=50,
         )
         stored = warehouse.fetch(f"SELECT * FROM customer_scores WHERE as_of = DATE '{report.as_of}'")
         tables = warehouse.fetch("SELECT table_name FROM information_schema.tables")["table_name"]

@@ -68,7 +68,7 @@ class Stores:
 def score_into(served: Served, url: str, folder: Path) -> Scored:
     env = {**served.env, "CRM_SERVING_STORE_URL": url}
     crm_score(env, folder)
-    engine = ServingStore(url).engine
+    engine = ServingStore(url).upgrade().engine
     keys = {role: KeyStore(engine).create(f"test-{role}", [role])[1] for role in ("analyst", "booking")}
     engine.dispose()
     settings = served.settings.model_copy(update={"serving_store_url": url, "serving_exploration": 0.0})
@@ -118,7 +118,7 @@ def key(scored: Scored, role: str) -> dict[str, str]:
 
 
 def rows(url: str, sql: str) -> list[dict[str, Any]]:
-    engine = ServingStore(url).engine
+    engine = ServingStore(url).upgrade().engine
     try:
         with engine.connect() as conn:
             return [dict(r) for r in conn.execute(sa.text(sql)).mappings()]

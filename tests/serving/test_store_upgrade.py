@@ -1,4 +1,4 @@
-"""A serving store written by an older version is upgraded in place: feedback already stored is kept."""
+"""A serving store from before release 0.1.0 is adopted by the migrations: stored feedback is kept."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_an_older_feedback_table_gains_its_new_columns_and_index(tmp_path: Path)
             )
         )
     for _ in range(2):  # a second start (another worker) finds the work done
-        ServingStore(url)
+        ServingStore(url).upgrade()
     inspector = sa.inspect(engine)
     columns = {c["name"] for c in inspector.get_columns("serving_feedback")}
     assert {"decision_id", "propensity"} <= columns

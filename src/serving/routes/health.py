@@ -26,7 +26,10 @@ async def livez() -> dict[str, str]:
 
 @router.get("/readyz", responses=problem_responses(503))
 async def readyz(request: Request) -> dict[str, str]:
-    """Ready once the champions are loaded and warmed up and a scoring snapshot is there."""
+    """Ready once the serving store's schema is current, the champions are loaded and warmed up and a
+    scoring snapshot is there."""
+    if (problem := request.app.state.store.schema_problem()) is not None:
+        raise ProblemError(503, "Service Unavailable", problem, headers={"Retry-After": "30"})
     if request.app.state.models.current is None:
         raise ProblemError(
             503, "Service Unavailable", "models are not loaded yet", headers={"Retry-After": "5"}
