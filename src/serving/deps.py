@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 
 from crm_analytics.serving.models import ServedModels
-from crm_analytics.serving.problems import ProblemError
+from crm_analytics.serving.problems import MODELS_NOT_LOADED, not_ready
 from crm_analytics.serving.rankers import RankerCache
 from crm_analytics.store import ServingStore
 
@@ -25,7 +25,7 @@ async def get_models(request: Request, response: Response) -> ServedModels:
     the response names their versions in ``X-Model-Versions``."""
     models = request.app.state.models.current
     if models is None:
-        raise ProblemError(503, "Not ready", "models are not loaded yet", headers={"Retry-After": "5"})
+        raise not_ready(MODELS_NOT_LOADED)
     response.headers["X-Model-Versions"] = models.header()
     return models
 

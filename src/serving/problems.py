@@ -235,6 +235,17 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+MODELS_NOT_LOADED = ("models are not loaded yet", 5)
+NO_SNAPSHOT = ("no scores yet; run `crm score`", 30)
+
+
+def not_ready(reason: tuple[str, int] | str, retry_after: int = 30) -> ProblemError:
+    """The one "not ready" answer: 503 with why and when to retry (``MODELS_NOT_LOADED``,
+    ``NO_SNAPSHOT`` or another reason)."""
+    detail, seconds = reason if isinstance(reason, tuple) else (reason, retry_after)
+    return ProblemError(503, "Service Unavailable", detail, headers={"Retry-After": str(seconds)})
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a route's own errors (404, 409, 503...), each a problem body."""
     return {status: _problem_doc(status) for status in statuses}

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Models
 from crm_analytics.serving.keys import ApiKey
-from crm_analytics.serving.problems import ProblemError, problem_responses
+from crm_analytics.serving.problems import MODELS_NOT_LOADED, NO_SNAPSHOT, not_ready, problem_responses
 from crm_analytics.serving.schemas import ModelInfo
 
 router = APIRouter(tags=["operations"])
@@ -29,15 +29,11 @@ async def readyz(request: Request) -> dict[str, str]:
     """Ready once the serving store's schema is current, the champions are loaded and warmed up and a
     scoring snapshot is there."""
     if (problem := request.app.state.store.schema_problem()) is not None:
-        raise ProblemError(503, "Service Unavailable", problem, headers={"Retry-After": "30"})
+        raise not_ready(problem)
     if request.app.state.models.current is None:
-        raise ProblemError(
-            503, "Service Unavailable", "models are not loaded yet", headers={"Retry-After": "5"}
-        )
+        raise not_ready(MODELS_NOT_LOADED)
     if request.app.state.store.active_id() is None:
-        raise ProblemError(
-            503, "Service Unavailable", "no scores yet; run `crm score`", headers={"Retry-After": "30"}
-        )
+        raise not_ready(NO_SNAPSHOT)
     return {"status": "ready"}
 
 

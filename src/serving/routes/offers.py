@@ -25,7 +25,12 @@ from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Models, Rankers, Store
 from crm_analytics.serving.guest_lookup import NameIndex
 from crm_analytics.serving.keys import ApiKey
-from crm_analytics.serving.problems import ProblemError, problem_responses, require_json
+from crm_analytics.serving.problems import (
+    NO_SNAPSHOT,
+    not_ready,
+    problem_responses,
+    require_json,
+)
 from crm_analytics.serving.schemas import GuestBrief, OffersRequest, OffersResponse, ServiceFact
 from crm_analytics.store import BookingGuest, ServingStore
 
@@ -56,7 +61,7 @@ async def post_offers(
     guest = recognised.guest if recognised else None
     ranker = rankers.get(store, models, guest.snapshot_id if guest else None)
     if ranker is None:
-        raise ProblemError(503, "Not ready", "no scores yet; run `crm score`", headers={"Retry-After": "30"})
+        raise not_ready(NO_SNAPSHOT)
     booking = body.booking
     context = BookingContext(
         booking.hotel_id,
