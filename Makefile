@@ -35,7 +35,7 @@ test: $(VENV)/.installed-dev postgres lint docs
 ## test-fast: lint and the fast loop (unit and route tests on shared small fixtures; no whole-flow,
 ## slow or Spark tests), under 3 minutes on 2 cores
 test-fast: $(VENV)/.installed-dev postgres lint
-	$(BIN)/pytest -m "not e2e and not slow and not spark"
+	$(BIN)/pytest -n 2 --dist loadfile -m "not e2e and not slow and not spark"
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

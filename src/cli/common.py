@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
-from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,8 +23,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from crm_analytics.errors import CrmError
-from crm_analytics.jobs.common import Progress as JobProgress
 from crm_analytics.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from crm_analytics.jobs.common import Progress as JobProgress
 
 err = Console(stderr=True)
 out = Console()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from crm_analytics.cli.common import JsonOption, emit, handle_errors, out, progress_bar
-from crm_analytics.jobs import data
-from crm_analytics.jobs.data import DataReport
+
+if TYPE_CHECKING:
+    from crm_analytics.jobs.data import DataReport
 
 app = typer.Typer(help="Build the bundled datasets in the raw input format.", no_args_is_help=True)
 
@@ -22,6 +23,8 @@ def cdnow(
     as_json: JsonOption = False,
 ) -> None:
     """Convert the CDNOW data shipped in the lifetimes wheel into the raw transactions contract."""
+    from crm_analytics.jobs import data
+
     emit(data.cdnow_data(out_dir, variant), as_json, render_files)
 
 
@@ -37,6 +40,8 @@ def demo(
     as_json: JsonOption = False,
 ) -> None:
     """Generate the synthetic hotel-chain dataset (docs: datasets)."""
+    from crm_analytics.jobs import data
+
     with progress_bar() as progress:
         report = data.demo_data(out_dir, customers, seed, fmt, progress)
     emit(report, as_json, render_files)

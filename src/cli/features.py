@@ -19,7 +19,6 @@ from crm_analytics.cli.common import (
     render_rows,
     settings,
 )
-from crm_analytics.jobs import features
 
 app = typer.Typer(help="Build, export and describe purchase-history features.", no_args_is_help=True)
 
@@ -38,6 +37,8 @@ def build(
     as_json: JsonOption = False,
 ) -> None:
     """Compute the feature table as of a cutoff and store it in the warehouse (replacing that cutoff)."""
+    from crm_analytics.jobs import features
+
     with err.status(f"building features as of {as_of}"):
         report = features.build(settings(), as_of, horizon_days, time_unit, engine)
     emit(report, as_json, lambda r: render_rows("features", [{k: str(v) for k, v in asdict(r).items()}]))
@@ -51,6 +52,8 @@ def export(
     as_json: JsonOption = False,
 ) -> None:
     """Write a stored feature table to Parquet."""
+    from crm_analytics.jobs import features
+
     report = features.export(settings(), as_of, out_file)
     emit(report, as_json, lambda r: out.print(f"{r.rows:,} rows x {r.columns} cols -> {r.file}"))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,8 +17,9 @@ from crm_analytics.cli.common import (
     render_rows,
     settings,
 )
-from crm_analytics.jobs import ingest as ingest_job
-from crm_analytics.jobs.ingest import IngestReport
+
+if TYPE_CHECKING:
+    from crm_analytics.jobs.ingest import IngestReport
 
 warehouse_app = typer.Typer(help="Look into the warehouse.", no_args_is_help=True)
 
@@ -39,6 +40,8 @@ def ingest(
     as_json: JsonOption = False,
 ) -> None:
     """Validate and load raw data into the warehouse; bad rows go to quarantine with a reason."""
+    from crm_analytics.jobs import ingest as ingest_job
+
     with progress_bar() as progress:
         report = ingest_job.ingest(
             settings(), paths, source=source, table=table, sql=sql, db_url=db_url, progress=progress
@@ -52,6 +55,8 @@ def ingest(
 @handle_errors
 def summary(as_json: JsonOption = False) -> None:
     """Row counts, the transactions at a glance, and quarantine reasons."""
+    from crm_analytics.jobs import ingest as ingest_job
+
     emit(ingest_job.summary(settings()), as_json, render_summary)
 
 

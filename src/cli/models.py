@@ -19,8 +19,6 @@ from crm_analytics.cli.common import (
     settings,
 )
 from crm_analytics.cli.render import render_evaluation
-from crm_analytics.jobs import evaluate as evaluate_job
-from crm_analytics.jobs import train as train_job
 
 
 @handle_errors
@@ -39,6 +37,8 @@ def train(
     as_json: JsonOption = False,
 ) -> None:
     """Train a model, log it to MLflow and register it (crm-clv, crm-churn, crm-offers)."""
+    from crm_analytics.jobs import train as train_job
+
     with err.status(f"training {model} as of {as_of}"):
         result = train_job.train(settings(), model, as_of, seed=seed, until=until, truth=truth)
     emit(result, as_json, lambda r: render_rows(f"trained {r.model} v{r.version}", [r.metrics]))
@@ -53,6 +53,8 @@ def promote(
     as_json: JsonOption = False,
 ) -> None:
     """Move the @champion alias to a candidate that beats the champion on the same holdout metric."""
+    from crm_analytics.jobs import train as train_job
+
     result = train_job.promote(settings(), model, version, force, reason)
     emit(result, as_json, lambda r: out.print(f"{r.model} v{r.version} is champion ({r.reason})"))
 
@@ -80,6 +82,8 @@ def evaluate(
     """Evaluate on a calibration/holdout split. clv: the purchase models compared and selected by holdout
     error, CLV against the supervised spend model. churn: ours against BG/NBD and recency. offers: the
     offer policy against random and popularity (and the oracle on demo data), on the later offer log."""
+    from crm_analytics.jobs import evaluate as evaluate_job
+
     with err.status("evaluating") as status:
         report = evaluate_job.evaluate(
             settings(),

@@ -20,8 +20,6 @@ from crm_analytics.cli.common import (
 )
 from crm_analytics.cli.render import render_profile_build
 from crm_analytics.errors import InvalidInputError
-from crm_analytics.jobs import erase as erase_job
-from crm_analytics.jobs import profiles
 
 app = typer.Typer(help="Unified customer profiles: build, show, look up.", no_args_is_help=True)
 
@@ -38,6 +36,8 @@ def build(
     as_json: JsonOption = False,
 ) -> None:
     """Link customer records across sources, survive one profile per customer, log the linkage."""
+    from crm_analytics.jobs import profiles
+
     with err.status("linking customer records"):
         report = profiles.build(settings(), threshold, truth).as_dict()
     emit(report, as_json, render_profile_build)
@@ -50,6 +50,8 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """One customer: surviving fields with their source, service facts, linked records, conflicts."""
+    from crm_analytics.jobs import profiles
+
     emit(profiles.show(settings(), customer_id), as_json, _render_profile)
 
 
@@ -66,6 +68,8 @@ def lookup(
     as_json: JsonOption = False,
 ) -> None:
     """Find the unified customer from an e-mail, a phone, or a name plus another detail."""
+    from crm_analytics.jobs import profiles
+
     given = {
         "email": email,
         "phone": phone,
@@ -91,6 +95,8 @@ def erase(
 ) -> None:
     """Erase a person everywhere (raw records, quarantine, profile, features, scores) and suppress their
     source records so a later ingest drops them."""
+    from crm_analytics.jobs import erase as erase_job
+
     if not yes and not typer.confirm(
         f"Erase customer {customer_id} everywhere? This cannot be undone", err=True
     ):

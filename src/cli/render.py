@@ -3,12 +3,13 @@ prints the same data for scripts)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm_analytics.cli.common import err, out, render_rows
-from crm_analytics.jobs.run import RunReport
-from crm_analytics.jobs.segments import SegmentsReport
-from crm_analytics.models import registry
+
+if TYPE_CHECKING:
+    from crm_analytics.jobs.run import RunReport
+    from crm_analytics.jobs.segments import SegmentsReport
 
 
 def render_evaluation(model: str, report: dict[str, Any]) -> None:
@@ -93,6 +94,7 @@ def render_profile_build(result: dict[str, Any]) -> None:
 
 def render_run(report: RunReport) -> None:
     from crm_analytics.cli.ingest import render_ingest, render_summary
+    from crm_analytics.models import registry
 
     render_ingest(report.ingest)
     render_summary(report.summary)

@@ -9,7 +9,6 @@ import typer
 
 from crm_analytics.cli.common import JsonOption, emit, handle_errors, progress_bar, render_rows, settings
 from crm_analytics.cli.render import render_run
-from crm_analytics.jobs import run as run_job
 from crm_analytics.settings import settings_markdown
 
 
@@ -21,6 +20,8 @@ def run(
 ) -> None:
     """The main job on the embedded defaults: demo data, ingest, profiles, features, train (CLV, churn,
     offers), register, promote, segments, scores into the serving store."""
+    from crm_analytics.jobs import run as run_job
+
     with progress_bar() as progress:
         report = run_job.run(settings(), customers, seed, progress)
     emit(report, as_json, render_run)

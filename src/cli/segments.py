@@ -19,7 +19,6 @@ from crm_analytics.cli.common import (
     settings,
 )
 from crm_analytics.cli.render import render_segments_build
-from crm_analytics.jobs import segments
 
 app = typer.Typer(help="Customer segments for marketing: build, list, export.", no_args_is_help=True)
 
@@ -32,6 +31,8 @@ def build(
     as_json: JsonOption = False,
 ) -> None:
     """Fit RFM, value-and-risk and behavioural segments, register their definitions, store membership."""
+    from crm_analytics.jobs import segments
+
     with progress_bar() as progress:
         report = segments.build(settings(), as_of, seed, progress)
     emit(report, as_json, render_segments_build)
@@ -44,6 +45,8 @@ def list_segments(
     as_json: JsonOption = False,
 ) -> None:
     """Every segment: customers, share, mean CLV and churn, definition version, cutoff."""
+    from crm_analytics.jobs import segments
+
     emit(segments.list_segments(settings(), plots), as_json, lambda r: render_rows("segments", r.segments))
 
 
@@ -60,6 +63,8 @@ def export(
     as_json: JsonOption = False,
 ) -> None:
     """Export a segment's customers who gave marketing consent; says how many were left out and why."""
+    from crm_analytics.jobs import segments
+
     report = segments.export(settings(), name, out_file, fmt, min_clv, max_churn)
     emit(
         report,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from datetime import date
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,9 +20,9 @@ from crm_analytics.cli.common import (
     render_rows,
     settings,
 )
-from crm_analytics.jobs import feedback, score
-from crm_analytics.jobs.common import open_store
-from crm_analytics.serving.keys import ROLES, KeyStore
+
+if TYPE_CHECKING:
+    from crm_analytics.serving.keys import KeyStore
 
 keys_app = typer.Typer(help="API keys for the scoring service: create, list, revoke.", no_args_is_help=True)
 feedback_app = typer.Typer(help="Offer feedback from the API into the warehouse.", no_args_is_help=True)
@@ -41,6 +41,8 @@ def score_command(
     as_json: JsonOption = False,
 ) -> None:
     """Score every customer with the champions into the serving store, switching atomically."""
+    from crm_analytics.jobs import score
+
     with progress_bar() as progress:
         report = score.score(
             settings(), as_of, chunk_customers=chunk_customers, engine=engine, progress=progress
@@ -56,6 +58,8 @@ def serve_command(
 ) -> None:
     """Run the API under uvicorn; SIGTERM lets in-flight requests finish (up to 30 s)."""
     import uvicorn
+
+    from crm_analytics.jobs.common import open_store
 
     open_store(settings())  # a bad setting or store stops here, with its name, not in every worker
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # workers inherit it: see serving/asgi.py
@@ -125,6 +129,8 @@ def keys_list(as_json: JsonOption = False) -> None:
 @handle_errors
 def keys_demo(as_json: JsonOption = False) -> None:
     """One fresh key per role for trying the service (named demo-<role>; earlier demo keys are revoked)."""
+    from crm_analytics.serving.keys import ROLES
+
     store = _key_store()
     for key in store.list():
         if key.name.startswith("demo-") and key.revoked_at is None:
@@ -149,6 +155,8 @@ def feedback_collect(as_json: JsonOption = False) -> None:
     """Settled offer feedback (answered, or unanswered for CRM_FEEDBACK_ANSWER_DAYS) into the offer log,
     through the ingest checks; run it again any time, nothing is added twice. Then retrain with
     `crm train offers --as-of <split> --until <end>`."""
+    from crm_analytics.jobs import feedback
+
     with err.status("collecting offer feedback"):
         report = feedback.collect(settings()).as_dict()
     ingest = report.pop("ingest")
@@ -157,6 +165,9 @@ def feedback_collect(as_json: JsonOption = False) -> None:
 
 
 def _key_store() -> KeyStore:
+    from crm_analytics.jobs.common import open_store
+    from crm_analytics.serving.keys import KeyStore
+
     return KeyStore(open_store(settings()).engine)
 
 
