@@ -2,8 +2,9 @@
 one error decorator that turns typed errors into an exit code and one line on stderr.
 
 Exit codes: 0 ok, 1 refused or failed (a refused batch, a missing prerequisite, a busy warehouse, an
-unwritable file), 2 bad usage (a bad option value or setting). No Python traceback reaches the user for
-any of these; an unexpected error is one line naming its type, with the traceback only under
+unwritable file, any other library error), 2 bad usage (a bad option value or setting:
+``InvalidInputError``, ``SettingsError`` and the parser's own errors). No Python traceback reaches the
+user for any of these; an unexpected error is one line naming its type, with the traceback only under
 ``CRM_DEBUG=1``.
 """
 
@@ -67,11 +68,9 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise
         except SettingsError as exc:
             fail(str(exc), 2)
-        except CrmError as exc:
+        except CrmError as exc:  # typed: its own exit code (InvalidInputError: 2, bad usage)
             fail(str(exc), exc.exit_code)
-        except ValueError as exc:  # a value the library refused: the caller's input
-            fail(str(exc), 2)
-        except LookupError as exc:  # something to run first, or an unknown id
+        except (ValueError, LookupError) as exc:  # the library refused or found nothing: failed
             fail(str(exc), 1)
         except OSError as exc:  # an unwritable or missing file
             where = f"{exc.filename}: " if exc.filename else ""
@@ -79,7 +78,8 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
         except Exception as exc:
             if os.environ.get("CRM_DEBUG") == "1":
                 raise
-            fail(f"failed: {type(exc).__name__}: {exc} (set CRM_DEBUG=1 for the traceback)", 1)
+            # the type only: an unexpected error's text may quote a value (a key, an e-mail)
+            fail(f"failed: {type(exc).__name__} (set CRM_DEBUG=1 for the traceback)", 1)
 
     return wrapper
 

@@ -20,10 +20,16 @@ def run(
 ) -> None:
     """The main job on the embedded defaults: demo data, ingest, profiles, features, train (CLV, churn,
     offers), register, promote, segments, scores into the serving store."""
+    from crm_analytics.cli.ingest import render_ingest
     from crm_analytics.jobs import run as run_job
 
-    with progress_bar() as progress:
-        report = run_job.run(settings(), customers, seed, progress)
+    try:
+        with progress_bar() as progress:
+            report = run_job.run(settings(), customers, seed, progress)
+    except run_job.IngestRefusedError as exc:  # the batches' own report says what and why
+        refused = exc.report
+        emit({"ingest": refused.as_dict()}, as_json, lambda _: render_ingest(refused))
+        raise
     emit(report, as_json, render_run)
 
 

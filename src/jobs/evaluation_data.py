@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from crm_analytics.errors import InvalidInputError
 from crm_analytics.features.build import FeatureConfig, feature_table
 from crm_analytics.features.repeat_purchases import daily_repeat_purchases
 from crm_analytics.features.rfm import TimeUnit
@@ -95,7 +96,7 @@ def prepare_warehouse(
     """The warehouse URL a dataset is evaluated in, written and ingested if needed, and its raw folder
     (None for ``warehouse``: the configured warehouse as it is)."""
     if dataset not in DATASETS:
-        raise ValueError(f"dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}")
+        raise InvalidInputError(f"--dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}")
     if dataset == "warehouse":
         return settings.warehouse_url, None
     url, raw = scratch_warehouse(settings, dataset, customers, seed)
@@ -121,7 +122,7 @@ def load_evaluation_data(
 ) -> EvaluationData:
     """Build (or reuse) the dataset's warehouse and the labelled feature tables at the split."""
     if holdout_end <= calibration_end:
-        raise ValueError("holdout_end: must come after calibration_end")
+        raise InvalidInputError("--holdout-end: must come after --calibration-end")
     unit: TimeUnit = time_unit or TIME_UNITS.get(dataset, "days")
     horizon_days = (holdout_end - calibration_end).days
     url, _ = prepare_warehouse(settings, dataset, customers, seed, status)
@@ -129,7 +130,9 @@ def load_evaluation_data(
         con = warehouse.ibis
         first_day = pd.Timestamp(customer_transactions(con).timestamp.min().execute()).date()
         if calibration_end < first_day:
-            raise ValueError(f"calibration_end: the data starts on {first_day}, after {calibration_end}")
+            raise InvalidInputError(
+                f"--calibration-end: the data starts on {first_day}, after {calibration_end}"
+            )
         train_as_of = calibration_end - timedelta(days=horizon_days)
         status("building feature tables")
         train_config = None
@@ -145,5 +148,5 @@ def load_evaluation_data(
         train_features = feature_table(con, train_config).execute() if train_config else None
         daily = daily_repeat_purchases(customer_transactions(con), calibration_end, holdout_end).execute()
     if features.empty:
-        raise ValueError(f"calibration_end: no customer had bought by {calibration_end}")
+        raise InvalidInputError(f"--calibration-end: no customer had bought by {calibration_end}")
     return EvaluationData(dataset, features, train_features, daily, horizon_days, unit)

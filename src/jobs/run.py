@@ -21,9 +21,7 @@ class IngestRefusedError(RefusedError):
 
     def __init__(self, report: ingest.IngestReport) -> None:
         refused = [b for b in report.batches if b["status"] != "accepted"]
-        super().__init__(
-            f"ingest: {len(refused)} batch(es) refused or failed: {refused[0].get('message', '')}"
-        )
+        super().__init__(f"ingest: {len(refused)} batch(es) refused or failed; nothing downstream ran")
         self.report = report
 
 

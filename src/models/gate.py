@@ -13,7 +13,7 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from crm_analytics.errors import RefusedError
+from crm_analytics.errors import InvalidInputError, NotReadyError, RefusedError
 from crm_analytics.models import registry
 from crm_analytics.models.family import ModelFamily
 
@@ -63,7 +63,7 @@ def promote(
     """Point ``name@champion`` at ``version`` (default: the newest) if it wins the gate, or if forced."""
     item = registry.family(name)
     if force and not reason.strip():
-        raise ValueError("--reason: a forced promotion must say why")
+        raise InvalidInputError("--reason: a forced promotion must say why")
     versions = client.search_model_versions(f"name = '{item.name}'")
     if not versions:
         raise LookupError(f"{item.name}: no registered versions; train one first")
@@ -73,7 +73,7 @@ def promote(
         else max(versions, key=lambda v: int(v.version))
     )
     if candidate is None:
-        raise LookupError(f"{item.name}: no version {version}")
+        raise InvalidInputError(f"--version: {item.name} has no version {version}")
     current = champion_version(client, item.name)
     if item.gate is None:
         note = reason if force else "a new definition replaces the old one (no gate)"
@@ -82,6 +82,8 @@ def promote(
         return Promotion(item.name, str(candidate.version), "", None, None, force, note)
     metric, higher_is_better = item.gate.metric, item.gate.higher_is_better
     candidate_run = client.get_run(str(candidate.run_id))
+    if metric not in candidate_run.data.metrics:
+        raise NotReadyError(f"{item.name} v{candidate.version}: its run logged no {metric}; retrain it")
     score = candidate_run.data.metrics[metric]
     champion_score = None
     if current is not None and not force:

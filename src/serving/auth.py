@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 
 from crm_analytics.serving.keys import SCOPES, ApiKey, KeyStore
-from crm_analytics.serving.problems import ProblemError
+from crm_analytics.serving.problems import ProblemError, not_ready
 
 logger = logging.getLogger("crm_analytics.serving")
 
@@ -63,6 +63,9 @@ def require(scope: str) -> Callable[..., ApiKey]:
             raise _unauthorized(
                 f"Send an API key as 'Authorization: Bearer <key>' or '{API_KEY_HEADER}: <key>'."
             )
+        served = getattr(request.app.state, "store", None)  # the keys live in the serving store
+        if served is not None and (problem := served.schema_problem()) is not None:
+            raise not_ready(problem)
         store: KeyStore = request.app.state.key_store
         key = store.cached(secret) or await run_in_threadpool(store.verify, secret)
         if key is None:

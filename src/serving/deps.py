@@ -17,6 +17,8 @@ from crm_analytics.store import ServingStore
 
 async def get_store(request: Request) -> ServingStore:
     store: ServingStore = request.app.state.store
+    if (problem := store.schema_problem()) is not None:  # cached once at head: free afterwards
+        raise not_ready(problem)
     return store
 
 

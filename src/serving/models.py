@@ -18,12 +18,17 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from crm_analytics.errors import InvalidInputError
 from crm_analytics.models import registry
 from crm_analytics.models.gate import champion_versions
 from crm_analytics.models.offers.acceptance import AcceptanceModel
 from crm_analytics.models.offers.family import FAMILY as OFFERS
 
 log = logging.getLogger("crm_analytics.serving")
+
+
+class MissingFeaturesError(InvalidInputError):
+    """Inline rows lack columns a champion reads (the message names them)."""
 
 
 @dataclass(frozen=True)
@@ -51,13 +56,13 @@ class ServedModels:
         return ",".join(f"{name}={version}" for name, version in sorted(self.versions.items()))
 
     def score(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Every served, scored family's outputs for feature rows: a KeyError naming the missing inputs
+        """Every served, scored family's outputs for feature rows: a MissingFeaturesError naming the inputs
         (checked for every family first), a ValueError when a model refuses a value."""
         families = [f for f in registry.scored() if f.score is not None and f.name in self.pyfuncs]
         for family in families:
             missing = [c for c in self.inputs[family.name] if c not in frame.columns]
             if missing:
-                raise KeyError(f"features missing for {family.name}: {', '.join(missing[:5])}")
+                raise MissingFeaturesError(f"features missing for {family.name}: {', '.join(missing[:5])}")
         parts = [
             family.score(self.pyfuncs[family.name], frame[self.inputs[family.name]]) for family in families
         ]

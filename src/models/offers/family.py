@@ -19,6 +19,7 @@ import pandas as pd
 from ibis.backends import BaseBackend
 from mlflow.pyfunc import PythonModel
 
+from crm_analytics.errors import InvalidInputError
 from crm_analytics.models.family import Gate, ModelFamily, TrainRequest, TrainResult
 from crm_analytics.models.offers.acceptance import AcceptanceModel
 from crm_analytics.models.offers.evaluation import fit_and_evaluate
@@ -94,9 +95,9 @@ def train_offers(
 def train(request: TrainRequest) -> TrainResult:
     """Learn from the offer log up to ``as_of`` (the split), judge on (split, ``until``]."""
     if request.until is None:
-        raise ValueError("--until: needed for offers (the end of the held-out offer log)")
+        raise InvalidInputError("--until: needed for offers (the end of the held-out offer log)")
     if request.until <= request.as_of:
-        raise ValueError("--until: must come after --as-of (the split)")
+        raise InvalidInputError("--until: must come after --as-of (the split)")
     return train_offers(
         request.settings, request.warehouse.ibis, request.as_of, request.until, request.truth, request.seed
     )

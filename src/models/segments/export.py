@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from crm_analytics.errors import InvalidInputError
 from crm_analytics.models.segments.consent import marketing_consent
 from crm_analytics.models.segments.membership import read_membership
 from crm_analytics.warehouse import Warehouse
@@ -51,9 +52,9 @@ def export_segment(
 ) -> ExportReport:
     """Write the consenting members of ``segment`` (within the filters) to ``out``."""
     if fmt not in ("csv", "parquet"):
-        raise ValueError(f"format: expected csv or parquet, got {fmt!r}")
+        raise InvalidInputError(f"--format: expected csv or parquet, got {fmt!r}")
     if max_churn is not None and not 0 <= max_churn <= 1:
-        raise ValueError(f"max_churn: must lie in [0, 1], got {max_churn}")
+        raise InvalidInputError(f"--max-churn: must lie in [0, 1], got {max_churn}")
     members = read_membership(warehouse, segment)
     if members.empty:
         raise LookupError(f"segment {segment!r}: no such segment; `crm segments list` shows them")

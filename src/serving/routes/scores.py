@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Models, Store
 from crm_analytics.serving.keys import ApiKey
-from crm_analytics.serving.models import ServedModels
+from crm_analytics.serving.models import MissingFeaturesError, ServedModels
 from crm_analytics.serving.problems import ProblemError, problem_responses, require_json
 from crm_analytics.serving.schemas import FeatureRow, Score, ScoresRequest, ScoresResponse
 
@@ -66,8 +66,8 @@ def score_rows(models: ServedModels, rows: list[FeatureRow]) -> list[Score]:
     frame = pd.DataFrame([{**row.features, **row.model_dump(exclude={"features"})} for row in rows])
     try:
         values = models.score(frame)
-    except KeyError as exc:
-        raise ProblemError(422, "Unprocessable Content", f"rows: {exc.args[0]}") from None
+    except MissingFeaturesError as exc:
+        raise ProblemError(422, "Unprocessable Content", f"rows: {exc}") from None
     except ValueError as exc:  # a model's own input check: the messages name a column, never a value
         raise ProblemError(422, "Unprocessable Content", f"rows: {exc}") from None
     return [

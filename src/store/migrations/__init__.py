@@ -56,7 +56,7 @@ def problem(engine: Engine) -> str | None:
         return None
     return (
         f"the serving store's schema is at {found or 'nothing'}, not {newest}: "
-        "run `crm score` (any crm command that opens the store upgrades it)"
+        "run `crm score` (or `crm keys list`: commands that open the store upgrade it)"
     )
 
 
