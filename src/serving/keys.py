@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from crm_analytics.errors import InvalidInputError
 from crm_analytics.store.tables import api_keys
 
 ROLES: dict[str, tuple[str, ...]] = {
@@ -60,7 +61,7 @@ def scopes_of(roles: Iterable[str]) -> frozenset[str]:
 
 def validate_name(name: str) -> str:
     if not isinstance(name, str) or not 1 <= len(name) <= 64 or not name.isprintable() or not name.strip():
-        raise ValueError("name must be 1-64 printable characters")
+        raise InvalidInputError("name must be 1-64 printable characters")
     return name
 
 
@@ -71,9 +72,9 @@ def validate_roles(roles: str | Iterable[str]) -> tuple[str, ...]:
     allowed = ", ".join(ROLES)
     unknown = sorted(wanted - ROLES.keys())
     if unknown:
-        raise ValueError(f"roles: unknown role {unknown[0]!r}; allowed: {allowed}")
+        raise InvalidInputError(f"roles: unknown role {unknown[0]!r}; allowed: {allowed}")
     if not wanted:
-        raise ValueError(f"roles: give at least one of: {allowed}")
+        raise InvalidInputError(f"roles: give at least one of: {allowed}")
     return tuple(role for role in ROLES if role in wanted)
 
 

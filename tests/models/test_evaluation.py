@@ -115,7 +115,7 @@ def test_bad_splits_and_datasets_are_named(tmp_path: Path) -> None:
     settings = load_settings().model_copy(update={"data_dir": tmp_path})
     with pytest.raises(ValueError, match="dataset: expected one of"):
         load_evaluation_data(settings, "cdnow-huge", *CDNOW_SPLIT)
-    with pytest.raises(ValueError, match="holdout_end: must come after calibration_end"):
+    with pytest.raises(ValueError, match="--holdout-end: must come after --calibration-end"):
         load_evaluation_data(settings, "cdnow-sample", CDNOW_SPLIT[1], CDNOW_SPLIT[0])
-    with pytest.raises(ValueError, match="calibration_end: the data starts on 1997-01-01"):
+    with pytest.raises(ValueError, match="--calibration-end: the data starts on 1997-01-01"):
         load_evaluation_data(settings, "cdnow-sample", date(1996, 6, 30), date(1997, 6, 30))

@@ -175,6 +175,6 @@ def test_filters_and_errors(built: tuple[Settings, Warehouse, dict[str, Any]], t
         export_segment(warehouse, "Nobody", tmp_path / "x.csv")
     with pytest.raises(ValueError, match="format: expected csv or parquet"):
         export_segment(warehouse, segment, tmp_path / "x.xlsx", "xlsx")
-    with pytest.raises(ValueError, match="max_churn: must lie in"):
+    with pytest.raises(ValueError, match="--max-churn: must lie in"):
         export_segment(warehouse, segment, tmp_path / "x.csv", max_churn=1.5)
     assert not (tmp_path / "x.csv").exists()
