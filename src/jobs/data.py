@@ -32,10 +32,12 @@ def demo_data(
     """Generate the demo hotel chain into ``out`` (ground truth under ``out/truth``)."""
     if fmt not in FORMATS:
         raise InvalidInputError(f"--format: expected parquet or csv, got {fmt!r}")
-    if customers < 1:
-        raise InvalidInputError(f"--customers: must be at least 1, got {customers}")
+    try:
+        config = DemoConfig(customers=customers, seed=seed)  # checks what the generator can honour
+    except ValueError as exc:
+        raise InvalidInputError(f"--customers: {exc}") from None
     data = generate_demo(
-        DemoConfig(customers=customers, seed=seed),
+        config,
         progress=lambda stage, done: progress(stage, 100 * done, 100),
     )
     progress("writing files", 99, 100)

@@ -8,9 +8,7 @@ from typing import Any
 
 from crm_analytics.jobs.common import open_store, open_warehouse
 from crm_analytics.profiles.erase import ErasureReport, erase_customer
-from crm_analytics.profiles.tables import LINKS
 from crm_analytics.settings import Settings
-from crm_analytics.warehouse import Warehouse
 
 
 @dataclass(frozen=True)
@@ -28,14 +26,7 @@ def erase(settings: Settings, customer_id: str) -> EraseReport:
     """Erase ``customer_id`` (a unified customer id or a source account id); a LookupError when nothing
     is known about it (also after an erasure)."""
     with open_warehouse(settings) as warehouse:
-        unified = _unified_ids(warehouse, customer_id)
         report = erase_customer(warehouse, customer_id, settings)
-    served = open_store(settings).erase({customer_id, *unified})
+    # the ids the warehouse resolved for the person (the id given, its unified customer, its accounts)
+    served = open_store(settings).erase(report.person_ids)
     return EraseReport(report, served)
-
-
-def _unified_ids(warehouse: Warehouse, customer_id: str) -> set[str]:
-    """The unified id(s) an id stands for: itself, or the customer a source account is linked to."""
-    links = warehouse.ibis.table(LINKS)
-    mine = links.filter((links.customer_id == customer_id) | (links.source_customer_id == customer_id))
-    return set(mine.select("customer_id").execute()["customer_id"])

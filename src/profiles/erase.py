@@ -88,9 +88,12 @@ class ErasureReport:
     rows_deleted: dict[str, int] = field(default_factory=dict)
     suppressions: int = 0
     erased_at: datetime | None = None
+    # every id the person had here (unified and account ids), for clearing other stores; not reported
+    person_ids: frozenset[str] = field(default_factory=frozenset, repr=False)
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self) | {"erased_at": str(self.erased_at)}
+        counts = {k: v for k, v in asdict(self).items() if k != "person_ids"}
+        return counts | {"erased_at": str(self.erased_at)}
 
 
 @dataclass
@@ -114,7 +117,13 @@ def erase_customer(
     migrations.upgrade(warehouse)
     key = erasure_key(settings)
     erased_at = now or datetime.now(UTC).replace(tzinfo=None)
-    report = ErasureReport(customer_id, len(person.accounts), len(person.transactions), erased_at=erased_at)
+    report = ErasureReport(
+        customer_id,
+        len(person.accounts),
+        len(person.transactions),
+        erased_at=erased_at,
+        person_ids=frozenset(person.customer_ids),
+    )
     with warehouse.transaction() as execute:
         for spec in PER_CUSTOMER_TABLES:
             if warehouse.has_table(spec.table):
