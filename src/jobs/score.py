@@ -21,7 +21,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
 
 from crm_analytics.errors import InvalidInputError, NotReadyError
@@ -31,7 +30,7 @@ from crm_analytics.jobs.common import Progress, no_progress, open_store, open_wa
 from crm_analytics.jobs.score_table import ScoreTable
 from crm_analytics.models import registry
 from crm_analytics.models.family import ModelFamily
-from crm_analytics.models.gate import champion_versions
+from crm_analytics.models.gate import load_champions
 from crm_analytics.models.offers.family import FAMILY as OFFERS
 from crm_analytics.models.segments.consent import marketing_consent
 from crm_analytics.profiles.tables import PROFILES
@@ -202,11 +201,7 @@ def score_all(
 def champions(settings: Settings) -> tuple[dict[str, str], dict[str, Any]]:
     """The @champion version and loaded pyfunc of every family a snapshot needs: the scored ones and the
     served ones (the offer model decides which history columns a snapshot keeps)."""
-    needed = _needed()
-    found = champion_versions(configure(settings), needed)
-    loaded = {
-        name: mlflow.pyfunc.load_model(f"models:/{name}/{version}") for name, (version, _) in found.items()
-    }
+    found, loaded = load_champions(configure(settings), _needed())
     return {name: version for name, (version, _) in found.items()}, loaded
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -55,6 +56,15 @@ def champion_versions(client: MlflowClient, families: Iterable[ModelFamily]) -> 
             raise LookupError(f"{item.name}: no @{CHAMPION}; run `crm run` or `crm promote {item.key}`")
         found[item.name] = (str(version.version), str(version.run_id))
     return found
+
+
+def load_champions(
+    client: MlflowClient, families: Iterable[ModelFamily]
+) -> tuple[dict[str, tuple[str, str]], dict[str, Any]]:
+    """``champion_versions`` and each of those versions loaded as a pyfunc, by registered name."""
+    found = champion_versions(client, families)
+    loaded = {name: mlflow.pyfunc.load_model(f"models:/{name}/{v}") for name, (v, _) in found.items()}
+    return found, loaded
 
 
 def promote(

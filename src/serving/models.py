@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from crm_analytics.errors import InvalidInputError
 from crm_analytics.models import registry
-from crm_analytics.models.gate import champion_versions
+from crm_analytics.models.gate import champion_versions, load_champions
 from crm_analytics.models.offers.acceptance import AcceptanceModel
 from crm_analytics.models.offers.family import FAMILY as OFFERS
 
@@ -71,8 +70,7 @@ class ServedModels:
 
 def load_models(client: MlflowClient) -> ServedModels:
     """Load and warm up the served champions (one prediction each), so a ready service answers fast."""
-    found = champion_versions(client, registry.served())
-    loaded = {name: mlflow.pyfunc.load_model(f"models:/{name}/{v}") for name, (v, _) in found.items()}
+    found, loaded = load_champions(client, registry.served())
     models = ServedModels(
         versions={name: v for name, (v, _) in found.items()},
         run_ids={name: run for name, (_, run) in found.items()},

@@ -22,7 +22,7 @@ from crm_analytics.models.churn.family import FAMILY as CHURN
 from crm_analytics.models.clv.evaluation import by_customer
 from crm_analytics.models.clv.family import FAMILY as CLV
 from crm_analytics.models.family import ModelFamily
-from crm_analytics.models.gate import champion_versions, promote
+from crm_analytics.models.gate import load_champions, promote
 from crm_analytics.models.inputs import model_inputs
 from crm_analytics.models.plots import log_figures
 from crm_analytics.models.segments.family import SegmentPyfunc
@@ -41,8 +41,7 @@ def champion_scores(settings: Settings, features: pd.DataFrame) -> pd.DataFrame:
     """CLV and P(churn) per customer from the ``@champion`` models (what value-risk segments and export
     filters read); a missing champion is a LookupError that says what to run."""
     client = configure(settings)
-    versions = champion_versions(client, (CLV, CHURN))
-    loaded = {name: mlflow.pyfunc.load_model(f"models:/{name}/{v}") for name, (v, _) in versions.items()}
+    versions, loaded = load_champions(client, (CLV, CHURN))
     # the champion's own CLVModel: its pyfunc would also simulate intervals these scores do not use
     clv = loaded[CLV.name].unwrap_python_model().model.clv(features[list(BTYD_COLUMNS)])
     churn = loaded[CHURN.name].predict(model_inputs(features).reset_index(drop=True))
