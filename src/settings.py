@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CRM_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(Path("data"), description="Folder for generated data and local databases.")
+    incoming_dir: Path | None = Field(
+        None,
+        description="Folder the daily refresh (crm refresh) ingests new files from, each file once "
+        "(by content); unset: <data_dir>/incoming.",
+    )
     warehouse_url: str = Field(
         "duckdb:///data/warehouse.duckdb",
         description="Warehouse URL: duckdb:///relative/path, duckdb:////absolute/path, "
@@ -82,6 +87,11 @@ class Settings(BaseSettings):
         description="Days we wait for the answer to a shown offer before it goes into the offer log "
         "(no answer by then: declined).",
     )
+
+    @property
+    def incoming(self) -> Path:
+        """The folder the daily refresh reads new files from."""
+        return self.incoming_dir or self.data_dir / "incoming"
 
     @field_validator("warehouse_url")
     @classmethod

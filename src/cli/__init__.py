@@ -12,7 +12,7 @@ import sys
 import typer
 from typer._click import exceptions as click_errors  # typer >= 0.29 vendors click
 
-from crm_analytics.cli import data, features, ingest, models, profiles, run, segments, serving
+from crm_analytics.cli import data, features, ingest, models, operate, profiles, run, segments, serving
 
 app = typer.Typer(help="crm-analytics: customer analytics from purchase history.", no_args_is_help=True)
 app.add_typer(data.app, name="data")
@@ -30,6 +30,8 @@ app.add_typer(serving.keys_app, name="keys")
 app.add_typer(serving.feedback_app, name="feedback")
 app.command("erase")(profiles.erase)
 app.command("run")(run.run)
+app.command("refresh")(operate.refresh)
+app.command("status")(operate.status)
 app.command("config")(run.show_config)
 
 

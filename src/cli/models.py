@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,10 +15,14 @@ from crm_analytics.cli.common import (
     err,
     handle_errors,
     out,
+    progress_bar,
     render_rows,
     settings,
 )
 from crm_analytics.cli.render import render_evaluation
+
+if TYPE_CHECKING:
+    from crm_analytics.jobs.train import PromoteReport
 
 
 @handle_errors
@@ -52,11 +56,20 @@ def promote(
     reason: Annotated[str, typer.Option(help="Why, for a forced promotion (logged).")] = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Move the @champion alias to a candidate that beats the champion on the same holdout metric."""
+    """Move the @champion alias to a candidate that beats the champion on the same holdout metric, then
+    score the served day again with it (one atomic switch)."""
     from crm_analytics.jobs import train as train_job
 
-    result = train_job.promote(settings(), model, version, force, reason)
-    emit(result, as_json, lambda r: out.print(f"{r.model} v{r.version} is champion ({r.reason})"))
+    with progress_bar() as progress:
+        result = train_job.promote_and_rescore(settings(), model, version, force, reason, progress)
+    emit(result, as_json, render_promotion)
+
+
+def render_promotion(report: PromoteReport) -> None:
+    p = report.promotion
+    out.print(f"{p.model} v{p.version} is champion ({p.reason})")
+    if report.rescored is not None:
+        out.print(f"rescored: as of {report.rescored.as_of}, snapshot {report.rescored.snapshot_id}")
 
 
 @handle_errors

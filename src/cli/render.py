@@ -108,5 +108,10 @@ def render_run(report: RunReport) -> None:
     for p in report.promotions:
         outcome = f"champion v{p['version']}" if p["promoted"] else "champion kept"
         out.print(f"{p['model']}: {outcome} ({p['reason']})")
-    render_segments_build(report.segments)
-    out.print(f"serving store: {report.scored.customers:,} customers scored as of {report.scored.as_of}")
+    segments = report.refresh.stages.get("segments")
+    if segments and "families" in segments:
+        for family, built in segments["families"].items():
+            out.print(f"{family} segments: {built['model']} v{built['version']}")
+            render_rows(family, [{"segment": k, "customers": v} for k, v in built["segments"].items()])
+    scored = report.refresh.stages.get("scores") or {}
+    out.print(f"serving store: {scored.get('customers', 0):,} customers scored as of {report.refresh.as_of}")

@@ -13,6 +13,7 @@ from crm_analytics.features.build import FeatureConfig, feature_table
 from crm_analytics.features.store import read_features, write_features
 from crm_analytics.jobs.common import open_warehouse
 from crm_analytics.settings import Settings
+from crm_analytics.warehouse import Warehouse
 
 TIME_UNITS = ("days", "weeks")
 
@@ -55,16 +56,28 @@ def build(
         raise InvalidInputError(f"--time-unit: expected days or weeks, got {time_unit!r}")
     if horizon_days is not None and horizon_days < 1:
         raise InvalidInputError(f"--horizon-days: must be at least 1, got {horizon_days}")
-    config = FeatureConfig(as_of=as_of, horizon_days=horizon_days, time_unit=time_unit)
     with open_warehouse(settings) as warehouse:
-        engine = engine or warehouse.backend
-        try:
-            con = engines.connect(engine, settings, warehouse=warehouse, master=settings.spark_master)
-        except ValueError as exc:
-            raise InvalidInputError(str(exc)) from None
-        resolved = config.resolved(con)
-        frame = feature_table(con, resolved).execute()
-        rows = write_features(warehouse, frame, resolved)
+        return build_in(warehouse, settings, as_of, horizon_days, time_unit, engine)
+
+
+def build_in(
+    warehouse: Warehouse,
+    settings: Settings,
+    as_of: date,
+    horizon_days: int | None = None,
+    time_unit: str = "days",
+    engine: str | None = None,
+) -> FeatureBuildReport:
+    """``build`` on an open warehouse (the daily refresh holds one for all its stages)."""
+    config = FeatureConfig(as_of=as_of, horizon_days=horizon_days, time_unit=time_unit)
+    engine = engine or warehouse.backend
+    try:
+        con = engines.connect(engine, settings, warehouse=warehouse, master=settings.spark_master)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
+    resolved = config.resolved(con)
+    frame = feature_table(con, resolved).execute()
+    rows = write_features(warehouse, frame, resolved)
     return FeatureBuildReport(str(as_of), engine, rows, len(frame.columns), horizon_days is not None)
 
 

@@ -57,7 +57,6 @@ def ingest(
         files = expand_paths(paths)
     except FileNotFoundError as exc:
         raise InvalidInputError(str(exc)) from None
-    batches: list[dict[str, Any]] = []
     with open_warehouse(settings) as warehouse:
         jobs: list[tuple[str, Callable[[OnRows], Any]]] = [
             (str(f), _file_job(warehouse, f, settings, table, source)) for f in files
@@ -65,20 +64,33 @@ def ingest(
         if sql and db_url and table:
             query = _query_job(warehouse, db_url, sql, settings, table, source)
             jobs.append(("sql query", query))
-        for label, job in jobs:
-            done = 0
+        return _run_jobs(jobs, progress)
 
-            def on_rows(rows: int, label: str = label) -> None:
-                nonlocal done
-                done += rows
-                progress(f"ingesting {Path(label).name}", done, None)
 
-            try:
-                batches.append(job(on_rows).as_dict())
-            except BatchRefusedError as exc:
-                batches.append(exc.report.as_dict())
-            except (ContractError, ValueError) as exc:
-                batches.append({"source_file": label, "status": "error", "message": str(exc)})
+def ingest_files(
+    warehouse: Warehouse, settings: Settings, files: list[Path], progress: Progress = no_progress
+) -> IngestReport:
+    """Ingest files (tables and sources inferred from their names) into an open warehouse."""
+    return _run_jobs([(str(f), _file_job(warehouse, f, settings, None, None)) for f in files], progress)
+
+
+def _run_jobs(jobs: list[tuple[str, Callable[[OnRows], Any]]], progress: Progress) -> IngestReport:
+    """Run batch jobs in order; a refused batch or a broken contract is reported, not raised."""
+    batches: list[dict[str, Any]] = []
+    for label, job in jobs:
+        done = 0
+
+        def on_rows(rows: int, label: str = label) -> None:
+            nonlocal done
+            done += rows
+            progress(f"ingesting {Path(label).name}", done, None)
+
+        try:
+            batches.append(job(on_rows).as_dict())
+        except BatchRefusedError as exc:
+            batches.append(exc.report.as_dict())
+        except (ContractError, ValueError) as exc:
+            batches.append({"source_file": label, "status": "error", "message": str(exc)})
     return IngestReport(batches, _totals(batches))
 
 

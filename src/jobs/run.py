@@ -1,6 +1,7 @@
 """The main job on the embedded defaults (``crm run``, the first half of ``make run``): the demo chain's
 data, ingest, profiles, features at two cutoffs, the CLV, churn and offer models trained, registered and
-promoted through the gate, segments, and every customer scored into the serving store."""
+promoted through the gate, then the first daily refresh as of the data's last day (features, segments and
+every customer scored into the serving store, as of 2025-12-31 on the demo)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from crm_analytics.datasets.demo.config import DEMO_CUTOFF, DEMO_END, DEMO_HORIZON_DAYS
 from crm_analytics.errors import RefusedError
-from crm_analytics.jobs import data, features, ingest, profiles, score, segments, train
+from crm_analytics.jobs import data, features, ingest, profiles, refresh, train
 from crm_analytics.jobs.common import Progress, no_progress
 from crm_analytics.models import registry
 from crm_analytics.settings import Settings
@@ -33,8 +34,7 @@ class RunReport:
     features: features.FeatureBuildReport
     trained: list[dict[str, Any]]
     promotions: list[dict[str, Any]]
-    segments: segments.SegmentsReport
-    scored: score.ScoreReport
+    refresh: refresh.RefreshReport
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,9 +62,8 @@ def run(
         truth = demo_dir / "truth"
         trained.append(train.train(settings, family.key, DEMO_CUTOFF, until=DEMO_END, truth=truth).as_dict())
     promotions = [train.promote_if_better(settings, t["model"]).as_dict() for t in trained]
-    progress("building segments")
-    built_segments = segments.build(settings, DEMO_CUTOFF, progress=progress)
-    scored = score.score(settings, DEMO_CUTOFF, progress=progress)
+    # models learn from the last cutoff whose labels are mature; what is served is as of the data's end
+    refreshed = refresh.refresh(settings, progress=progress)
     return RunReport(
         ingest=ingested,
         summary=ingest.summary(settings),
@@ -72,6 +71,5 @@ def run(
         features=built,
         trained=trained,
         promotions=promotions,
-        segments=built_segments,
-        scored=scored,
+        refresh=refreshed,
     )

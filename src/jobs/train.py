@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from crm_analytics.errors import InvalidInputError
-from crm_analytics.jobs.common import open_warehouse
+from crm_analytics.jobs import refresh
+from crm_analytics.jobs.common import Progress, no_progress, open_warehouse
 from crm_analytics.models import gate, registry
 from crm_analytics.models.family import TrainRequest, TrainResult
 from crm_analytics.settings import Settings
@@ -52,6 +53,32 @@ def promote(
     """Move ``@champion`` to ``version`` (default: the newest) if it wins the gate, or when forced with a
     reason; a PromotionRefusedError says why not."""
     return gate.promote(configure(settings), registry.family(model).name, version, force, reason)
+
+
+@dataclass(frozen=True)
+class PromoteReport:
+    """A promotion and the served day rescored with the new champion (None: nothing served yet)."""
+
+    promotion: gate.Promotion
+    rescored: refresh.RefreshReport | None
+
+    def as_dict(self) -> dict[str, Any]:
+        rescored = self.rescored.as_dict() if self.rescored else None
+        return self.promotion.as_dict() | {"rescored": rescored}
+
+
+def promote_and_rescore(
+    settings: Settings,
+    model: str,
+    version: str | None = None,
+    force: bool = False,
+    reason: str = "",
+    progress: Progress = no_progress,
+) -> PromoteReport:
+    """``promote``, then the served day scored again at once (``crm promote``), so the scores served
+    always come from the champions they name; an alias moved elsewhere is rescored by the next refresh."""
+    promotion = promote(settings, model, version, force, reason)
+    return PromoteReport(promotion, refresh.rescore(settings, progress=progress))
 
 
 def promote_if_better(settings: Settings, model: str) -> PromotionOutcome:

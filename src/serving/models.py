@@ -52,7 +52,7 @@ class ServedModels:
 
     def header(self) -> str:
         """``crm-clv=3,crm-churn=2,crm-offers=1``: the versions a response was computed with."""
-        return ",".join(f"{name}={version}" for name, version in sorted(self.versions.items()))
+        return versions_header(self.versions)
 
     def score(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Every served, scored family's outputs for feature rows: a MissingFeaturesError naming the inputs
@@ -66,6 +66,11 @@ class ServedModels:
             family.score(self.pyfuncs[family.name], frame[self.inputs[family.name]]) for family in families
         ]
         return pd.concat(parts, axis=1)
+
+
+def versions_header(versions: dict[str, str]) -> str:
+    """The ``X-Model-Versions`` value: ``name=version`` pairs in name order."""
+    return ",".join(f"{name}={version}" for name, version in sorted(versions.items()))
 
 
 def load_models(client: MlflowClient) -> ServedModels:

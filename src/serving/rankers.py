@@ -9,12 +9,20 @@ picked up by the next booking.
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 import pandas as pd
 
 from crm_analytics.models.offers.ranker import OfferRanker
 from crm_analytics.serving.models import ServedModels
-from crm_analytics.store import ServingStore
+from crm_analytics.store import ServingStore, Snapshot
+
+
+class ServedRanker(NamedTuple):
+    """A ranker and the snapshot whose catalogue it ranks (its day and model versions)."""
+
+    ranker: OfferRanker
+    snapshot: Snapshot
 
 
 class RankerCache:
@@ -22,12 +30,12 @@ class RankerCache:
 
     def __init__(self) -> None:
         self._key: tuple[str, str] | None = None
-        self._ranker: OfferRanker | None = None
+        self._ranker: ServedRanker | None = None
         self._lock = threading.Lock()
 
     def get(
         self, store: ServingStore, models: ServedModels, snapshot_id: str | None = None
-    ) -> OfferRanker | None:
+    ) -> ServedRanker | None:
         """The ranker for the active snapshot (``snapshot_id`` when the caller just read it) and
         ``models``; None before the first ``crm score``."""
         snapshot_id = snapshot_id or store.active_id()
@@ -40,7 +48,8 @@ class RankerCache:
         snapshot = store.active()
         if snapshot is None:
             return None
-        ranker = OfferRanker(models.offers_full, models.offers_context, pd.DataFrame(snapshot.catalogue))
+        catalogue = pd.DataFrame(snapshot.catalogue)
+        ranker = ServedRanker(OfferRanker(models.offers_full, models.offers_context, catalogue), snapshot)
         with self._lock:
             self._key, self._ranker = (snapshot.snapshot_id, models.header()), ranker
         return ranker

@@ -150,7 +150,11 @@ class OffersResponse(BaseModel):
     )
     offers: list[Offer]
     brief: GuestBrief
-    models: dict[str, str]
+    models: dict[str, str] = Field(
+        description="Model versions behind this answer: the live offer model that ranked, and those that "
+        "made the stored snapshot the guest's segments and history come from."
+    )
+    as_of: str = Field(description="The day the stored snapshot is as of (its data's last day).")
 
 
 class ShownEvent(Strict):
@@ -286,7 +290,13 @@ class Score(BaseModel):
 
 class ScoresResponse(BaseModel):
     scores: list[Score]
-    models: dict[str, str]
+    models: dict[str, str] = Field(
+        description="The versions that produced these scores: the stored snapshot's for ids, the live "
+        "champions' for inline rows."
+    )
+    as_of: str | None = Field(
+        description="The day stored scores are as of (the snapshot's data end); null for inline rows."
+    )
 
 
 class SegmentSummary(BaseModel):
@@ -296,6 +306,7 @@ class SegmentSummary(BaseModel):
     with_consent: int
     mean_clv: float | None
     mean_churn_probability: float | None
+    as_of: str = Field(description="The day the membership is as of (the served snapshot's).")
 
 
 class SegmentMember(BaseModel):
@@ -308,6 +319,7 @@ class SegmentPage(BaseModel):
     segment: str
     customers: list[SegmentMember]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last.")
+    as_of: str | None = Field(description="The day this page's membership is as of; null if empty.")
 
 
 class ModelInfo(BaseModel):
@@ -323,7 +335,8 @@ class CustomerView(BaseModel):
     scores: dict[str, Any] | None
     segments: dict[str, str]
     brief: GuestBrief
-    models: dict[str, str]
+    models: dict[str, str] = Field(description="The versions that made the stored scores.")
+    as_of: str = Field(description="The day the stored scores are as of.")
 
 
 class FieldError(BaseModel):

@@ -2,20 +2,16 @@
 PostgreSQL by URL). Shared storage like the warehouse: the jobs write it, the API reads it. Its schema is
 Alembic's (``store.migrations``): ``ServingStore(url).upgrade()`` migrates, opening a store never does."""
 
-from crm_analytics.store.serving_store import (
-    BookingGuest,
-    CustomerRecord,
-    NameLookupData,
-    ServingStore,
-    Snapshot,
-    engine_for,
-    now,
-)
+from crm_analytics.store.records import BookingGuest, CustomerRecord, NameLookupData, Snapshot, now
+from crm_analytics.store.refresh_log import RefreshLog, RefreshRun
+from crm_analytics.store.serving_store import ServingStore, engine_for
 
 __all__ = [
     "BookingGuest",
     "CustomerRecord",
     "NameLookupData",
+    "RefreshLog",
+    "RefreshRun",
     "ServingStore",
     "Snapshot",
     "engine_for",

@@ -14,19 +14,15 @@ The schema is Alembic's (``store.migrations``): opening a store runs no DDL, ``u
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from itertools import islice
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import (
     Engine,
     Integer,
-    RowMapping,
     and_,
-    bindparam,
     create_engine,
     delete,
     event,
@@ -38,6 +34,18 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from crm_analytics.store import migrations
+from crm_analytics.store.records import (
+    BOOKING_GUEST,
+    SHOWN_SINCE,
+    BookingGuest,
+    CustomerRecord,
+    NameLookupData,
+    Snapshot,
+    active_customers,
+    active_id,
+    chunks,
+    customer_record,
+)
 from crm_analytics.store.tables import (
     PER_CUSTOMER_TABLES,
     SNAPSHOT_TABLES,
@@ -76,51 +84,6 @@ def engine_for(url: str, statement_timeout_ms: int | None = None) -> Engine:
             cursor.close()
 
     return engine
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """One scoring run's metadata."""
-
-    snapshot_id: str
-    created_at: datetime
-    as_of: str
-    models: dict[str, str]
-    customers: int
-    catalogue: list[dict[str, Any]]
-
-
-class NameLookupData(NamedTuple):
-    """What a snapshot stores for finding a guest by name (personal data: normalised records)."""
-
-    records: list[dict[str, Any]]
-    model: dict[str, Any]  # the linkage model's settings (m/u probabilities only)
-    threshold: float
-
-
-@dataclass(frozen=True)
-class BookingGuest:
-    """What a booking needs about a guest of the active snapshot (no profile: no personal fields)."""
-
-    customer_id: str
-    snapshot_id: str
-    segments: dict[str, str]
-    history: dict[str, Any] | None
-    brief: list[dict[str, Any]]
-    offers_shown_recently: int
-
-
-@dataclass(frozen=True)
-class CustomerRecord:
-    """A customer's row in the active snapshot (JSON fields decoded)."""
-
-    customer_id: str
-    scores: dict[str, Any] | None
-    segments: dict[str, str]
-    history: dict[str, Any] | None
-    brief: list[dict[str, Any]]
-    profile: dict[str, Any] | None
-    consent: bool
 
 
 class ServingStore:
@@ -176,7 +139,7 @@ class ServingStore:
             )
             batches = ((customers, rows), (segment_members, members), (contacts, contact_rows))
             for table, batch in (*batches, (lookup_records, lookup_rows)):
-                for chunk in _chunks(({"snapshot_id": sid, **row} for row in batch), 5_000):
+                for chunk in chunks(({"snapshot_id": sid, **row} for row in batch), 5_000):
                     conn.execute(insert(table), chunk)
             if linkage is not None:
                 conn.execute(insert(linkage_models).values(snapshot_id=sid, **linkage))
@@ -207,21 +170,19 @@ class ServingStore:
 
     def customer(self, customer_id: str) -> CustomerRecord | None:
         """A customer of the active snapshot."""
-        query = select(customers).where(
-            and_(customers.c.snapshot_id == _active_id(), customers.c.customer_id == customer_id)
-        )
+        query = active_customers().where(customers.c.customer_id == customer_id)
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
-        return _record(row) if row is not None else None
+        return customer_record(row) if row is not None else None
 
     def booking_guest(self, customer_id: str, shown_since: datetime) -> BookingGuest | None:
         """The guest's row for a booking and the offers shown to them since ``shown_since`` (the contact
         cap), on one connection with statements compiled once."""
         with self.engine.connect() as conn:
-            row = conn.execute(_BOOKING_GUEST, {"customer_id": customer_id}).mappings().first()
+            row = conn.execute(BOOKING_GUEST, {"customer_id": customer_id}).mappings().first()
             if row is None:
                 return None
-            shown = conn.execute(_SHOWN_SINCE, {"customer_id": customer_id, "since": shown_since}).scalar()
+            shown = conn.execute(SHOWN_SINCE, {"customer_id": customer_id, "since": shown_since}).scalar()
         return BookingGuest(
             customer_id=row["customer_id"],
             snapshot_id=row["snapshot_id"],
@@ -229,26 +190,26 @@ class ServingStore:
             history=json.loads(row["history"]) if row["history"] else None,
             brief=json.loads(row["brief"]) if row["brief"] else [],
             offers_shown_recently=int(shown or 0),
+            as_of=row["as_of"],
+            models=json.loads(row["models"]),
         )
 
     def customers_by_id(self, customer_ids: list[str]) -> dict[str, CustomerRecord]:
         """Customers of the active snapshot by id (unknown ids are absent)."""
-        query = select(customers).where(
-            and_(customers.c.snapshot_id == _active_id(), customers.c.customer_id.in_(customer_ids))
-        )
+        query = active_customers().where(customers.c.customer_id.in_(customer_ids))
         with self.engine.connect() as conn:
-            return {r["customer_id"]: _record(r) for r in conn.execute(query).mappings()}
+            return {r["customer_id"]: customer_record(r) for r in conn.execute(query).mappings()}
 
     def find_contact(self, kind: str, value: str) -> list[str]:
         """Customer ids holding a normalised e-mail or phone in the active snapshot."""
         query = select(contacts.c.customer_id).where(
-            and_(contacts.c.snapshot_id == _active_id(), contacts.c.kind == kind, contacts.c.value == value)
+            and_(contacts.c.snapshot_id == active_id(), contacts.c.kind == kind, contacts.c.value == value)
         )
         with self.engine.connect() as conn:
             return sorted(conn.execute(query).scalars())
 
     def segments(self) -> list[dict[str, Any]]:
-        """Every segment: family, size, consenting members, mean CLV and churn."""
+        """Every segment: family, size, consenting members, mean CLV and churn, the snapshot's day."""
         m = segment_members.c
         query = (
             select(
@@ -258,9 +219,11 @@ class ServingStore:
                 func.sum(func.cast(m.consent, Integer)).label("with_consent"),
                 func.avg(m.clv).label("mean_clv"),
                 func.avg(m.churn_probability).label("mean_churn_probability"),
+                snapshots.c.as_of,
             )
-            .where(m.snapshot_id == _active_id())
-            .group_by(m.family, m.segment)
+            .select_from(segment_members.join(snapshots, snapshots.c.snapshot_id == m.snapshot_id))
+            .where(snapshots.c.active)
+            .group_by(m.family, m.segment, snapshots.c.as_of)
             .order_by(m.family, m.segment)
         )
         with self.engine.connect() as conn:
@@ -277,7 +240,7 @@ class ServingStore:
     ) -> list[dict[str, Any]]:
         """Consenting members of ``segment`` after the cursor ``after`` (a customer id), in id order."""
         m = segment_members.c
-        conditions = [m.snapshot_id == _active_id(), m.segment == segment, m.consent]
+        conditions = [snapshots.c.active, m.segment == segment, m.consent]
         if after is not None:
             conditions.append(m.customer_id > after)
         if min_clv is not None:
@@ -285,7 +248,8 @@ class ServingStore:
         if max_churn is not None:
             conditions.append(m.churn_probability <= max_churn)
         query = (
-            select(m.customer_id, m.family, m.segment, m.clv, m.churn_probability)
+            select(m.customer_id, m.family, m.segment, m.clv, m.churn_probability, snapshots.c.as_of)
+            .select_from(segment_members.join(snapshots, snapshots.c.snapshot_id == m.snapshot_id))
             .where(and_(*conditions))
             .order_by(m.customer_id)
             .limit(limit)
@@ -295,7 +259,7 @@ class ServingStore:
 
     def has_segment(self, segment: str) -> bool:
         m = segment_members.c
-        query = select(func.count()).where(and_(m.snapshot_id == _active_id(), m.segment == segment))
+        query = select(func.count()).where(and_(m.snapshot_id == active_id(), m.segment == segment))
         with self.engine.connect() as conn:
             return bool(conn.execute(query).scalar())
 
@@ -349,49 +313,3 @@ class ServingStore:
             for table in PER_CUSTOMER_TABLES:
                 deleted += conn.execute(delete(table).where(table.c.customer_id.in_(ids))).rowcount or 0
         return deleted
-
-
-def _active_id() -> Any:
-    return select(snapshots.c.snapshot_id).where(snapshots.c.active).scalar_subquery()
-
-
-_BOOKING_GUEST = select(
-    customers.c.customer_id,
-    customers.c.snapshot_id,
-    customers.c.segments,
-    customers.c.history,
-    customers.c.brief,
-).where(and_(customers.c.snapshot_id == _active_id(), customers.c.customer_id == bindparam("customer_id")))
-_SHOWN_SINCE = select(func.count()).where(
-    and_(
-        feedback.c.customer_id == bindparam("customer_id"),
-        feedback.c.event == "shown",
-        feedback.c.occurred_at >= bindparam("since"),
-    )
-)
-
-
-def _record(row: RowMapping) -> CustomerRecord:
-    def load(name: str) -> Any:
-        value = row[name]
-        return json.loads(value) if value is not None else None
-
-    return CustomerRecord(
-        customer_id=row["customer_id"],
-        scores=load("scores"),
-        segments=load("segments") or {},
-        history=load("history"),
-        brief=load("brief") or [],
-        profile=load("profile"),
-        consent=bool(row["consent"]),
-    )
-
-
-def _chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    iterator = iter(rows)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)

@@ -100,3 +100,16 @@ api_keys = Table(
 
 SNAPSHOT_TABLES = (customers, segment_members, contacts, lookup_records, linkage_models)
 PER_CUSTOMER_TABLES = (customers, segment_members, contacts, lookup_records, feedback)
+refresh_runs = Table(  # one row per daily refresh (``crm refresh``): what ran, for which day, how it ended
+    "refresh_runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("as_of", String(10), nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("status", String(16), nullable=False),  # running | succeeded | unchanged | failed
+    Column("fingerprint", Text, nullable=False),  # JSON: the day, the data's batches, the champions
+    Column("report", Text),  # JSON: the stages' reports (counts and versions, no personal data)
+    Column("error", Text),  # one line: the typed error's message
+)
+Index("refresh_runs_started", refresh_runs.c.started_at)

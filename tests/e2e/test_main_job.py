@@ -28,7 +28,10 @@ def test_main_job_generates_ingests_and_summarises() -> None:
     client = MlflowClient(tracking_uri=f"sqlite:///{Path('mlruns/mlflow.db').resolve()}")
     clv_plots = {Path(a.path).name for a in client.list_artifacts(result["trained"][0]["run_id"], "plots")}
     assert "tracking.png" in clv_plots  # the weekly tracking plot needs the warehouse's daily counts
-    assert set(result["segments"]["families"]) == {"rfm", "value_risk", "behaviour"}
+    refreshed = result["refresh"]  # the first daily refresh: served as of the data's last day
+    assert refreshed["status"] == "succeeded"
+    assert refreshed["as_of"] == "2025-12-31"
+    assert set(refreshed["stages"]["segments"]["families"]) == {"rfm", "value_risk", "behaviour"}
 
     code, listed, _ = crm("segments", "list", "--plots", "plots", "--json")
     assert code == 0
@@ -45,7 +48,13 @@ def test_main_job_generates_ingests_and_summarises() -> None:
     assert [p["reason"] for p in result["promotions"]] == ["first champion"] * 3
     assert Path("mlruns/mlflow.db").exists()
     assert result["profiles"]["quality"]["f1"] >= 0.98
-    assert result["scored"]["customers"] == result["profiles"]["customers"]  # every profile is served
+    assert refreshed["stages"]["scores"]["customers"] == result["profiles"]["customers"]  # all served
+    code, status, _ = crm("status", "--json")
+    assert code == 0
+    assert status["served"]["as_of"] == "2025-12-31"
+    assert status["served"]["models"] == refreshed["models"]
+    assert status["pending"] == []
+    assert status["last_refresh"]["status"] == "succeeded"
     with Warehouse("duckdb:///data/warehouse.duckdb") as warehouse:
         unified = set(warehouse.fetch("SELECT customer_id FROM customer_links")["customer_id"])
     assert_no_personal_data_in_artifacts(Path("data/demo"), Path("mlruns/artifacts"), unified)

@@ -1,5 +1,7 @@
 """Hot swap: moving ``@champion`` while requests run changes the served model without a failed request,
-and a champion that fails to load leaves the old models serving.
+and a champion that fails to load leaves the old models serving. Answers name the versions behind what
+they carry: inline rows the live champions, stored scores the snapshot's until it is rescored
+(``crm promote`` rescores at once: every answer's versions match its scores throughout).
 
 Each test works on a copy of the served folder (its MLflow registry, serving store and keys), so the
 session's ``served`` registry keeps ``crm-churn@champion`` at version 1 for the other tests. The copy's
@@ -8,24 +10,33 @@ registry still points at the original artifact files; nothing here writes to the
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
+from crm_analytics.datasets.demo.config import DEMO_CUTOFF as CALIBRATION_CUTOFF
+from crm_analytics.features.store import read_features
+from crm_analytics.jobs import status as status_job
+from crm_analytics.jobs import train
+from crm_analytics.jobs.score import latest_cutoff
 from crm_analytics.models.churn.family import NAME as CHURN_NAME
 from crm_analytics.models.gate import CHAMPION
 from crm_analytics.serving.app import create_app
 from crm_analytics.settings import Settings, load_settings
 from crm_analytics.store import ServingStore
 from crm_analytics.tracking import configure
+from crm_analytics.warehouse import Warehouse
 from tests.serving.conftest import Served, auth
 
 RELOAD_SECONDS = 0.5
@@ -35,9 +46,10 @@ BOOKING = {"hotel_id": "H01", "check_in": "2026-03-14", "nights": 2, "guests": 2
 
 @dataclass
 class Traffic:
-    """What the request thread saw: (path, status, X-Model-Versions) in order."""
+    """What the request thread saw: (path, status, X-Model-Versions) in order, and the bodies."""
 
     seen: list[tuple[str, int, str]] = field(default_factory=list)
+    bodies: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def since(self, start: int) -> list[tuple[str, int, str]]:
@@ -75,19 +87,21 @@ def running(copy: Copy) -> Iterator[tuple[TestClient, Traffic]]:
     """The app on the copy, with a thread calling /v1/scores and /v1/offers until the test ends."""
     customer = a_scored_customer(copy.settings)
     requests: list[tuple[str, dict[str, object], dict[str, str]]] = [
-        ("/v1/scores", {"customer_ids": [customer]}, auth(copy.served, "analyst")),
+        ("/v1/scores", {"customer_ids": scored_customers(copy.settings)}, auth(copy.served, "analyst")),
         ("/v1/offers", {"customer_id": customer, "booking": BOOKING}, auth(copy.served, "booking")),
+        ("/v1/scores#rows", {"rows": [a_feature_row(copy.settings)]}, auth(copy.served, "analyst")),
     ]
     traffic, stop = Traffic(), threading.Event()
 
     def call(client: TestClient) -> None:
         while not stop.is_set():
             for path, body, headers in requests:
-                response = client.post(path, json=body, headers=headers)
+                response = client.post(path.split("#")[0], json=body, headers=headers)
                 with traffic.lock:
                     traffic.seen.append(
                         (path, response.status_code, response.headers.get("X-Model-Versions", ""))
                     )
+                    traffic.bodies.append(response.json())
 
     with TestClient(create_app(copy.settings), raise_server_exceptions=False) as client:
         thread = threading.Thread(target=call, args=(client,), daemon=True)
@@ -99,6 +113,37 @@ def running(copy: Copy) -> Iterator[tuple[TestClient, Traffic]]:
             stop.set()
             thread.join(timeout=30)
     assert not thread.is_alive()
+
+
+def scored_customers(settings: Settings, n: int = 20) -> list[str]:
+    query = (
+        f"SELECT customer_id FROM serving_customers WHERE scores IS NOT NULL ORDER BY customer_id LIMIT {n}"
+    )
+    with ServingStore(settings.serving_store_url).upgrade().engine.connect() as conn:
+        return [str(c) for c in conn.execute(sa.text(query)).scalars()]
+
+
+def a_feature_row(settings: Settings) -> dict[str, Any]:
+    """One customer's stored features as an inline ``/v1/scores`` row (BTYD columns and the rest)."""
+    with Warehouse(settings.warehouse_url) as warehouse:
+        table = read_features(warehouse, latest_cutoff(warehouse))
+    row = table.drop(columns=["customer_id"]).iloc[0]
+    btyd = ("frequency", "recency", "T", "monetary_value")
+    numeric = {k: (None if pd.isna(v) else float(v)) for k, v in row.items() if isinstance(v, (int, float))}
+    return {k: numeric[k] for k in btyd} | {"features": {k: v for k, v in numeric.items() if k not in btyd}}
+
+
+def stored_churn(settings: Settings) -> dict[str, float]:
+    """The served snapshot's churn probability per customer."""
+    with ServingStore(settings.serving_store_url).upgrade().engine.connect() as conn:
+        rows = conn.execute(sa.text(_ACTIVE_SCORES)).all()
+    return {cid: round(json.loads(scores)["churn_probability"], 6) for cid, scores in rows if scores}
+
+
+_ACTIVE_SCORES = (
+    "SELECT c.customer_id, c.scores FROM serving_customers c "
+    "JOIN serving_snapshots s ON s.snapshot_id = c.snapshot_id WHERE s.active"
+)
 
 
 def a_scored_customer(settings: Settings) -> str:
@@ -140,7 +185,7 @@ def test_promoting_a_champion_swaps_it_in_while_requests_run(
     assert client.app.state.models.current.header() == header("1")  # type: ignore[attr-defined]
     version = register_churn(copy.registry)
     start = traffic.count()
-    copy.registry.set_registered_model_alias(CHURN_NAME, CHAMPION, version)
+    copy.registry.set_registered_model_alias(CHURN_NAME, CHAMPION, version)  # as a notebook would
 
     wait_for(lambda: any(h == header(version) for _, _, h in traffic.since(start)), "the new version")
     swapped = next(i for i, (_, _, h) in enumerate(traffic.since(start)) if h == header(version))
@@ -148,9 +193,49 @@ def test_promoting_a_champion_swaps_it_in_while_requests_run(
 
     seen = traffic.since(start)
     assert_all_ok(seen)
-    assert {h for _, _, h in seen[:swapped]} <= {header("1")}
-    assert {h for _, _, h in seen[swapped:]} == {header(version)}  # never back to the old one
-    assert {path for path, _, _ in seen[swapped:]} == {"/v1/scores", "/v1/offers"}
+    inline = [h for path, _, h in seen if path == "/v1/scores#rows"]
+    assert set(inline[: inline.index(header(version))]) <= {header("1")}
+    assert set(inline[inline.index(header(version)) :]) == {header(version)}  # never back to the old one
+    # stored scores were made by v1: answers say so until a refresh (or `crm promote`) rescores them
+    assert {h for path, _, h in seen if path != "/v1/scores#rows"} == {header("1")}
+
+
+def test_crm_promote_rescores_and_every_answer_names_the_versions_of_its_scores(
+    copy: Copy, running: tuple[TestClient, Traffic]
+) -> None:
+    _, traffic = running
+    served_day = ServingStore(copy.settings.serving_store_url).upgrade().active()
+    assert served_day is not None
+    candidate = train.train(copy.settings, "churn", CALIBRATION_CUTOFF, seed=7)  # other folds: other scores
+    before = stored_churn(copy.settings)
+    start = traffic.count()
+    report = train.promote_and_rescore(copy.settings, "churn", candidate.version, force=True, reason="test")
+    assert report.rescored is not None
+    assert report.rescored.as_of == served_day.as_of
+    after = stored_churn(copy.settings)
+    changed = {cid for cid in before if before[cid] != after.get(cid)}
+    assert changed, "the new churn model scores no customer differently"
+    wait_for(lambda: traffic.count() >= start + 30, "responses after the rescore")
+
+    seen, bodies = traffic.since(start), traffic.bodies[start:]
+    assert_all_ok(seen)
+    expected = {"1": before, candidate.version: after}
+    versions_seen = set()
+    for (path, _, versions), body in zip(seen, bodies, strict=True):
+        if path != "/v1/scores":
+            continue
+        churn_version = body["models"][CHURN_NAME]
+        assert versions == header(churn_version)
+        assert body["as_of"] == served_day.as_of
+        versions_seen.add(churn_version)
+        for score in body["scores"]:
+            assert round(score["churn_probability"], 6) == expected[churn_version][score["customer_id"]]
+    assert versions_seen == {"1", candidate.version} or versions_seen == {candidate.version}
+    assert seen[-1][2] == header(candidate.version)
+    status = status_job.status(copy.settings)
+    assert status.pending == []
+    assert status.served
+    assert status.served["models"][CHURN_NAME] == candidate.version
 
 
 def test_a_champion_that_fails_to_load_leaves_the_old_models_serving(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from crm_analytics.serving.auth import require
-from crm_analytics.serving.deps import Models, Store
+from crm_analytics.serving.deps import Store
 from crm_analytics.serving.keys import ApiKey
+from crm_analytics.serving.models import versions_header
 from crm_analytics.serving.problems import ProblemError, problem_responses
 from crm_analytics.serving.schemas import CustomerView, GuestBrief, ServiceFact
 
@@ -18,8 +19,8 @@ router = APIRouter(prefix="/v1/customers", tags=["analyst"])
 @router.get("/{customer_id}", response_model=CustomerView, responses=problem_responses(404, 503))
 async def get_customer(
     customer_id: str,
+    response: Response,
     store: Store,
-    models: Models,
     _key: Annotated[ApiKey, Depends(require("customers"))],
 ) -> CustomerView:
     """Surviving fields with their source, scores, segments and the guest brief (one indexed read, on
@@ -28,6 +29,7 @@ async def get_customer(
     if record is None:
         raise ProblemError(404, "Not Found", "no such customer")
     segments = record.segments
+    response.headers["X-Model-Versions"] = versions_header(record.models or {})
     return CustomerView(
         customer_id=record.customer_id,
         profile=record.profile,
@@ -38,5 +40,6 @@ async def get_customer(
             value_tier=segments.get("value_tier"),
             churn_risk=segments.get("churn_risk"),
         ),
-        models=models.versions,
+        models=record.models or {},
+        as_of=record.as_of,
     )

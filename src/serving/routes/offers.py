@@ -16,15 +16,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from crm_analytics.models.offers.eligibility import CONTACT_WINDOW_DAYS, BookingContext, GuestFacts
+from crm_analytics.models.offers.family import FAMILY as OFFERS
 from crm_analytics.profiles.records import normalise_email, normalise_phone
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Models, Rankers, Store
 from crm_analytics.serving.guest_lookup import NameIndex
 from crm_analytics.serving.keys import ApiKey
+from crm_analytics.serving.models import versions_header
 from crm_analytics.serving.problems import (
     NO_SNAPSHOT,
     not_ready,
@@ -48,6 +50,7 @@ FACT_FIELDS = {
 )
 async def post_offers(
     request: Request,
+    response: Response,
     body: OffersRequest,
     store: Store,
     models: Models,
@@ -59,8 +62,8 @@ async def post_offers(
     now = datetime.now(UTC).replace(tzinfo=None)
     recognised = await _resolve(request, store, body, since=now - timedelta(days=CONTACT_WINDOW_DAYS))
     guest = recognised.guest if recognised else None
-    ranker = rankers.get(store, models, guest.snapshot_id if guest else None)
-    if ranker is None:
+    served = rankers.get(store, models, guest.snapshot_id if guest else None)
+    if served is None:
         raise not_ready(NO_SNAPSHOT)
     booking = body.booking
     context = BookingContext(
@@ -82,7 +85,7 @@ async def post_offers(
         bought_this_stay=frozenset(booking.already_booked),
         offers_shown_recently=guest.offers_shown_recently if guest else 0,
     )
-    ranked = ranker.rank(
+    ranked = served.ranker.rank(
         context,
         facts,
         history=guest.history if guest else None,
@@ -92,6 +95,10 @@ async def post_offers(
         rng=_rng,
     )
     segments = guest.segments if guest else {}
+    # the guest's row and its snapshot's versions come from one read; the live offer model ranked
+    versions = {**(guest.models or {} if guest else served.snapshot.models)}
+    versions[OFFERS.name] = models.versions[OFFERS.name]
+    response.headers["X-Model-Versions"] = versions_header(versions)
     return OffersResponse(
         decision_id=uuid.uuid4().hex,
         customer_id=recognised.guest.customer_id if recognised and recognised.matched_by != "name" else None,
@@ -104,7 +111,12 @@ async def post_offers(
             value_tier=segments.get("value_tier"),
             churn_risk=segments.get("churn_risk"),
         ),
-        models=models.versions,
+        # the guest's row and its snapshot's versions come from one read; the live offer model ranked
+        models={
+            **(guest.models if guest else served.snapshot.models),
+            OFFERS.name: models.versions[OFFERS.name],
+        },
+        as_of=guest.as_of if guest else served.snapshot.as_of,
     )
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import pandas as pd
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from starlette.concurrency import run_in_threadpool
 
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Models, Store
 from crm_analytics.serving.keys import ApiKey
-from crm_analytics.serving.models import MissingFeaturesError, ServedModels
+from crm_analytics.serving.models import MissingFeaturesError, ServedModels, versions_header
 from crm_analytics.serving.problems import ProblemError, problem_responses, require_json
 from crm_analytics.serving.schemas import FeatureRow, Score, ScoresRequest, ScoresResponse
 
@@ -27,11 +27,13 @@ SCORE_FIELDS = ("churn_probability", "expected_purchases", "clv", "clv_low", "cl
 )
 async def post_scores(
     body: ScoresRequest,
+    response: Response,
     store: Store,
     models: Models,
     _key: Annotated[ApiKey, Depends(require("scores"))],
 ) -> ScoresResponse:
     """Up to 1,000 customers by id (from the latest batch scoring) or inline feature rows (scored now).
+    ``models`` names the versions that produced the scores returned, ``as_of`` the day of stored ones.
 
     A few ids are answered on the event loop (one indexed read, as ``/v1/offers``); more ids, whose rows
     take a while to decode, and inline rows, which run the models, go to the thread pool so the
@@ -55,9 +57,16 @@ async def post_scores(
                     **{k: values.get(k) for k in SCORE_FIELDS},
                 )
             )
-        return ScoresResponse(scores=scores, models=models.versions)
+        stored = next(iter(found.values()), None)
+        if stored is None:  # nothing found: say which snapshot was asked
+            snapshot = await run_in_threadpool(store.active)
+            versions, as_of = (snapshot.models, snapshot.as_of) if snapshot else ({}, None)
+        else:
+            versions, as_of = stored.models or {}, stored.as_of
+        response.headers["X-Model-Versions"] = versions_header(versions)  # the stored scores' makers
+        return ScoresResponse(scores=scores, models=versions, as_of=as_of)
     scored = await run_in_threadpool(score_rows, models, body.rows or [])
-    return ScoresResponse(scores=scored, models=models.versions)
+    return ScoresResponse(scores=scored, models=models.versions, as_of=None)
 
 
 def score_rows(models: ServedModels, rows: list[FeatureRow]) -> list[Score]:

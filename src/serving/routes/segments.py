@@ -55,17 +55,20 @@ def get_segment_customers(
         for r in rows
     ]
     next_cursor = _encode(members[-1].customer_id) if len(members) == limit else None
+    as_of = rows[0]["as_of"] if rows else None
     if "text/csv" in request.headers.get("accept", ""):
-        return _csv(members, next_cursor)
-    return SegmentPage(segment=name, customers=members, next_cursor=next_cursor)
+        return _csv(members, next_cursor, as_of)
+    return SegmentPage(segment=name, customers=members, next_cursor=next_cursor, as_of=as_of)
 
 
-def _csv(members: list[SegmentMember], next_cursor: str | None) -> Response:
+def _csv(members: list[SegmentMember], next_cursor: str | None, as_of: str | None) -> Response:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["customer_id", "clv", "churn_probability"])
     writer.writerows([m.customer_id, m.clv, m.churn_probability] for m in members)
     headers = {"X-Next-Cursor": next_cursor} if next_cursor else {}
+    if as_of:
+        headers["X-As-Of"] = as_of
     return Response(buffer.getvalue(), media_type="text/csv", headers=headers)
 
 

@@ -1,0 +1,79 @@
+"""``crm refresh`` (one day's work) and ``crm status`` (what is served, by which models, the last
+refreshes): the commands a scheduler and an operator use every day."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from crm_analytics.cli.common import JsonOption, day_option, emit, handle_errors, out, progress_bar, settings
+
+if TYPE_CHECKING:
+    from crm_analytics.jobs.refresh import RefreshReport
+    from crm_analytics.jobs.status import StatusReport
+
+
+@handle_errors
+def refresh(
+    as_of: Annotated[date | None, day_option("Day to serve (default: the data's last day).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One day's work: ingest what is new in the incoming folder, re-link, features, segments and scores
+    as of the data's last day (one atomic snapshot), feedback settled. Running a day twice changes nothing."""
+    from crm_analytics.jobs.refresh import refresh as refresh_job
+
+    with progress_bar() as progress:
+        report = refresh_job(settings(), as_of, progress=progress)
+    emit(report, as_json, render_refresh)
+
+
+@handle_errors
+def status(
+    refreshes: Annotated[int, typer.Option(min=1, max=100, help="How many recent refreshes to list.")] = 5,
+    as_json: JsonOption = False,
+) -> None:
+    """The served snapshot's day, the model versions that made it, the champions, the last refreshes."""
+    from crm_analytics.jobs.status import status as status_job
+
+    emit(status_job(settings(), refreshes), as_json, render_status)
+
+
+def render_refresh(report: RefreshReport) -> None:
+    ingested = report.stages.get("ingest", {})
+    if ingested:
+        out.print(
+            f"ingest: {ingested['files_new']} new of {ingested['files_seen']} files in {ingested['folder']}"
+        )
+    if report.status == "unchanged":
+        out.print(
+            f"as of {report.as_of}: nothing changed since the last refresh; "
+            f"snapshot {report.snapshot_id} serves"
+        )
+        return
+    scored = report.stages.get("scores", {})
+    out.print(
+        f"as of {report.as_of}: {scored.get('customers', 0):,} customers in snapshot {report.snapshot_id}"
+    )
+    out.print("models: " + ", ".join(f"{name} v{version}" for name, version in sorted(report.models.items())))
+
+
+def render_status(report: StatusReport) -> None:
+    served = report.served
+    if served is None:
+        out.print("served: nothing yet (run `crm run`, or `crm refresh` after training)")
+    else:
+        out.print(
+            f"served: as of {served['as_of']}, {served['customers']:,} customers, made {served['created_at']}"
+        )
+        out.print("  by " + ", ".join(f"{n} v{v}" for n, v in sorted(served["models"].items())))
+    for name in report.pending:
+        out.print(f"  {name}: champion is now v{report.champions[name]}; the next refresh rescores")
+    last = report.last_refresh
+    if last is None:
+        out.print("refreshes: none yet")
+        return
+    out.print(f"last refresh: {last['status']} as of {last['as_of']} (started {last['started_at']})")
+    if last["error"]:
+        out.print(f"  error: {last['error']}")

@@ -1,0 +1,263 @@
+"""One day's work as one job (``crm refresh``): what is new in the incoming folder ingested, customers
+re-linked when their records changed, features, segments and scores as of the data's last day (one
+atomic snapshot), and the API's feedback settled into the offer log. Models are not retrained here.
+
+Re-running a day changes nothing: a refresh whose day, data (the accepted ingest batches) and champions
+equal those of the last successful one is recorded as ``unchanged`` and writes no snapshot. A refresh
+killed mid-run leaves the previous snapshot serving (the switch is atomic) and its history row
+``running``; the next refresh marks it ``interrupted`` and does the whole day again. Every run is
+recorded in the serving store's ``refresh_runs`` (``store.refresh_log``), which ``crm status`` reads.
+
+The stages are plain functions over an open warehouse and serving store (``STAGES``), so the Dagster
+assets (``crm_analytics.orchestration``) run the same code one stage at a time (``run_stage``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from crm_analytics.errors import CrmError, InvalidInputError, NotReadyError
+from crm_analytics.features.store import read_features
+from crm_analytics.ingest.readers import expand_paths, file_sha256
+from crm_analytics.jobs import features, ingest, score
+from crm_analytics.jobs.common import Progress, no_progress, open_store, open_warehouse
+from crm_analytics.jobs.feedback import collect_feedback
+from crm_analytics.models import registry
+from crm_analytics.models.gate import champion_version
+from crm_analytics.models.segments.assign import assign_segments
+from crm_analytics.models.segments.build import build_segments
+from crm_analytics.profiles.build import build_profiles
+from crm_analytics.profiles.tables import MODEL
+from crm_analytics.settings import Settings
+from crm_analytics.store import RefreshLog, ServingStore
+from crm_analytics.tracking import configure
+from crm_analytics.warehouse import Warehouse
+
+EVENT_TIMES = {"transactions": "timestamp", "customer_records": "updated_at"}  # what dates the data
+
+
+@dataclass
+class Day:
+    """What the stages share: the open warehouse and store, the settings, the day being refreshed."""
+
+    settings: Settings
+    warehouse: Warehouse
+    store: ServingStore
+    as_of: date | None
+    progress: Progress = no_progress
+    reports: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def day(self) -> date:
+        if self.as_of is None:
+            self.as_of = data_end(self.warehouse)
+        return self.as_of
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    """How a refresh ended, for which day, and what each stage did (counts and versions only)."""
+
+    run_id: str
+    as_of: str
+    status: str  # succeeded | unchanged
+    snapshot_id: str | None
+    models: dict[str, str]
+    stages: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ingest_stage(day: Day) -> dict[str, Any]:
+    """Ingest every file in the incoming folder not ingested before (by content): nothing twice."""
+    folder = day.settings.incoming
+    files = expand_paths([folder]) if folder.is_dir() else []
+    seen = ingested_digests(day.warehouse)
+    new = [f for f in files if file_sha256(f) not in seen]
+    report = ingest.ingest_files(day.warehouse, day.settings, new, day.progress).as_dict()
+    return report | {"files_seen": len(files), "files_new": len(new), "folder": str(folder)}
+
+
+def profiles_stage(day: Day) -> dict[str, Any]:
+    """Re-link customers when customer records arrived since the last profile build."""
+    if not relink_needed(day.warehouse):
+        return {"relinked": False}
+    day.progress("linking customer records")
+    return {"relinked": True} | build_profiles(day.warehouse, day.settings).as_dict()
+
+
+def features_stage(day: Day) -> dict[str, Any]:
+    """Purchase-history features as of the day (no labels: the future is not in the data yet)."""
+    day.progress(f"building features as of {day.day}")
+    return features.build_in(day.warehouse, day.settings, day.day).as_dict()
+
+
+def segments_stage(day: Day) -> dict[str, Any]:
+    """Everyone assigned to the champion segment definitions; the first time, the definitions are fitted
+    and registered (``crm segments build``)."""
+    day.progress("assigning segments")
+    table = read_features(day.warehouse, day.day)
+    client = configure(day.settings)
+    if all(champion_version(client, f.name) for f in registry.segmentations()):
+        return assign_segments(day.settings, day.warehouse, table, day.day)
+    return build_segments(day.settings, day.warehouse, table, day.day, status=day.progress)
+
+
+def scores_stage(day: Day) -> dict[str, Any]:
+    """Every customer scored by the champions into one new serving snapshot (an atomic switch)."""
+    return score.score_all(day.settings, day.warehouse, day.store, day.day, progress=day.progress).as_dict()
+
+
+def feedback_stage(day: Day) -> dict[str, Any]:
+    """The API's shown offers and their answers settled into the offer log (never twice)."""
+    return collect_feedback(day.store, day.warehouse, day.settings).as_dict()
+
+
+STAGES: dict[str, Callable[[Day], dict[str, Any]]] = {
+    "ingest": ingest_stage,
+    "profiles": profiles_stage,
+    "features": features_stage,
+    "segments": segments_stage,
+    "scores": scores_stage,
+    "feedback": feedback_stage,
+}
+RESCORE = ("segments", "scores")  # after a promotion: the served day again with the new champions
+
+
+def refresh(
+    settings: Settings,
+    as_of: date | None = None,
+    *,
+    only: tuple[str, ...] | None = None,
+    progress: Progress = no_progress,
+) -> RefreshReport:
+    """Run the day's stages (all, or ``only`` these) as of ``as_of`` (default: the data's last day)."""
+    unknown = sorted(set(only or ()) - set(STAGES))
+    if unknown:
+        raise InvalidInputError(f"stages: unknown {', '.join(unknown)}; expected {', '.join(STAGES)}")
+    store = open_store(settings)
+    log = RefreshLog(store.engine)
+    run_id = uuid.uuid4().hex
+    with open_warehouse(settings) as warehouse:
+        day = Day(settings, warehouse, store, as_of, progress)
+        stages = [name for name in STAGES if only is None or name in only]
+        if stages and stages[0] == "ingest":
+            day.reports["ingest"] = ingest_stage(day)
+            stages = stages[1:]
+        before = fingerprint(day)
+        last = log.last_succeeded()
+        active = store.active()
+        if only is None and last and last.fingerprint == before and active and active.as_of == str(day.day):
+            day.reports["feedback"] = feedback_stage(day)
+            log.start(run_id, str(day.day), before)
+            log.finish(run_id, "unchanged", day.reports)
+            return _report(run_id, day, "unchanged", active.snapshot_id, active.models)
+        log.start(run_id, str(day.day), before)
+        name = "start"
+        try:
+            for name in stages:
+                day.reports[name] = STAGES[name](day)
+        except BaseException as exc:
+            log.finish(run_id, "failed", day.reports, error=f"{name}: {_one_line(exc)}")
+            raise
+        after = fingerprint(day)
+        active = store.active()
+        log.finish(run_id, "succeeded", day.reports, fingerprint=after)
+    return _report(
+        run_id, day, "succeeded", active.snapshot_id if active else None, active.models if active else {}
+    )
+
+
+def run_stage(
+    settings: Settings, name: str, as_of: date | None = None, progress: Progress = no_progress
+) -> dict[str, Any]:
+    """One stage on its own (a Dagster asset): opens the warehouse and the store, runs it, reports."""
+    if name not in STAGES:
+        raise InvalidInputError(f"stage: unknown {name!r}; expected one of {', '.join(STAGES)}")
+    with open_warehouse(settings) as warehouse:
+        return STAGES[name](Day(settings, warehouse, open_store(settings), as_of, progress))
+
+
+def rescore(settings: Settings, progress: Progress = no_progress) -> RefreshReport | None:
+    """The served day scored again with the current champions (after ``crm promote``); None when
+    nothing is served yet."""
+    active = open_store(settings).active()
+    if active is None:
+        return None
+    return refresh(settings, date.fromisoformat(active.as_of), only=RESCORE, progress=progress)
+
+
+def data_end(warehouse: Warehouse) -> date:
+    """The last day of data: the latest purchase or customer-record update in the warehouse."""
+    ends = []
+    for table, column in EVENT_TIMES.items():
+        if warehouse.has_table(table):
+            value = warehouse.fetch(f'SELECT MAX("{column}") AS end_at FROM "{table}"')["end_at"][0]
+            if value is not None and not pd.isna(value):
+                ends.append(pd.Timestamp(value).date())
+    if not ends:
+        raise NotReadyError("warehouse: no transactions or customer records yet; ingest some first")
+    return max(ends)
+
+
+def ingested_digests(warehouse: Warehouse) -> set[str]:
+    """The content hashes of every file accepted so far."""
+    if not warehouse.has_table("ingest_batches"):
+        return set()
+    frame = warehouse.fetch("SELECT DISTINCT file_sha256 FROM ingest_batches")
+    return {str(d) for d in frame["file_sha256"].dropna()}
+
+
+def relink_needed(warehouse: Warehouse) -> bool:
+    """Whether customer records were accepted after the last profile build (or there is none)."""
+    if not warehouse.has_table(MODEL) or warehouse.count(MODEL) == 0:
+        return True
+    built = warehouse.fetch(f'SELECT MAX(built_at) AS built_at FROM "{MODEL}"')["built_at"][0]
+    newer = warehouse.fetch(
+        "SELECT COUNT(*) AS n FROM ingest_batches WHERE table_name = 'customer_records' "
+        f"AND finished_at > TIMESTAMP '{pd.Timestamp(built).isoformat(sep=' ')}'"
+    )["n"][0]
+    return int(newer) > 0
+
+
+def fingerprint(day: Day) -> dict[str, Any]:
+    """What a day's snapshot depends on: the day, the data's batches (not the API's feedback, which
+    changes no score), and every champion a snapshot is made with."""
+    batches = day.warehouse.fetch(
+        "SELECT batch_id FROM ingest_batches WHERE table_name <> 'offer_log' ORDER BY batch_id"
+    )["batch_id"]
+    digest = hashlib.sha256("\n".join(map(str, batches)).encode()).hexdigest()
+    client = configure(day.settings)
+    families = [f for f in registry.FAMILIES if f.score or f.served or f.segmentation]
+    champions = {
+        f.name: str(v.version) if (v := champion_version(client, f.name)) else None for f in families
+    }
+    return {"as_of": str(day.day), "batches": digest, "champions": champions}
+
+
+def _report(
+    run_id: str, day: Day, status: str, snapshot_id: str | None, models: dict[str, str]
+) -> RefreshReport:
+    return RefreshReport(run_id, str(day.day), status, snapshot_id, models, day.reports)
+
+
+def _one_line(exc: BaseException) -> str:
+    """A typed error's own message (written for users, no personal data); else only the error's type."""
+    if isinstance(exc, CrmError):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return type(exc).__name__
+
+
+def incoming_files(settings: Settings) -> list[Path]:
+    """Every file in the incoming folder (the Dagster sensor watches their names, sizes and times)."""
+    folder = settings.incoming
+    return expand_paths([folder]) if folder.is_dir() else []

@@ -1,0 +1,136 @@
+"""What the serving store's reads return, and the statements the hot paths share.
+
+Every customer row comes back with the ``as_of`` and the model versions of the snapshot it belongs to,
+read in the same statement (a join on the snapshot), so an answer never pairs one snapshot's scores
+with another's versions, even while a new snapshot is switched in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any, NamedTuple
+
+from sqlalchemy import RowMapping, and_, bindparam, func, select
+
+from crm_analytics.store.tables import customers, feedback, snapshots
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One scoring run's metadata."""
+
+    snapshot_id: str
+    created_at: datetime
+    as_of: str
+    models: dict[str, str]
+    customers: int
+    catalogue: list[dict[str, Any]]
+
+
+class NameLookupData(NamedTuple):
+    """What a snapshot stores for finding a guest by name (personal data: normalised records)."""
+
+    records: list[dict[str, Any]]
+    model: dict[str, Any]  # the linkage model's settings (m/u probabilities only)
+    threshold: float
+
+
+@dataclass(frozen=True)
+class BookingGuest:
+    """What a booking needs about a guest of the active snapshot (no profile: no personal fields)."""
+
+    customer_id: str
+    snapshot_id: str
+    segments: dict[str, str]
+    history: dict[str, Any] | None
+    brief: list[dict[str, Any]]
+    offers_shown_recently: int
+    as_of: str = ""  # the snapshot's day
+    models: dict[str, str] | None = None  # the versions that made the snapshot
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    """A customer's row in the active snapshot (JSON fields decoded), with the snapshot's day and the
+    model versions that produced its scores."""
+
+    customer_id: str
+    scores: dict[str, Any] | None
+    segments: dict[str, str]
+    history: dict[str, Any] | None
+    brief: list[dict[str, Any]]
+    profile: dict[str, Any] | None
+    consent: bool
+    as_of: str = ""
+    models: dict[str, str] | None = None
+
+
+def active_id() -> Any:
+    """The active snapshot's id, as a scalar subquery."""
+    return select(snapshots.c.snapshot_id).where(snapshots.c.active).scalar_subquery()
+
+
+def active_customers() -> Any:
+    """Customer rows of the active snapshot with its ``as_of`` and ``models`` (add the filters)."""
+    joined = customers.join(snapshots, snapshots.c.snapshot_id == customers.c.snapshot_id)
+    return (
+        select(customers, snapshots.c.as_of, snapshots.c.models).select_from(joined).where(snapshots.c.active)
+    )
+
+
+BOOKING_GUEST = (
+    select(
+        customers.c.customer_id,
+        customers.c.snapshot_id,
+        customers.c.segments,
+        customers.c.history,
+        customers.c.brief,
+        snapshots.c.as_of,
+        snapshots.c.models,
+    )
+    .select_from(customers.join(snapshots, snapshots.c.snapshot_id == customers.c.snapshot_id))
+    .where(and_(snapshots.c.active, customers.c.customer_id == bindparam("customer_id")))
+)
+SHOWN_SINCE = select(func.count()).where(
+    and_(
+        feedback.c.customer_id == bindparam("customer_id"),
+        feedback.c.event == "shown",
+        feedback.c.occurred_at >= bindparam("since"),
+    )
+)
+
+
+def customer_record(row: RowMapping) -> CustomerRecord:
+    """A customer row (from ``active_customers``) decoded."""
+
+    def load(name: str) -> Any:
+        value = row[name]
+        return json.loads(value) if value is not None else None
+
+    return CustomerRecord(
+        customer_id=row["customer_id"],
+        scores=load("scores"),
+        segments=load("segments") or {},
+        history=load("history"),
+        brief=load("brief") or [],
+        profile=load("profile"),
+        consent=bool(row["consent"]),
+        as_of=row["as_of"],
+        models=load("models") or {},
+    )
+
+
+def chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    """``rows`` in lists of at most ``size``."""
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def now() -> datetime:
+    """The current UTC time, naive (as the store keeps it)."""
+    return datetime.now(UTC).replace(tzinfo=None)
