@@ -70,7 +70,7 @@ def export(
         report,
         as_json,
         lambda r: out.print(
-            f"{r.exported:,} customers of {r.segment!r} written to {r.path}; left out: "
+            f"{r.exported:,} customers of {r.segment!r} (as of {r.as_of}) written to {r.path}; left out: "
             f"{r.left_out_no_consent:,} without marketing consent, {r.left_out_by_filters:,} by filters"
         ),
     )

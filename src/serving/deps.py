@@ -24,7 +24,8 @@ async def get_store(request: Request) -> ServingStore:
 
 async def get_models(request: Request, response: Response) -> ServedModels:
     """The champions for this request (a reference taken now: a reload never changes them mid-request);
-    the response names their versions in ``X-Model-Versions``."""
+    the response names their versions in ``X-Model-Versions`` unless the route names those of the stored
+    snapshot it answers from."""
     models = request.app.state.models.current
     if models is None:
         raise not_ready(MODELS_NOT_LOADED)

@@ -215,7 +215,8 @@ def test_crm_promote_rescores_and_every_answer_names_the_versions_of_its_scores(
     after = stored_churn(copy.settings)
     changed = {cid for cid in before if before[cid] != after.get(cid)}
     assert changed, "the new churn model scores no customer differently"
-    wait_for(lambda: traffic.count() >= start + 30, "responses after the rescore")
+    switched = traffic.count()
+    wait_for(lambda: traffic.count() >= switched + 9, "responses after the rescore")
 
     seen, bodies = traffic.since(start), traffic.bodies[start:]
     assert_all_ok(seen)

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
+
 from crm_analytics.errors import InvalidInputError
 from crm_analytics.models.segments.consent import marketing_consent
 from crm_analytics.models.segments.membership import read_membership
@@ -37,6 +39,7 @@ class ExportReport:
     exported: int
     left_out_no_consent: int
     left_out_by_filters: int
+    as_of: str  # the day the membership is as of (also a column of the file)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,4 +88,5 @@ def export_segment(
         exported=len(exported),
         left_out_no_consent=int((~consented).sum()),
         left_out_by_filters=int((~keep).sum()),
+        as_of=str(pd.Timestamp(members["as_of"].max()).date()),
     )

@@ -123,6 +123,7 @@ def test_export_respects_consent_and_says_how_many_were_left_out(
     assert report.exported == len(members & consenting)
     assert report.left_out_no_consent == len(members - consenting) > 0
     assert report.left_out_by_filters == 0
+    assert report.as_of == str(pd.Timestamp(membership["as_of"].max()).date())  # the list says its day
     assert list(exported.columns) == [
         "customer_id",
         "family",
