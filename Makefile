@@ -22,7 +22,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 setup: $(VENV)/.installed
 
 ## run: the main job on the embedded defaults: demo data -> ingest -> profiles -> features -> models ->
-## segments -> scores, then one demo API key per role and the service on 127.0.0.1:8000 (Ctrl+C stops it)
+## segments -> scores, then the demo API keys (one per role, kept in data/demo-keys.json: the same ones
+## every time) and the service on 127.0.0.1:8000 (Ctrl+C stops it)
 run: $(VENV)/.installed
 	$(BIN)/crm run
 	$(BIN)/crm keys demo
@@ -46,9 +47,10 @@ lint: $(VENV)/.installed-dev
 docs: $(VENV)/.installed-dev
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
-## mlflow: the MLflow UI on the project's own tracking store and registry, on 127.0.0.1:5000
+## mlflow: the MLflow UI on the project's own tracking store, registry and artifact folder (the CRM_MLFLOW_*
+## settings the jobs use), on 127.0.0.1:5000 (Ctrl+C stops it)
 mlflow: $(VENV)/.installed
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
+	$(BIN)/crm mlflow --port 5000
 
 ## postgres: start the local PostgreSQL cluster unless it already answers on 127.0.0.1:5432
 postgres:

@@ -1,4 +1,5 @@
-"""``crm train``, ``crm promote`` and ``crm evaluate``: model families trained, gated and judged."""
+"""``crm train``, ``crm promote`` and ``crm evaluate``: model families trained, gated and judged;
+``crm mlflow`` to browse them."""
 
 from __future__ import annotations
 
@@ -110,3 +111,17 @@ def evaluate(
             progress=lambda stage, done=None, total=None: status.update(stage),
         )
     emit(report, as_json, lambda r: render_evaluation(model, r))
+
+
+@handle_errors
+def mlflow_ui(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5000,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+) -> None:
+    """The MLflow UI on the jobs' own tracking store, registry and artifact folder (Ctrl+C stops it)."""
+    import os
+
+    from crm_analytics.tracking import UI_ENVIRONMENT, ui_command
+
+    command = ui_command(settings(), host, port)
+    os.execve(command[0], command, os.environ | UI_ENVIRONMENT)  # mlflow takes the terminal and signals

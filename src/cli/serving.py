@@ -128,15 +128,11 @@ def keys_list(as_json: JsonOption = False) -> None:
 @keys_app.command("demo")
 @handle_errors
 def keys_demo(as_json: JsonOption = False) -> None:
-    """One fresh key per role for trying the service (named demo-<role>; earlier demo keys are revoked)."""
-    from crm_analytics.serving.keys import ROLES
+    """One demo key per role (named demo-<role>), created once and kept in <data_dir>/demo-keys.json
+    (mode 0600): printed again each time; a revoked one is replaced. Never revokes a key."""
+    from crm_analytics.serving.demo_keys import demo_keys
 
-    store = _key_store()
-    for key in store.list():
-        if key.name.startswith("demo-") and key.revoked_at is None:
-            store.revoke(key.key_id)
-    created = {role: store.create(f"demo-{role}", [role])[1] for role in ROLES}
-    emit(created, as_json, _render_demo_keys)
+    emit(demo_keys(_key_store(), settings().data_dir).as_dict(), as_json, _render_demo_keys)
 
 
 @keys_app.command("revoke")
@@ -176,7 +172,12 @@ def _render_secret(result: dict[str, Any]) -> None:
     out.print(f"secret (shown once): {result['secret']}")
 
 
-def _render_demo_keys(created: dict[str, str]) -> None:
-    out.print("demo API keys (shown once; send as 'Authorization: Bearer <secret>'):")
-    for role, secret in created.items():
-        out.print(f"  {role:<10} {secret}", soft_wrap=True)
+def _render_demo_keys(result: dict[str, Any]) -> None:
+    out.print(
+        f"demo API keys (kept in {result['file']}; send as 'Authorization: Bearer <secret>'):",
+        markup=False,
+        soft_wrap=True,
+    )
+    for role, key in result["keys"].items():
+        new = "  (new)" if key["created"] else ""
+        out.print(f"  {role:<10} {key['secret']}{new}", soft_wrap=True, markup=False, highlight=False)
