@@ -72,8 +72,7 @@ def demo(
 ) -> None:
     """Generate the synthetic hotel-chain dataset, whole or one window of it (docs: datasets).
 
-    The same seed and shifts give the same world; --from/--until cut it into windows whose union is the
-    whole run, e.g. a history --until 2025-11-30, then one window per day --from D --until D.
+    --from/--until keep the rows dated within those days; the windows of one seed add up to its run.
     """
     from crm_analytics.jobs import data
 
