@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from crm_analytics.cli.common import JsonOption, emit, handle_errors, out, progress_bar
+from crm_analytics.cli.common import (
+    JsonOption,
+    day_option,
+    emit,
+    handle_errors,
+    out,
+    parse_day,
+    progress_bar,
+)
 
 if TYPE_CHECKING:
     from crm_analytics.jobs.data import DataReport
@@ -37,13 +46,40 @@ def demo(
     customers: Annotated[int, typer.Option(min=1, help="Number of guests (people) to simulate.")] = 5_000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 42,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    start: Annotated[
+        date | None,
+        typer.Option(
+            "--from",
+            help="Write only rows dated from this day (default: the demo's start, 2023-01-01).",
+            parser=parse_day,
+            metavar="YYYY-MM-DD",
+        ),
+    ] = None,
+    until: Annotated[
+        date | None,
+        day_option("Write only rows dated up to this day (default: the demo's end, 2025-12-31)."),
+    ] = None,
+    shifts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--shift",
+            help="DATE:KIND, a change from that day on; KIND is price (room revenue x1.25), channel "
+            "(direct bookings go through OTAs) or churn (dropout doubles). Repeatable.",
+            metavar="DATE:KIND",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Generate the synthetic hotel-chain dataset (docs: datasets)."""
+    """Generate the synthetic hotel-chain dataset, whole or one window of it (docs: datasets).
+
+    --from/--until keep the rows dated within those days; the windows of one seed add up to its run.
+    """
     from crm_analytics.jobs import data
 
     with progress_bar() as progress:
-        report = data.demo_data(out_dir, customers, seed, fmt, progress)
+        report = data.demo_data(
+            out_dir, customers, seed, fmt, progress, start=start, until=until, shifts=shifts or ()
+        )
     emit(report, as_json, render_files)
 
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from crm_analytics.datasets.cdnow import CDNOW_FILES, write_cdnow
-from crm_analytics.datasets.demo import DemoConfig, generate_demo, write_demo
+from crm_analytics.datasets.demo import (
+    DemoConfig,
+    Shift,
+    check_window,
+    generate_demo,
+    parse_shift,
+    window,
+    write_demo,
+)
 from crm_analytics.errors import InvalidInputError
 from crm_analytics.jobs.common import Progress, no_progress
 
@@ -27,23 +37,54 @@ class DataReport:
 
 
 def demo_data(
-    out: Path, customers: int = 5_000, seed: int = 42, fmt: str = "parquet", progress: Progress = no_progress
+    out: Path,
+    customers: int = 5_000,
+    seed: int = 42,
+    fmt: str = "parquet",
+    progress: Progress = no_progress,
+    *,
+    start: date | None = None,
+    until: date | None = None,
+    shifts: Sequence[Shift | str] = (),
 ) -> DataReport:
-    """Generate the demo hotel chain into ``out`` (ground truth under ``out/truth``)."""
+    """Generate the demo hotel chain into ``out`` (ground truth under ``out/truth``).
+
+    ``start``/``until`` keep the rows dated within those days (default: the demo's whole span), so
+    successive windows are a daily feed of one world; ``shifts`` (``Shift`` or ``"DATE:KIND"``) plant
+    changes from a date on. The world is generated whole each time (nothing is cached).
+    """
     if fmt not in FORMATS:
         raise InvalidInputError(f"--format: expected parquet or csv, got {fmt!r}")
+    planted = tuple(_shift(s) for s in shifts)
     try:
         config = DemoConfig(customers=customers, seed=seed)  # checks what the generator can honour
     except ValueError as exc:
         raise InvalidInputError(f"--customers: {exc}") from None
-    data = generate_demo(
-        config,
-        progress=lambda stage, done: progress(stage, 100 * done, 100),
-    )
+    try:
+        config = DemoConfig(customers=customers, seed=seed, shifts=planted)
+    except ValueError as exc:
+        raise InvalidInputError(f"--shift: {exc}") from None
+    try:
+        first, last = check_window(config, start, until, names=("--from", "--until"))
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
+    data = generate_demo(config, progress=lambda stage, done: progress(stage, 100 * done, 100))
     progress("writing files", 99, 100)
-    paths = write_demo(data, out, fmt)
+    paths = write_demo(window(data, config, first, last), out, fmt)
     progress("demo data written", 100, 100)
-    return DataReport("demo", [str(p) for p in paths], {"customers": customers, "seed": seed})
+    details = {"customers": customers, "seed": seed, "from": first.isoformat(), "until": last.isoformat()}
+    details["shifts"] = [s.as_dict() for s in config.shifts]
+    return DataReport("demo", [str(p) for p in paths], details)
+
+
+def _shift(value: Shift | str) -> Shift:
+    """A ``Shift``, parsed from ``DATE:KIND`` if need be; bad input names ``--shift``."""
+    if isinstance(value, Shift):
+        return value
+    try:
+        return parse_shift(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"--shift: {exc}") from None
 
 
 def cdnow_data(out: Path, variant: str = "sample") -> DataReport:

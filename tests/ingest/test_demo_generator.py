@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,30 @@ def _person_of(d: DemoData, source: str) -> pd.Series:
     return pd.Series(ids["person_id"].to_numpy(), index=ids["source_customer_id"].to_numpy())
 
 
+def _latest(frame: pd.DataFrame) -> pd.DataFrame:
+    """The last version of each record (versions follow each other in time order)."""
+    return frame.drop_duplicates("source_customer_id", keep="last")
+
+
+def test_records_have_a_first_version_at_the_first_stay_and_movers_change_address(data: DemoData) -> None:
+    guests = data.truth["guests"].set_index("person_id")
+    for source, frame in data.customers.items():
+        first = frame.drop_duplicates("source_customer_id", keep="first")
+        person = first["source_customer_id"].map(_person_of(data, source))
+        assert (first["updated_at"].to_numpy() == guests.loc[person, "first_stay_at"].to_numpy()).all()
+        assert frame.groupby("source_customer_id")["updated_at"].is_monotonic_increasing.all()
+        assert len(first) < len(frame) <= 2 * len(first)  # updated in the second of creation: one version
+        versions = frame[frame.duplicated("source_customer_id", keep=False)]
+        address = ["street", "city", "postcode", "country"]
+        changed = versions.groupby("source_customer_id")[address].nunique().max(axis=1) > 1
+        unchanged = versions.drop(columns=["updated_at", *address])
+        assert (unchanged.groupby(versions["source_customer_id"]).nunique(dropna=False) <= 1).all().all()
+        if source == "billing":
+            assert 0.08 < changed.mean() < 0.12  # the movers: new address in the update
+        else:
+            assert not changed.any()
+
+
 def test_same_seed_gives_identical_frames_and_another_seed_differs(data: DemoData) -> None:
     again = generate_demo(CONFIG)
     for name, frame in _frames(data).items():
@@ -140,7 +165,8 @@ def test_columns_and_types(data: DemoData) -> None:
         assert (frame["source"] == source).all()
         prefix = {"crm": "C", "booking": "G", "billing": "A"}[source]
         assert frame["source_customer_id"].str.startswith(prefix).all()
-        assert frame["source_customer_id"].is_unique
+        assert not frame.duplicated(["source_customer_id", "updated_at"]).any()
+        assert frame.groupby("source_customer_id").size().max() <= 2  # first version, last update
         assert frame["country"].str.fullmatch(r"[A-Z]{2}").all()
     tx = data.transactions
     assert tx["transaction_id"].is_unique
@@ -264,7 +290,7 @@ def test_nothing_is_dated_after_the_end(data: DemoData) -> None:
 
 def test_planted_problems_have_roughly_the_stated_shares(data: DemoData) -> None:
     n = CONFIG.customers
-    crm, booking, billing = (data.customers[s] for s in ("crm", "booking", "billing"))
+    crm, booking, billing = (_latest(data.customers[s]) for s in ("crm", "booking", "billing"))
     ids = data.truth["identities"]
     keys = ["source", "source_customer_id"]
     records = pd.concat([f[keys] for f in data.customers.values()])
@@ -318,6 +344,7 @@ def test_write_demo_parquet_and_csv(data: DemoData, tmp_path: Path) -> None:
         "truth/identities.parquet",
         "truth/offer_acceptance.parquet",
         "truth/offer_options.parquet",
+        "truth/shifts.json",
     }
     assert all(p.exists() for p in paths)
     for name, frame in [
@@ -329,8 +356,9 @@ def test_write_demo_parquet_and_csv(data: DemoData, tmp_path: Path) -> None:
     ]:
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "pq" / f"{name}.parquet"), frame, obj=name)
     paths = write_demo(small, tmp_path / "csv", "csv")
-    assert {p.suffix for p in paths} == {".csv", ".parquet"}
-    assert all(p.parent.name == "truth" for p in paths if p.suffix == ".parquet")
+    assert {p.suffix for p in paths} == {".csv", ".parquet", ".json"}
+    assert all(p.parent.name == "truth" for p in paths if p.suffix != ".csv")
+    assert json.loads((tmp_path / "csv" / "truth" / "shifts.json").read_text()) == []
     tx = pd.read_csv(tmp_path / "csv" / "transactions.csv", dtype=str)
     assert tx["timestamp"].str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d").all()
     assert tx["check_in"].str.fullmatch(r"\d{4}-\d\d-\d\d").all()

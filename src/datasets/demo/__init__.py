@@ -4,10 +4,12 @@ Guests book stays by a BG/NBD process in days with Gamma-Gamma room spend, buy e
 preferences, are recorded in three systems (CRM, booking, billing) with planted data problems, and are
 shown offers by a randomised logging policy. The full generative process, its defaults and the ground
 truth written to ``truth/`` are described in docs/datasets.md; the parameters are in ``config.py``.
+``shifts.py`` plants changes from a date on; ``windows.py`` cuts the world into a daily feed.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -30,10 +32,21 @@ from crm_analytics.datasets.demo.people import (
     text,
     to_datetime,
 )
-from crm_analytics.datasets.demo.stays import draw_bookings, draw_guests, simulate_stays
+from crm_analytics.datasets.demo.shifts import Shift, churn_limits, parse_shift
+from crm_analytics.datasets.demo.stays import draw_bookings, draw_guests, shift_bookings, simulate_stays
 from crm_analytics.datasets.demo.transactions import offer_log_and_truth, transactions_and_items
+from crm_analytics.datasets.demo.windows import check_window, window
 
-__all__ = ["DemoConfig", "DemoData", "generate_demo", "write_demo"]
+__all__ = [
+    "DemoConfig",
+    "DemoData",
+    "Shift",
+    "check_window",
+    "generate_demo",
+    "parse_shift",
+    "window",
+    "write_demo",
+]
 DATE_COLUMNS = frozenset({"check_in", "birth_date"})
 
 
@@ -45,16 +58,22 @@ def generate_demo(config: DemoConfig, progress: Callable[[str, float], None] | N
             progress(stage, fraction)
 
     c = config
-    rngs = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(c.seed).spawn(7)]
+    # the eighth stream serves the shifts only: the other seven draw the same numbers with or without them
+    rngs = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(c.seed).spawn(8)]
     window = float((c.end - c.start).days + 1)
     last_s = int(window) * 86_400 - 1
     # progress(stage starting now, share of the work done), shares measured at 1M guests
     report("simulating stays", 0.0)
     g = draw_guests(rngs[0], c)
-    person, day, n_stays, alive = simulate_stays(rngs[1], g, window)
+    stays = simulate_stays(rngs[1], g, window)
     report("drawing bookings", 0.03)
     accounts = draw_accounts(rngs[2], c.customers, c.duplicate_account_rate, c.crm_rate)
-    bk = draw_bookings(rngs[3], c, g, person, day, accounts, window)
+    bk = draw_bookings(rngs[3], c, g, stays.person, stays.day, accounts, window)
+    repeat = slice(c.customers, None)
+    limit = churn_limits(
+        rngs[7], c.shifts, c.start, stays.person[repeat], stays.day[repeat], stays.dropout_after, g.p_dropout
+    )
+    bk, kept = shift_bookings(c, bk, stays, limit)
     report("choosing extras and offers", 0.12)
     extras = cat.choose_extras(rngs[4], bk.ctx, g.prefs, g.allergic)
     in_crm = np.zeros(c.customers, dtype=bool)
@@ -63,11 +82,11 @@ def generate_demo(config: DemoConfig, progress: Callable[[str, float], None] | N
     events = cat.log_offers(rngs[4], bk.ctx, extras, g.prefs, g.allergic, known_allergy, c.offer_log_rate)
     events = events.take(np.argsort(bk.ts[events.booking], kind="stable"))  # booking order -> time order
     report("assembling transactions", 0.37)
-    transactions, items, purchase_pos, txn_ids = transactions_and_items(rngs[5], c, bk, extras, last_s)
+    transactions, items, purchase_pos, txn_ids = transactions_and_items(rngs[5], c, bk, extras, last_s, kept)
     options = cat.offer_options(bk.ctx, events, extras, g.prefs, g.allergic)
     del extras
     offer_log, acceptance, option_truth = offer_log_and_truth(
-        rngs[5], c, bk, events, options, purchase_pos, txn_ids, last_s
+        rngs[5], c, bk, events, options, purchase_pos, txn_ids, last_s, kept
     )
     report("rendering customer records", 0.93)
     customers, identities = build_customers(rngs[6], accounts, bk.ts[: c.customers], g.allergic, c)
@@ -85,8 +104,8 @@ def generate_demo(config: DemoConfig, progress: Callable[[str, float], None] | N
             "allergic": g.allergic,
             "crm_member": in_crm,
             "duplicate_account": on_dup,
-            "alive_at_end": alive,
-            "n_stays": n_stays.astype(np.int64),
+            "alive_at_end": stays.arrivals < limit,
+            "n_stays": 1 + np.minimum(limit, stays.arrivals).astype(np.int64),
         }
     )
     report("done", 1.0)
@@ -102,6 +121,7 @@ def generate_demo(config: DemoConfig, progress: Callable[[str, float], None] | N
             "offer_acceptance": acceptance,
             "offer_options": option_truth,
         },
+        shifts=c.shifts,
     )
 
 
@@ -120,7 +140,8 @@ def _write_table(frame: pd.DataFrame, path: Path, fmt: str) -> None:
 
 
 def write_demo(data: DemoData, out_dir: Path, fmt: Literal["parquet", "csv"] = "parquet") -> list[Path]:
-    """Write the frames to ``out_dir`` (truth always as parquet under ``truth/``); return the paths."""
+    """Write the frames to ``out_dir`` (truth always as parquet under ``truth/``, the shifts in effect as
+    ``truth/shifts.json``); return the paths."""
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"unknown format {fmt!r}")
     out_dir = Path(out_dir)
@@ -139,4 +160,6 @@ def write_demo(data: DemoData, out_dir: Path, fmt: Literal["parquet", "csv"] = "
     for name, frame in data.truth.items():
         paths.append(out_dir / "truth" / f"{name}.parquet")
         _write_table(frame, paths[-1], "parquet")
+    paths.append(out_dir / "truth" / "shifts.json")
+    paths[-1].write_text(json.dumps([s.as_dict() for s in data.shifts], indent=2) + "\n")
     return paths

@@ -10,6 +10,8 @@ from datetime import date
 
 import pandas as pd
 
+from crm_analytics.datasets.demo.shifts import Shift
+
 # the demo chain's data ends 2025-12-31: models calibrate to mid-year and label with the second half
 DEMO_CUTOFF = date(2025, 6, 30)
 DEMO_HORIZON_DAYS = 184
@@ -43,6 +45,7 @@ class DemoConfig:
     missing_email_rate: float = 0.15
     allergy_rate: float = 0.05
     favourite_hotel_share: float = 0.6  # mean share of a guest's bookings at their favourite hotel
+    shifts: tuple[Shift, ...] = ()  # planted changes from a date on (see shifts.py); kept sorted
 
     def __post_init__(self) -> None:
         """Reject configurations the generator cannot honour."""
@@ -55,6 +58,10 @@ class DemoConfig:
         rates = [getattr(self, f.name) for f in fields(self) if f.name.endswith(("_rate", "_share"))]
         if not all(0.0 <= x <= 1.0 for x in rates) or self.cancel_rate >= 1.0:
             raise ValueError("rates and shares must lie in [0, 1], cancel_rate below 1")
+        outside = [s for s in self.shifts if not self.start <= s.date <= self.end]
+        if outside:
+            raise ValueError(f"shift dates must lie within {self.start} to {self.end}, got {outside[0].date}")
+        object.__setattr__(self, "shifts", tuple(sorted(self.shifts)))
 
 
 @dataclass
@@ -67,3 +74,4 @@ class DemoData:
     offers: pd.DataFrame
     offer_log: pd.DataFrame
     truth: dict[str, pd.DataFrame]  # "guests", "identities", "offer_acceptance", "offer_options"
+    shifts: tuple[Shift, ...] = ()  # the shifts in effect, written to truth/shifts.json

@@ -76,6 +76,10 @@ class OfferOptions:
     quantity: np.ndarray  # units the offer would be sold in (see quantities())
     margin_eur: np.ndarray  # margin per unit x quantity
 
+    def take(self, idx: np.ndarray) -> OfferOptions:
+        """The entries at positions ``idx``, in that order."""
+        return OfferOptions(*(getattr(self, f.name)[idx] for f in fields(self)))
+
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic function."""

@@ -252,7 +252,8 @@ def build_customers(
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Render the crm/booking/billing customer tables and the truth identity map.
 
-    ``first_stay_s`` is each person's first booking in seconds after ``config.start``.
+    ``first_stay_s`` is each person's first booking in seconds after ``config.start``. Each record has
+    up to two versions (see :func:`_with_first_versions`); the identity map has one row per record.
     """
     n = len(first_stay_s)
     people = _draw_persons(rng, n, config)
@@ -342,7 +343,7 @@ def build_customers(
                 **{k: text(v) for k, v in service.items()},
             }
         )
-        tables[source] = frame
+        tables[source] = _with_first_versions(frame, people, pid, first, start)
         identities.append(
             pd.DataFrame(
                 {
@@ -353,6 +354,24 @@ def build_customers(
             )
         )
     return tables, pd.concat(identities, ignore_index=True)
+
+
+def _with_first_versions(
+    frame: pd.DataFrame, people: _Person, pid: np.ndarray, first: np.ndarray, start: np.datetime64
+) -> pd.DataFrame:
+    """Add each record's first version, created at the person's first booking (``first``, seconds after
+    ``start``) with the old address, before its last update at ``updated_at``; records last updated in
+    that same second have one version. Versions follow each other, record by record."""
+    created = np.flatnonzero(frame["updated_at"].to_numpy() > to_datetime(start, first))
+    old = pa.array(pid[created])
+    versions = frame.iloc[created].reset_index(drop=True)
+    versions["street"] = text(pc.take(people.street, old))
+    versions["city"] = text(pick([c[0] for c in CITIES], people.city[pid[created]]))
+    versions["postcode"] = text(pc.take(people.postcode, old))
+    versions["country"] = text(pick([c[1] for c in CITIES], people.city[pid[created]]))
+    versions["updated_at"] = to_datetime(start, first[created])
+    both = pd.concat([versions.set_axis(created), frame])
+    return both.sort_index(kind="stable").reset_index(drop=True)
 
 
 def _service_facts(rng: np.random.Generator, allergic: np.ndarray) -> dict[str, pa.Array]:

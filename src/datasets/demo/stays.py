@@ -3,7 +3,7 @@ attributes (hotel, room, nights, party, channel, lead time, account)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -12,6 +12,7 @@ from crm_analytics.datasets.demo import catalogue
 from crm_analytics.datasets.demo import offers as cat
 from crm_analytics.datasets.demo.config import DemoConfig
 from crm_analytics.datasets.demo.people import Accounts, id_width, pick, text, to_datetime
+from crm_analytics.datasets.demo.shifts import direct_to_ota, price_factor, seconds_from
 
 CHANNELS: tuple[str, ...] = ("direct", "web", "ota", "phone", "corporate")
 _CHANNEL_P = {False: [0.2, 0.35, 0.35, 0.1, 0.0], True: [0.2, 0.25, 0.15, 0.05, 0.35]}  # by business
@@ -57,12 +58,27 @@ def draw_guests(rng: np.random.Generator, c: DemoConfig) -> Guests:
     )
 
 
-def simulate_stays(rng: np.random.Generator, g: Guests, window: float) -> tuple[np.ndarray, ...]:
-    """BG/NBD stays: (person, day) of all stays, plus per-guest stay count and alive flag at the end.
+@dataclass(frozen=True)
+class Stays:
+    """The BG/NBD stays: first stays (one per guest, in guest order), then the repeat stays by guest."""
+
+    person: np.ndarray
+    day: np.ndarray  # days after start
+    dropout_after: np.ndarray  # per guest: K, the repeat stay after which the guest drops out
+    arrivals: np.ndarray  # per guest: M, the repeat stays the guest would make without dropout
+
+    def repeats(self) -> np.ndarray:
+        """Per guest: repeat stays made, ``min(K, M)``."""
+        return np.minimum(self.dropout_after, self.arrivals)
+
+
+def simulate_stays(rng: np.random.Generator, g: Guests, window: float) -> Stays:
+    """BG/NBD stays of every guest (first stays, then repeat stays in time order per guest).
 
     Without dropout a guest would book ``M ~ Poisson(lambda * horizon)`` times, at uniform order
     statistics of the horizon; dropout happens after ``K ~ Geometric(p)`` repeat stays, so the first
-    ``min(K, M)`` order statistics are kept, generated from exponential spacings.
+    ``min(K, M)`` order statistics are kept, generated from exponential spacings (the sum of the rest
+    drawn at once). Keeping fewer of them later (a churn shift) leaves the kept days unchanged.
     """
     n = len(g.first_day)
     horizon = window - g.first_day
@@ -77,11 +93,8 @@ def simulate_stays(rng: np.random.Generator, g: Guests, window: float) -> tuple[
     last = np.where(repeats > 0, np.concatenate([[0.0], csum])[ends] - before, 0.0)
     total = last + rng.gamma(arrivals - repeats + 1.0)
     day = g.first_day[person] + horizon[person] * partial / total[person]
-    return (
-        np.concatenate([np.arange(n), person]),
-        np.concatenate([g.first_day, day]),
-        repeats + 1,
-        arrivals < dropout_after,
+    return Stays(
+        np.concatenate([np.arange(n), person]), np.concatenate([g.first_day, day]), dropout_after, arrivals
     )
 
 
@@ -102,6 +115,7 @@ class Bookings:
     ctx: cat.BookingDraws
     ts: np.ndarray  # booking time, seconds after start
     n_stays: int
+    stay: np.ndarray  # the stay a booking belongs to: itself, or the stay a cancelled one was made near
     account: np.ndarray  # booking-system account number
     account_width: int
     channel: np.ndarray
@@ -160,12 +174,39 @@ def draw_bookings(
         ctx=cat.BookingDraws(person, hotel, room, nights, party, business, upgrade_available),
         ts=ts,
         n_stays=n_stays,
+        stay=np.concatenate([np.arange(n_stays), near]),
         account=np.where(use_dup, dup_number[person], accounts.booking[person]),
         account_width=id_width(c.customers + len(accounts.dup_person)),
         channel=np.where(use_dup, CHANNELS.index("ota"), channel),
         check_in=ts // 86_400 + lead.astype(np.int64),
         room_cents=np.rint(z * fx * 100 / nights).astype(np.int64),
     )
+
+
+def shift_bookings(
+    c: DemoConfig, bk: Bookings, stays: Stays, limit: np.ndarray
+) -> tuple[Bookings, np.ndarray]:
+    """Apply ``c.shifts`` to the drawn bookings: their prices and channels, and whether each is still made.
+
+    ``limit`` holds each guest's repeat stays under the churn shifts (see ``shifts.churn_limits``). A
+    stay beyond it is not made, nor a cancelled booking near it dated after the first churn shift.
+    """
+    if not c.shifts:
+        return bk, np.ones(len(bk.ts), dtype=bool)
+    repeat_person = stays.person[c.customers :]
+    first_repeat = np.cumsum(stays.repeats()) - stays.repeats()
+    repeat_no = np.arange(len(repeat_person)) - first_repeat[repeat_person] + 1
+    stay_kept = np.concatenate([np.ones(c.customers, dtype=bool), repeat_no <= limit[repeat_person]])
+    churn = [s.date for s in c.shifts if s.kind == "churn"]
+    kept = stay_kept[bk.stay] | (bk.ts < seconds_from(c.start, min(churn, default=c.end)))
+    shifted = replace(
+        bk,
+        room_cents=np.rint(bk.room_cents * price_factor(c.shifts, c.start, bk.ts)).astype(np.int64),
+        channel=direct_to_ota(
+            c.shifts, c.start, bk.ts, bk.channel, CHANNELS.index("direct"), CHANNELS.index("ota")
+        ),
+    )
+    return shifted, kept
 
 
 def booking_columns(c: DemoConfig, bk: Bookings, rows: np.ndarray) -> dict[str, pd.Series | np.ndarray]:

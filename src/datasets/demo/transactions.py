@@ -47,9 +47,15 @@ def _follow_ups(
 
 
 def transactions_and_items(
-    rng: np.random.Generator, c: DemoConfig, bk: Bookings, extras: np.ndarray, last_s: int
+    rng: np.random.Generator,
+    c: DemoConfig,
+    bk: Bookings,
+    extras: np.ndarray,
+    last_s: int,
+    kept: np.ndarray,
 ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, pa.Array]:
-    """Transactions and line items; also each booking's row position and the transaction ids."""
+    """Transactions and line items of the ``kept`` bookings; also each booking's row position and the
+    transaction ids (both numbered over all bookings, so leaving some out changes no other row)."""
     ctx = bk.ctx
     n = len(ctx.person)
     item_booking, code, qty, unit = _line_items(bk, extras)
@@ -68,10 +74,12 @@ def transactions_and_items(
     position[order] = np.arange(len(order))
     purchase_pos = position[:n]
     txn_ids = format_ids("B", np.arange(1, len(order) + 1), max(9, len(str(len(order)))))
+    rows = kept[booking]
+    booking, kind, ts, cents = booking[rows], kind[rows], ts[rows], cents[rows]
     booked = booking_columns(c, bk, booking)
     transactions = pd.DataFrame(
         {
-            "transaction_id": text(txn_ids),
+            "transaction_id": text(txn_ids.filter(pa.array(rows))),
             "customer_id": text(format_ids("G", bk.account[booking], bk.account_width)),
             "source": text(pick(("booking",), np.zeros(len(booking), dtype=np.int64))),
             "timestamp": to_datetime(np.datetime64(c.start, "s"), ts),
@@ -84,9 +92,10 @@ def transactions_and_items(
         }
     )
 
-    pos = purchase_pos[item_booking]
-    order = np.argsort(pos, kind="stable")  # within a booking the lines keep their order: room first
-    pos, code, qty, unit = pos[order], code[order], qty[order], unit[order]
+    lines = np.flatnonzero(kept[item_booking])
+    # within a booking the lines keep their order: room first
+    order = lines[np.argsort(purchase_pos[item_booking[lines]], kind="stable")]
+    pos, code, qty, unit = purchase_pos[item_booking[order]], code[order], qty[order], unit[order]
     starts = np.flatnonzero(code < len(catalogue.ROOM_TYPES))
     line_no = np.arange(len(pos)) - np.repeat(starts, np.diff(np.append(starts, len(pos)))) + 1
     item_names = [*catalogue.ROOM_TYPES, *(o.offer_id for o in catalogue.OFFERS)]
@@ -114,16 +123,24 @@ def offer_log_and_truth(
     purchase_pos: np.ndarray,
     txn_ids: pa.Array,
     last_s: int,
+    kept: np.ndarray,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The offer log, the logged offers' true acceptance probabilities and every option's truth.
+    """The offer log of the ``kept`` bookings, the logged offers' true acceptance probabilities and every
+    option's truth.
 
-    ``events`` are in time order; ``options`` belong to them.
+    ``events`` are in time order; ``options`` belong to them. Event ids number all events.
     """
+    shown = bk.ts[events.booking]
+    responded = np.minimum(shown + 1 + rng.exponential(180.0, len(shown)).astype(np.int64), last_s)
+    numbers = np.arange(1, len(shown) + 1)
+    keep = kept[events.booking]
+    width = max(9, len(str(len(shown))))
+    events, shown, responded = events.take(np.flatnonzero(keep)), shown[keep], responded[keep]
+    numbers = numbers[keep]
+    options = options.take(np.flatnonzero(keep[options.event]))
     rows, offer = events.booking, events.offer
-    shown = bk.ts[rows]
-    responded = np.minimum(shown + 1 + rng.exponential(180.0, len(rows)).astype(np.int64), last_s)
     start = np.datetime64(c.start, "s")
-    event_ids = text(format_ids("E", np.arange(1, len(rows) + 1), max(9, len(str(len(rows))))))
+    event_ids = text(format_ids("E", numbers, width))
     offer_ids = text(pick([o.offer_id for o in catalogue.OFFERS], offer))
     log = pd.DataFrame(
         {
@@ -150,7 +167,7 @@ def offer_log_and_truth(
     )
     option_truth = pd.DataFrame(
         {
-            "event_id": event_ids.take(options.event).reset_index(drop=True),
+            "event_id": text(format_ids("E", options.event + 1, width)),
             "offer_id": text(pick([o.offer_id for o in catalogue.OFFERS], options.offer)),
             "p_true": options.p_true,
             "quantity": options.quantity,
