@@ -16,6 +16,7 @@ from crm_analytics.cli.common import (
     out,
     parse_day,
     progress_bar,
+    settings,
 )
 
 if TYPE_CHECKING:
@@ -41,8 +42,16 @@ def cdnow(
 @handle_errors
 def demo(
     out_dir: Annotated[
-        Path, typer.Option("--out", help="Folder for the raw files; ground truth in OUT/truth.")
-    ],
+        Path | None, typer.Option("--out", help="Folder for the raw files; ground truth in OUT/truth.")
+    ] = None,
+    incoming: Annotated[
+        bool,
+        typer.Option(
+            "--incoming",
+            help="Instead of --out: deliver the --from/--until window into the incoming folder "
+            "(CRM_INCOMING_DIR/<day>) for `crm refresh`, whole or not at all; ground truth kept apart.",
+        ),
+    ] = False,
     customers: Annotated[int, typer.Option(min=1, help="Number of guests (people) to simulate.")] = 5_000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 42,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
@@ -74,12 +83,25 @@ def demo(
 
     --from/--until keep the rows dated within those days; the windows of one seed add up to its run.
     """
+    from crm_analytics.errors import InvalidInputError
     from crm_analytics.jobs import data
 
+    if incoming == (out_dir is not None):
+        raise InvalidInputError("--out: give a folder, or --incoming (not both)")
+    if incoming and (start is None or until is None or fmt != "parquet"):
+        raise InvalidInputError("--incoming: needs --from and --until (and Parquet, the default format)")
     with progress_bar() as progress:
-        report = data.demo_data(
-            out_dir, customers, seed, fmt, progress, start=start, until=until, shifts=shifts or ()
-        )
+        if incoming:
+            assert start is not None
+            assert until is not None
+            report = data.demo_increment(
+                settings().incoming, start, until, customers, seed, shifts or (), progress
+            )
+        else:
+            assert out_dir is not None
+            report = data.demo_data(
+                out_dir, customers, seed, fmt, progress, start=start, until=until, shifts=shifts or ()
+            )
     emit(report, as_json, render_files)
 
 

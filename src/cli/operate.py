@@ -75,5 +75,7 @@ def render_status(report: StatusReport) -> None:
         out.print("refreshes: none yet")
         return
     out.print(f"last refresh: {last['status']} as of {last['as_of']} (started {last['started_at']})")
+    if last["status"] == "running":
+        out.print("  done: " + (", ".join(last["stages_done"]) or "nothing yet"))
     if last["error"]:
         out.print(f"  error: {last['error']}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -18,7 +19,7 @@ from crm_analytics.datasets.demo import (
     window,
     write_demo,
 )
-from crm_analytics.errors import InvalidInputError
+from crm_analytics.errors import InvalidInputError, RefusedError
 from crm_analytics.jobs.common import Progress, no_progress
 
 FORMATS = ("parquet", "csv")
@@ -75,6 +76,34 @@ def demo_data(
     details = {"customers": customers, "seed": seed, "from": first.isoformat(), "until": last.isoformat()}
     details["shifts"] = [s.as_dict() for s in config.shifts]
     return DataReport("demo", [str(p) for p in paths], details)
+
+
+def demo_increment(
+    incoming: Path,
+    start: date,
+    until: date,
+    customers: int = 5_000,
+    seed: int = 42,
+    shifts: Sequence[Shift | str] = (),
+    progress: Progress = no_progress,
+) -> DataReport:
+    """One window of the demo world as a source system would drop it: the raw files of the rows dated
+    ``start``..``until`` in ``incoming/<start>_<until>/``, appearing whole (written beside, then renamed
+    in), the window's ground truth kept apart under ``incoming/../demo-truth/``."""
+    name = start.isoformat() if start == until else f"{start.isoformat()}_{until.isoformat()}"
+    final = incoming / name
+    if final.exists():
+        raise RefusedError(f"{final}: already delivered; the incoming folder keeps each window once")
+    staging = incoming / f".{name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    report = demo_data(staging, customers, seed, "parquet", progress, start=start, until=until, shifts=shifts)
+    truth = incoming.parent / "demo-truth" / name
+    shutil.rmtree(truth, ignore_errors=True)
+    truth.parent.mkdir(parents=True, exist_ok=True)
+    (staging / "truth").rename(truth)
+    staging.rename(final)
+    files = [str(final / Path(f).name) for f in report.files if Path(f).parent == staging]
+    return DataReport("demo", files, report.details | {"truth": str(truth)})
 
 
 def _shift(value: Shift | str) -> Shift:

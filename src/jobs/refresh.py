@@ -15,6 +15,7 @@ assets (``crm_analytics.orchestration``) run the same code one stage at a time (
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,7 @@ import pandas as pd
 
 from crm_analytics.errors import CrmError, InvalidInputError, NotReadyError
 from crm_analytics.features.store import read_features
-from crm_analytics.ingest.readers import expand_paths, file_sha256
+from crm_analytics.ingest.readers import SUPPORTED_SUFFIXES, file_sha256
 from crm_analytics.jobs import features, ingest, score
 from crm_analytics.jobs.common import Progress, no_progress, open_store, open_warehouse
 from crm_analytics.jobs.feedback import collect_feedback
@@ -80,7 +81,7 @@ class RefreshReport:
 def ingest_stage(day: Day) -> dict[str, Any]:
     """Ingest every file in the incoming folder not ingested before (by content): nothing twice."""
     folder = day.settings.incoming
-    files = expand_paths([folder]) if folder.is_dir() else []
+    files = incoming_files(day.settings)
     seen = ingested_digests(day.warehouse)
     new = [f for f in files if file_sha256(f) not in seen]
     report = ingest.ingest_files(day.warehouse, day.settings, new, day.progress).as_dict()
@@ -151,7 +152,7 @@ def refresh(
         day = Day(settings, warehouse, store, as_of, progress)
         stages = [name for name in STAGES if only is None or name in only]
         if stages and stages[0] == "ingest":
-            day.reports["ingest"] = ingest_stage(day)
+            day.reports["ingest"] = timed(ingest_stage, day)
             stages = stages[1:]
         before = fingerprint(day)
         last = log.last_succeeded()
@@ -165,7 +166,8 @@ def refresh(
         name = "start"
         try:
             for name in stages:
-                day.reports[name] = STAGES[name](day)
+                day.reports[name] = timed(STAGES[name], day)
+                log.progress(run_id, day.reports)
         except BaseException as exc:
             log.finish(run_id, "failed", day.reports, error=f"{name}: {_one_line(exc)}")
             raise
@@ -250,6 +252,13 @@ def _report(
     return RefreshReport(run_id, str(day.day), status, snapshot_id, models, day.reports)
 
 
+def timed(stage: Callable[[Day], dict[str, Any]], day: Day) -> dict[str, Any]:
+    """A stage's report with the seconds it took."""
+    started = time.perf_counter()
+    report = stage(day)
+    return report | {"seconds": round(time.perf_counter() - started, 3)}
+
+
 def _one_line(exc: BaseException) -> str:
     """A typed error's own message (written for users, no personal data); else only the error's type."""
     if isinstance(exc, CrmError):
@@ -258,6 +267,11 @@ def _one_line(exc: BaseException) -> str:
 
 
 def incoming_files(settings: Settings) -> list[Path]:
-    """Every file in the incoming folder (the Dagster sensor watches their names, sizes and times)."""
+    """Every CSV and Parquet file under the incoming folder and its subfolders (one per delivery, say),
+    in path order; names starting with a dot are skipped, so a delivery written beside and renamed into
+    place is never read half-written. The Dagster sensor watches their names, sizes and times."""
     folder = settings.incoming
-    return expand_paths([folder]) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    found = (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+    return sorted(p for p in found if not any(part.startswith(".") for part in p.relative_to(folder).parts))

@@ -5,11 +5,13 @@ every customer scored into the serving store, as of 2025-12-31 on the demo)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
-from crm_analytics.datasets.demo.config import DEMO_CUTOFF, DEMO_END, DEMO_HORIZON_DAYS
+from crm_analytics.datasets.demo import Shift
+from crm_analytics.datasets.demo.config import DEMO_END, DEMO_HORIZON_DAYS
 from crm_analytics.errors import RefusedError
 from crm_analytics.jobs import data, features, ingest, profiles, refresh, train
 from crm_analytics.jobs.common import Progress, no_progress
@@ -41,29 +43,38 @@ class RunReport:
 
 
 def run(
-    settings: Settings, customers: int = 5_000, seed: int = 42, progress: Progress = no_progress
+    settings: Settings,
+    customers: int = 5_000,
+    seed: int = 42,
+    progress: Progress = no_progress,
+    *,
+    until: date = DEMO_END,
+    shifts: Sequence[Shift] = (),
 ) -> RunReport:
-    """Run the whole pipeline on a generated demo chain of ``customers`` guests under ``data_dir``."""
+    """Run the whole pipeline on a generated demo chain of ``customers`` guests under ``data_dir``: its
+    history ``until`` a day (default: all of it) with ``shifts`` planted; models learn as of one horizon
+    before that day (the last cutoff whose labels are mature) and scores are served as of that day."""
     demo_dir = settings.data_dir / "demo"
-    data.demo_data(demo_dir, customers, seed, "parquet", progress)
+    data.demo_data(demo_dir, customers, seed, "parquet", progress, until=until, shifts=shifts)
     ingested = ingest.ingest(settings, [demo_dir], progress=progress)
     if not ingested.accepted:
         raise IngestRefusedError(ingested)
     progress("linking customer records")
     linked = profiles.build(settings, truth=demo_dir / "truth")
+    cutoff = until - timedelta(days=DEMO_HORIZON_DAYS)  # 2025-06-30 for the whole demo
     # one horizon earlier too: churn is then validated by training there and testing at the cutoff
-    earlier = DEMO_CUTOFF - timedelta(days=DEMO_HORIZON_DAYS)
-    for as_of in (earlier, DEMO_CUTOFF):
+    earlier = cutoff - timedelta(days=DEMO_HORIZON_DAYS)
+    for as_of in (earlier, cutoff):
         progress(f"building features as of {as_of}")
         built = features.build(settings, as_of, DEMO_HORIZON_DAYS)
     trained = []
     for family in registry.trainable():
         progress(f"training {family.key}")
         truth = demo_dir / "truth"
-        trained.append(train.train(settings, family.key, DEMO_CUTOFF, until=DEMO_END, truth=truth).as_dict())
+        trained.append(train.train(settings, family.key, cutoff, until=until, truth=truth).as_dict())
     promotions = [train.promote_if_better(settings, t["model"]).as_dict() for t in trained]
     # models learn from the last cutoff whose labels are mature; what is served is as of the data's end
-    refreshed = refresh.refresh(settings, progress=progress)
+    refreshed = refresh.refresh(settings, until, progress=progress)
     return RunReport(
         ingest=ingested,
         summary=ingest.summary(settings),

@@ -56,6 +56,7 @@ def status(settings: Settings, refreshes: int = 5) -> StatusReport:
         pending = sorted(name for name, version in active.models.items() if champions.get(name) != version)
     runs = [
         {k: v for k, v in asdict(run).items() if k not in ("fingerprint", "report")}
+        | {"stages_done": list(run.report or {})}
         for run in RefreshLog(store.engine).runs(refreshes)
     ]
     return StatusReport(served, champions, pending, runs)

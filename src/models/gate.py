@@ -6,6 +6,7 @@ without a gate (a segment definition) makes every new version the champion.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -63,8 +64,17 @@ def load_champions(
 ) -> tuple[dict[str, tuple[str, str]], dict[str, Any]]:
     """``champion_versions`` and each of those versions loaded as a pyfunc, by registered name."""
     found = champion_versions(client, families)
-    loaded = {name: mlflow.pyfunc.load_model(f"models:/{name}/{v}") for name, (v, _) in found.items()}
+    registry_uri = mlflow.get_registry_uri()  # what models:/ URIs resolve against
+    loaded = {name: load_version(registry_uri, name, v, run_id) for name, (v, run_id) in found.items()}
     return found, loaded
+
+
+@functools.lru_cache(maxsize=32)
+def load_version(registry_uri: str, name: str, version: str, run_id: str) -> Any:
+    """A registered version loaded as a pyfunc, once per process: a version's artifacts never change,
+    and a daily refresh (or a Dagster worker) would otherwise load the same champions at every stage
+    (~0.3-1 s each). Keyed by the registry and the version's run, so another store is another model."""
+    return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
 
 
 def promote(

@@ -59,6 +59,15 @@ class RefreshLog:
                 )
             )
 
+    def progress(self, run_id: str, report: dict[str, Any]) -> None:
+        """Record the stages a running refresh has finished (``crm status`` shows how far it got)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(refresh_runs)
+                .where(refresh_runs.c.run_id == run_id)
+                .values(report=json.dumps(report, default=str))
+            )
+
     def finish(
         self,
         run_id: str,

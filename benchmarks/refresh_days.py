@@ -1,0 +1,163 @@
+"""One day of the service: `crm refresh` (incremental) beside a full rebuild of the same day.
+
+Set-up, not measured: `crm run` on a demo chain's history up to 2025-12-01 (models trained, the first
+refresh), then one day's increment (2025-12-02) delivered into the incoming folder. The folder is copied,
+and each contender runs on its own copy, as a `crm` command in a process of its own (peak RSS by GNU
+time):
+
+- ``incremental``: ``crm refresh``: ingest only the new files, re-link only the customers whose records
+  changed (stable ids), features for everyone (BTYD summaries move for everyone), everyone assigned to
+  the champion segment definitions, scores, feedback;
+- ``full`` (the anchor: the nightly chain the README used to give): ``crm ingest`` of every file
+  delivered so far (the history and the day, re-read), ``crm profiles build`` (every record linked
+  again, the linkage model trained again), ``crm features build``, ``crm segments build`` (the
+  definitions fitted again), ``crm score`` and ``crm feedback collect``.
+
+Both end with the same day served; the script checks that the two snapshots serve the same customers.
+
+    .venv/bin/python benchmarks/refresh_days.py                       # 20,000 guests -> refresh_days.json
+    .venv/bin/python benchmarks/refresh_days.py --customers 2000 --out /tmp/r.json   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+BIN = Path(sys.executable).parent
+HISTORY_END = date(2025, 12, 1)
+DAY = date(2025, 12, 2)
+
+
+def env_for(folder: Path) -> dict[str, str]:
+    """This process's environment without CRM_*/MLFLOW_*, pointed at ``folder``'s stores."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "MLFLOW_"))}
+    return base | {
+        "PATH": f"{BIN}{os.pathsep}{base.get('PATH', '')}",
+        "CRM_DATA_DIR": str(folder / "data"),
+        "CRM_WAREHOUSE_URL": f"duckdb:///{folder / 'data' / 'warehouse.duckdb'}",
+        "CRM_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}",
+        "CRM_MLFLOW_ARTIFACT_ROOT": str(folder / "mlruns" / "artifacts"),
+        "CRM_SERVING_STORE_URL": f"sqlite:///{folder / 'data' / 'serving.db'}",
+    }
+
+
+def crm(folder: Path, *args: str) -> dict[str, Any]:
+    """Run ``crm args`` in ``folder`` under GNU time: wall seconds and peak RSS (GiB)."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        ["/usr/bin/time", "-f", "peak_kib=%M", str(BIN / "crm"), *args],
+        cwd=folder,
+        env=env_for(folder),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"crm {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    peak = next(line for line in done.stderr.splitlines() if line.startswith("peak_kib="))
+    return {"command": "crm " + " ".join(args), "seconds": seconds, "peak_gib": int(peak[9:]) / 2**20}
+
+
+def set_up(folder: Path, customers: int, seed: int) -> None:
+    """The history served (models trained) and one day delivered; skipped when already there."""
+    if (folder / "ready").exists():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    script = (
+        "from datetime import date\n"
+        "from crm_analytics.jobs import data, run\n"
+        "from crm_analytics.settings import load_settings\n"
+        "s = load_settings()\n"
+        f"run.run(s, {customers}, {seed}, until=date.fromisoformat('{HISTORY_END}'))\n"
+        f"day = date.fromisoformat('{DAY}')\n"
+        f"data.demo_increment(s.incoming, day, day, {customers}, {seed})\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=folder, env=env_for(folder), check=True)
+    (folder / "ready").write_text("set up\n")
+
+
+def copy_of(folder: Path, name: str) -> Path:
+    """A copy of the set-up folder (the registry's artifact paths still point into the original)."""
+    target = folder.parent / name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(folder, target)
+    return target
+
+
+def served_customers(folder: Path) -> tuple[str, int]:
+    """The active snapshot's day and number of customers."""
+    with sqlite3.connect(folder / "data" / "serving.db") as conn:
+        as_of, customers = conn.execute(
+            "SELECT as_of, customers FROM serving_snapshots WHERE active"
+        ).fetchone()
+    return str(as_of), int(customers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the set-up here (and reuse it)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".json"))
+    args = parser.parse_args()
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="refresh-bench-"))
+    base = root / f"setup-{args.customers}"
+    started = time.perf_counter()
+    set_up(base, args.customers, args.seed)
+    setup_seconds = time.perf_counter() - started
+    load_before = os.getloadavg()
+
+    incremental_folder = copy_of(base, "incremental")
+    incremental = [crm(incremental_folder, "refresh", "--json")]
+
+    full_folder = copy_of(base, "full")
+    full = [
+        crm(full_folder, "ingest", "data/demo", f"data/incoming/{DAY}", "--json"),  # all of it again
+        crm(full_folder, "profiles", "build", "--json"),
+        crm(full_folder, "features", "build", "--as-of", str(DAY), "--json"),
+        crm(full_folder, "segments", "build", "--as-of", str(DAY), "--json"),
+        crm(full_folder, "score", "--as-of", str(DAY), "--json"),
+        crm(full_folder, "feedback", "collect", "--json"),
+    ]
+    served = {"incremental": served_customers(incremental_folder), "full": served_customers(full_folder)}
+    if served["incremental"] != served["full"] or served["full"][0] != str(DAY):
+        raise SystemExit(f"the two ways serve different days or customers: {served}")
+    incremental_s = sum(step["seconds"] for step in incremental)
+    full_s = sum(step["seconds"] for step in full)
+    result = {
+        "benchmark": "refresh_days",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "customers": args.customers,
+        "history_end": str(HISTORY_END),
+        "day": str(DAY),
+        "setup_seconds": setup_seconds,
+        "served": served,
+        "incremental": {"steps": incremental, "seconds": incremental_s},
+        "full": {"steps": full, "seconds": full_s},
+        "speedup": full_s / incremental_s,
+    }
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("customers", "speedup", "load_average_before")}, indent=2))
+    print(f"incremental {incremental_s:.1f} s, full {full_s:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

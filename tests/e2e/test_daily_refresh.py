@@ -1,0 +1,151 @@
+"""Thirty days of the service: a demo chain's history up to 2025-12-01 (models trained on the last cutoff
+with mature labels, the first refresh), then one increment a day dropped into the incoming folder and
+`crm refresh` run on it, with a planted change (direct bookings move to OTAs) from day 15.
+
+Each day the served `as_of` moves to that day, and every guest who bought that day has a new recency
+and a new expected-purchases score; re-running a day changes nothing; a refresh killed mid-run leaves
+the previous snapshot serving and the next run completes the day. On DuckDB and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import ibis
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from crm_analytics.datasets.demo import Shift
+from crm_analytics.features.purchases import purchases_as_of
+from crm_analytics.features.store import read_features
+from crm_analytics.jobs import data, refresh, run, status
+from crm_analytics.profiles.links import customer_transactions
+from crm_analytics.settings import Settings, load_settings
+from crm_analytics.store import ServingStore
+from crm_analytics.warehouse import Warehouse
+from tests.conftest import project_env
+
+CUSTOMERS = 2_000
+SEED = 5
+HISTORY_END = date(2025, 12, 1)
+DAYS = [HISTORY_END + timedelta(days=i) for i in range(1, 31)]  # 2025-12-02 .. 2025-12-31
+SHIFT = Shift(date(2025, 12, 16), "channel")  # day 15
+RERUN_DAYS = {DAYS[0], DAYS[14]}
+KILLED_DAY = DAYS[19]
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def project(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    env = project_env(tmp_path)
+    if request.param == "postgres":
+        env["CRM_WAREHOUSE_URL"] = request.getfixturevalue("postgres_url")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return load_settings()
+
+
+def test_thirty_days_of_refreshes(project: Settings) -> None:
+    settings = project
+    started = run.run(settings, CUSTOMERS, SEED, until=HISTORY_END, shifts=[SHIFT])
+    assert started.refresh.as_of == str(HISTORY_END)
+    yesterday = served(settings)
+    for number, day in enumerate(DAYS, start=1):
+        data.demo_increment(settings.incoming, day, day, CUSTOMERS, SEED, [SHIFT])
+        if day == KILLED_DAY:
+            killed_mid_run(settings, yesterday)
+        report = refresh.refresh(settings)
+        assert report.status == "succeeded", (number, report.status)
+        assert report.as_of == str(day), f"day {number}: served as of {report.as_of}"
+        today = served(settings)
+        assert today.snapshot_id == report.snapshot_id
+        buyers = bought_on(settings, day)
+        assert buyers, f"day {number}: nobody bought (the test needs purchases every day)"
+        returning = buyers & set(yesterday.recency)
+        assert returning, f"day {number}: no returning guest bought"
+        for customer in returning:
+            assert today.recency[customer] != yesterday.recency[customer], (number, customer)
+            assert today.expected[customer] != yesterday.expected[customer], (number, customer)
+        assert buyers - returning <= set(today.recency)  # first purchases are served too
+        if day in RERUN_DAYS:
+            again = refresh.refresh(settings)
+            assert again.status == "unchanged"
+            assert served(settings).snapshot_id == today.snapshot_id
+        yesterday = today
+    shifted = channel_share(settings, SHIFT.date)
+    assert shifted["after"] > shifted["before"] + 0.2, shifted  # the planted change reached the warehouse
+    runs = status.status(settings, refreshes=100).refreshes
+    assert [r["status"] for r in runs].count("interrupted") == 1
+    assert runs[0]["status"] == "succeeded"
+    assert runs[0]["as_of"] == str(DAYS[-1])
+
+
+class Served:
+    """The served snapshot: its id, and per customer the day's recency and expected purchases."""
+
+    def __init__(self, snapshot_id: str, recency: dict[str, float], expected: dict[str, float]) -> None:
+        self.snapshot_id, self.recency, self.expected = snapshot_id, recency, expected
+
+
+def served(settings: Settings) -> Served:
+    store = ServingStore(settings.serving_store_url)
+    snapshot = store.active()
+    assert snapshot is not None
+    with Warehouse(settings.warehouse_url) as warehouse:
+        features = read_features(warehouse, date.fromisoformat(snapshot.as_of)).set_index("customer_id")
+    query = sa.text("SELECT customer_id, scores FROM serving_customers WHERE snapshot_id = :sid")
+    with store.engine.connect() as conn:
+        rows = conn.execute(query, {"sid": snapshot.snapshot_id}).all()
+    expected = {cid: json.loads(s)["expected_purchases"] for cid, s in rows if s}
+    return Served(snapshot.snapshot_id, features["recency"].to_dict(), expected)
+
+
+def bought_on(settings: Settings, day: date) -> set[str]:
+    """Customers with a purchase dated ``day`` (not cancelled by then), as the features count them."""
+    with Warehouse(settings.warehouse_url) as warehouse:
+        purchases = purchases_as_of(customer_transactions(warehouse.ibis), day)
+        frame = purchases.filter(purchases.day == ibis.date(day)).select("customer_id").execute()
+    return set(frame["customer_id"].astype(str))
+
+
+def channel_share(settings: Settings, since: date) -> dict[str, float]:
+    """The share of bookings through OTAs before and after ``since`` (the planted channel shift)."""
+    with Warehouse(settings.warehouse_url) as warehouse:
+        frame = warehouse.fetch('SELECT "timestamp", channel FROM transactions WHERE channel IS NOT NULL')
+    after = pd.to_datetime(frame["timestamp"]).dt.date >= since
+    ota = frame["channel"].astype(str) == "ota"
+    return {"before": float(ota[~after].mean()), "after": float(ota[after].mean())}
+
+
+def killed_mid_run(settings: Settings, yesterday: Served) -> None:
+    """`crm refresh` killed (SIGKILL) once its segments are stored, while it writes the scores: the
+    previous snapshot still serves, and the history shows the run as running."""
+    crm = Path(sys.executable).with_name("crm")
+    process = subprocess.Popen([str(crm), "refresh"], env=os.environ.copy(), stderr=subprocess.DEVNULL)
+    try:
+        wait_until_running_stage(settings, "segments", process)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    assert served(settings).snapshot_id == yesterday.snapshot_id
+    last = status.status(settings).last_refresh
+    assert last is not None
+    assert last["status"] == "running"
+
+
+def wait_until_running_stage(settings: Settings, stage: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the refresh finished before it could be killed"
+        last = status.status(settings).last_refresh
+        if last and last["status"] == "running" and stage in last["stages_done"]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the refresh never finished its {stage} stage")
