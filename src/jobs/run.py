@@ -10,7 +10,7 @@ from typing import Any
 
 from crm_analytics.datasets.demo.config import DEMO_CUTOFF, DEMO_END, DEMO_HORIZON_DAYS
 from crm_analytics.errors import RefusedError
-from crm_analytics.jobs import data, features, ingest, profiles, score, segments, train
+from crm_analytics.jobs import data, features, ingest, profiles, publish, score, segments, train
 from crm_analytics.jobs.common import Progress, no_progress
 from crm_analytics.models import registry
 from crm_analytics.settings import Settings
@@ -65,6 +65,7 @@ def run(
     progress("building segments")
     built_segments = segments.build(settings, DEMO_CUTOFF, progress=progress)
     scored = score.score(settings, DEMO_CUTOFF, progress=progress)
+    publish.publish(settings)  # the read copy notebooks and the reading commands open from now on
     return RunReport(
         ingest=ingested,
         summary=ingest.summary(settings),
