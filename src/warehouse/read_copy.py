@@ -65,6 +65,9 @@ def publish_read_copy(warehouse: Warehouse, settings: Settings) -> Path | None:
     }
     warehouse.checkpoint()
     destination.parent.mkdir(parents=True, exist_ok=True)
+    # left by a publish that was killed; safe to remove: publishers hold the warehouse, one at a time
+    for stale in destination.parent.glob(f".{destination.name}.*.tmp*"):
+        stale.unlink(missing_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
     os.close(fd)
     temporary = Path(name)

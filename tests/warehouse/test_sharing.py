@@ -115,6 +115,8 @@ def test_an_open_reader_keeps_the_old_copy_while_a_new_one_is_swapped_in(tmp_pat
     settings = project(tmp_path)
     load(settings, tmp_path, 12)
     publish.publish(settings)
+    killed = tmp_path / "data" / ".warehouse.read.duckdb.k1ll3d.tmp"  # a publish killed half-way
+    killed.write_bytes(b"partial")
     with open_reader(settings) as old:
         before = old.fetch("SELECT COUNT(*) AS n, SUM(amount) AS total FROM transactions")
         load(settings, tmp_path, 5, start=200)
