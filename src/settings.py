@@ -37,6 +37,17 @@ class Settings(BaseSettings):
         description="Warehouse URL: duckdb:///relative/path, duckdb:////absolute/path, "
         "duckdb:///:memory: or postgresql://user@host:port/db.",
     )
+    warehouse_lock_timeout: Annotated[float, Field(ge=0.0)] = Field(
+        30.0,
+        description="Seconds a command waits for a DuckDB warehouse another process holds before it stops "
+        "naming that process (0: stop at once).",
+    )
+    warehouse_read_copy: Path | None = Field(
+        None,
+        description="DuckDB only: the read-only copy of the warehouse that `crm run`, the refresh and "
+        "`crm warehouse publish` publish and that notebooks and the reading commands open; unset: "
+        "<warehouse>.read.duckdb beside the warehouse file.",
+    )
     mlflow_tracking_uri: str = Field("sqlite:///mlruns/mlflow.db", description="MLflow tracking store.")
     mlflow_artifact_root: Path = Field(Path("mlruns/artifacts"), description="MLflow artifact folder.")
     serving_store_url: str = Field(

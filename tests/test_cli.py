@@ -72,13 +72,23 @@ def test_missing_path_is_a_usage_error() -> None:
     assert "nowhere.csv: no such file or folder" in stderr
 
 
-def test_warehouse_summary_json(tmp_path: Path) -> None:
+def test_warehouse_summary_json_reads_the_published_copy(tmp_path: Path) -> None:
     write_csv(tmp_path / "transactions.csv", transactions(12))
     crm("ingest", "transactions.csv")
+    code, _, stderr = crm("warehouse", "summary", "--json")
+    assert code == 1
+    assert "no read copy published yet" in stderr
+    assert "run `crm warehouse publish`" in stderr
+
+    code, published, _ = crm("warehouse", "publish", "--json")
+    assert code == 0
+    assert published["path"] == "data/warehouse.read.duckdb"  # beside the warehouse by default
     code, summary, _ = crm("warehouse", "summary", "--json")
     assert code == 0
     assert summary["tables"]["transactions"] == 12
     assert summary["transactions"]["customers"] == 7
+    assert summary["read_copy"] == {k: published[k] for k in ("published_at", "as_of")}
+    assert summary["read_copy"]["as_of"] == summary["transactions"]["last"][:10]
 
 
 def test_train_needs_a_labelled_build() -> None:
@@ -104,6 +114,7 @@ def test_features_build_export_and_rebuild(tmp_path: Path) -> None:
     assert code == 0
     assert (built["rows"], built["labels"], built["engine"]) == (2_357, True, "duckdb")
 
+    assert crm("warehouse", "publish")[0] == 0
     code, exported, _ = crm("features", "export", "--as-of", "1997-09-30", "--out", "f.parquet", "--json")
     assert code == 0
     frame = pd.read_parquet(tmp_path / "f.parquet")
@@ -122,6 +133,7 @@ def test_features_usage_errors() -> None:
     code, _, stderr = crm("features", "build", "--as-of", "1997-09-30", "--engine", "postgres")
     assert code == 2
     assert "CRM_WAREHOUSE_URL" in stderr
+    assert crm("warehouse", "publish")[0] == 0
     code, _, stderr = crm("features", "export", "--as-of", "1997-09-30", "--out", "x.parquet")
     assert code == 1
     assert "no feature build for 1997-09-30" in stderr

@@ -17,8 +17,8 @@ from crm_analytics.warehouse import Warehouse
 from tests.conftest import project_env
 
 
-def crm(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **project_env(folder), "COLUMNS": "200"}
+def crm(folder: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **project_env(folder), "COLUMNS": "200", **extra_env}
     return subprocess.run(
         [sys.executable, "-m", "crm_analytics.cli", *args],
         cwd=folder,
@@ -60,6 +60,7 @@ def test_export_into_an_unwritable_place_fails_cleanly(tmp_path: Path) -> None:
     )
     with Warehouse(url) as warehouse:
         write_memberships(warehouse, [("rfm", members, "crm-segments-rfm/1")], date(2025, 6, 30))
+    assert crm(tmp_path, "warehouse", "publish").returncode == 0
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     result = crm(tmp_path, "segments", "export", "At risk", "--out", str(blocker / "list.csv"))
@@ -70,8 +71,8 @@ def test_a_locked_warehouse_is_one_line_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "data" / "warehouse.duckdb"
     path.parent.mkdir(parents=True)
     with duckdb.connect(str(path)):  # another process holds the file (DuckDB: one writer process)
-        result = crm(tmp_path, "warehouse", "summary")
-    assert_one_line(result, 1, "warehouse:", "in use by another process")
+        result = crm(tmp_path, "warehouse", "publish", CRM_WAREHOUSE_LOCK_TIMEOUT="0")
+    assert_one_line(result, 1, "warehouse:", f"in use by another process (PID {os.getpid()}", "waited 0 s")
 
 
 def test_a_bad_setting_names_it(tmp_path: Path) -> None:

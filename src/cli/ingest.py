@@ -1,4 +1,5 @@
-"""``crm ingest`` and ``crm warehouse summary``: raw data into the warehouse, and what it holds."""
+"""``crm ingest`` and ``crm warehouse summary|publish``: raw data into the warehouse, what it holds, and
+the read-only copy readers open."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from crm_analytics.cli.common import (
 
 if TYPE_CHECKING:
     from crm_analytics.jobs.ingest import IngestReport
+    from crm_analytics.jobs.publish import PublishReport
 
 warehouse_app = typer.Typer(help="Look into the warehouse.", no_args_is_help=True)
 
@@ -60,6 +62,26 @@ def summary(as_json: JsonOption = False) -> None:
     emit(ingest_job.summary(settings()), as_json, render_summary)
 
 
+@warehouse_app.command("publish")
+@handle_errors
+def publish(as_json: JsonOption = False) -> None:
+    """Publish the read-only copy of a DuckDB warehouse that notebooks and the reading commands open
+    (swapped in atomically; nothing to do on PostgreSQL)."""
+    from crm_analytics.jobs.publish import publish as publish_job
+
+    emit(publish_job(settings()), as_json, render_publish)
+
+
+def render_publish(report: PublishReport) -> None:
+    if report.path is None:
+        out.print(f"{report.backend}: readers read the warehouse itself; nothing to publish")
+        return
+    out.print(
+        f"published {report.path} at {report.published_at} UTC (data up to {report.as_of}) "
+        f"in {report.seconds:.2f} s"
+    )
+
+
 def render_ingest(report: IngestReport) -> None:
     rows = [
         {
@@ -88,3 +110,6 @@ def render_summary(summary: dict[str, Any]) -> None:
         render_rows("transactions by type", tx["by_type"])
     if summary["quarantine"]:
         render_rows("quarantine", summary["quarantine"])
+    if summary.get("read_copy"):
+        copy = summary["read_copy"]
+        out.print(f"read copy published {copy['published_at']} UTC, data up to {copy['as_of']}")

@@ -1,5 +1,6 @@
-"""What every job shares: opening the warehouse and the serving store with their schemas current, and
-the progress callback a job reports through (the CLI draws it; notebooks and the scheduler may not)."""
+"""What every job shares: opening the warehouse (to write, or to read what was published) and the
+serving store with their schemas current, and the progress callback a job reports through (the CLI
+draws it; notebooks and the scheduler may not)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
+from crm_analytics.errors import NotReadyError
 from crm_analytics.settings import Settings
 from crm_analytics.store import ServingStore
-from crm_analytics.warehouse import Warehouse, migrations
+from crm_analytics.warehouse import Warehouse, migrations, read_copy_path
 
 
 class Progress(Protocol):
@@ -24,10 +26,44 @@ def no_progress(stage: str, done: float | None = None, total: float | None = Non
 
 @contextmanager
 def open_warehouse(settings: Settings) -> Iterator[Warehouse]:
-    """The configured warehouse with its schema brought up to date (``warehouse.migrations``)."""
-    with Warehouse(settings.warehouse_url) as warehouse:
+    """The configured warehouse, read-write, with its schema brought up to date
+    (``warehouse.migrations``); a DuckDB file another process holds is waited for up to
+    ``CRM_WAREHOUSE_LOCK_TIMEOUT`` seconds, then a BusyError naming that process."""
+    with Warehouse(settings.warehouse_url, lock_timeout=settings.warehouse_lock_timeout) as warehouse:
         migrations.upgrade(warehouse)
         yield warehouse
+
+
+def open_reader(settings: Settings) -> Warehouse:
+    """The warehouse for reading, as notebooks and the reading commands open it (close it, or use it
+    in a ``with``): on DuckDB the published read-only copy (``crm warehouse publish``, ``crm run`` and
+    the refresh publish it), which any number of processes read while one writes the warehouse; on
+    PostgreSQL the warehouse itself (MVCC: readers and writers at once). Runs no DDL; a NotReadyError
+    when nothing is published yet or its schema is older than this release's."""
+    path = read_copy_path(settings)
+    if path is None:
+        if settings.warehouse_url.startswith("duckdb"):
+            raise NotReadyError(
+                "warehouse: an in-memory DuckDB warehouse exists only inside one process; "
+                "readers need a DuckDB file or PostgreSQL (CRM_WAREHOUSE_URL)"
+            )
+        reader = Warehouse(settings.warehouse_url)
+        remedy = "run a command that writes it (crm ingest, crm run) first"
+    elif not path.is_file():
+        raise NotReadyError(
+            f"warehouse: no read copy published yet at {path}; run `crm warehouse publish` "
+            "(`crm run` and the daily refresh publish it too)"
+        )
+    else:
+        reader = Warehouse(f"duckdb:///{path}", read_only=True, lock_timeout=settings.warehouse_lock_timeout)
+        remedy = "run `crm warehouse publish`"
+    found = migrations.current_version(reader)
+    if found < migrations.HEAD:
+        reader.close()
+        raise NotReadyError(
+            f"warehouse: schema version {found} is older than this release's {migrations.HEAD}; {remedy}"
+        )
+    return reader
 
 
 def open_store(settings: Settings) -> ServingStore:

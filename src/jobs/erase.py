@@ -9,6 +9,7 @@ from typing import Any
 from crm_analytics.jobs.common import open_store, open_warehouse
 from crm_analytics.profiles.erase import ErasureReport, erase_customer
 from crm_analytics.settings import Settings
+from crm_analytics.warehouse import publish_read_copy
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ def erase(settings: Settings, customer_id: str) -> EraseReport:
     is known about it (also after an erasure)."""
     with open_warehouse(settings) as warehouse:
         report = erase_customer(warehouse, customer_id, settings)
+        publish_read_copy(warehouse, settings)  # the person leaves what readers open too
     # the ids the warehouse resolved for the person (the id given, its unified customer, its accounts)
     served = open_store(settings).erase(report.person_ids)
     return EraseReport(report, served)

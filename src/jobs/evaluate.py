@@ -17,6 +17,7 @@ from crm_analytics.jobs.evaluation_data import (
     DATASETS,
     DEFAULT_SPLITS,
     load_evaluation_data,
+    open_dataset,
     prepare_warehouse,
 )
 from crm_analytics.models import evaluation_plots
@@ -24,7 +25,6 @@ from crm_analytics.models.churn.evaluation import evaluate_churn
 from crm_analytics.models.clv.evaluation import evaluate_clv
 from crm_analytics.models.offers.evaluation import evaluate_offers
 from crm_analytics.settings import Settings
-from crm_analytics.warehouse import Warehouse
 
 MODELS = ("clv", "churn", "offers")
 
@@ -96,6 +96,6 @@ def _offers(
     """The offer policies on the offer log after the split; the oracle only where a truth folder exists."""
     url, raw = prepare_warehouse(settings, dataset, customers, seed, progress)
     progress("training the acceptance models and evaluating the policies")
-    with Warehouse(url) as warehouse:
+    with open_dataset(settings, url) as warehouse:
         report = evaluate_offers(warehouse.ibis, raw / "truth" if raw else None, start, end, seed=seed)
     return {"dataset": dataset, **report}

@@ -22,6 +22,7 @@ from crm_analytics.errors import InvalidInputError
 from crm_analytics.features.build import FeatureConfig, feature_table
 from crm_analytics.features.repeat_purchases import daily_repeat_purchases
 from crm_analytics.features.rfm import TimeUnit
+from crm_analytics.jobs.common import open_reader
 from crm_analytics.profiles.links import customer_transactions
 from crm_analytics.settings import Settings
 from crm_analytics.warehouse import Warehouse
@@ -77,6 +78,12 @@ def write_raw(dataset: str, folder: Path, customers: int, seed: int) -> None:
     partial.rename(folder)
 
 
+def open_dataset(settings: Settings, url: str) -> Warehouse:
+    """The warehouse ``prepare_warehouse`` named, opened to read: the configured one through
+    ``open_reader`` (its published copy on DuckDB), a scratch one directly."""
+    return open_reader(settings) if url == settings.warehouse_url else Warehouse(url)
+
+
 def ingest_folder(warehouse: Warehouse, folder: Path, settings: Settings) -> None:
     """Ingest every raw file of a dataset; a refused batch stops the evaluation with its reason."""
     from crm_analytics.ingest.pipeline import ingest_file
@@ -126,7 +133,7 @@ def load_evaluation_data(
     unit: TimeUnit = time_unit or TIME_UNITS.get(dataset, "days")
     horizon_days = (holdout_end - calibration_end).days
     url, _ = prepare_warehouse(settings, dataset, customers, seed, status)
-    with Warehouse(url) as warehouse:
+    with open_dataset(settings, url) as warehouse:
         con = warehouse.ibis
         first_day = pd.Timestamp(customer_transactions(con).timestamp.min().execute()).date()
         if calibration_end < first_day:

@@ -11,7 +11,7 @@ from crm_analytics.errors import InvalidInputError
 from crm_analytics.features import engines
 from crm_analytics.features.build import FeatureConfig, feature_table
 from crm_analytics.features.store import read_features, write_features
-from crm_analytics.jobs.common import open_warehouse
+from crm_analytics.jobs.common import open_reader, open_warehouse
 from crm_analytics.settings import Settings
 from crm_analytics.warehouse import Warehouse
 
@@ -82,8 +82,8 @@ def build_in(
 
 
 def export(settings: Settings, as_of: date, out: Path) -> FeatureExportReport:
-    """Write the stored feature table of ``as_of`` to a Parquet file."""
-    with open_warehouse(settings) as warehouse:
+    """Write the stored feature table of ``as_of`` (in the published copy) to a Parquet file."""
+    with open_reader(settings) as warehouse:
         frame = read_features(warehouse, as_of)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out, index=False)

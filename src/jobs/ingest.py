@@ -12,9 +12,10 @@ from crm_analytics.ingest.pipeline import BatchRefusedError, OnRows, ingest_file
 from crm_analytics.ingest.readers import expand_paths
 from crm_analytics.ingest.summary import warehouse_summary
 from crm_analytics.ingest.validate import ContractError
-from crm_analytics.jobs.common import Progress, no_progress, open_warehouse
+from crm_analytics.jobs.common import Progress, no_progress, open_reader, open_warehouse
 from crm_analytics.settings import Settings
 from crm_analytics.warehouse import Warehouse
+from crm_analytics.warehouse.read_copy import read_copy_info
 
 COUNTS = ("rows_read", "rows_new", "rows_duplicate", "rows_rejected", "rows_suppressed")
 
@@ -120,6 +121,7 @@ def _totals(batches: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 
 def summary(settings: Settings) -> dict[str, Any]:
-    """Row counts, the transactions at a glance, and quarantine reasons."""
-    with open_warehouse(settings) as warehouse:
-        return warehouse_summary(warehouse)
+    """Row counts, the transactions at a glance, and quarantine reasons, in the published copy (when
+    it was published and the data's last day then; None on PostgreSQL, read directly)."""
+    with open_reader(settings) as warehouse:
+        return warehouse_summary(warehouse) | {"read_copy": read_copy_info(warehouse)}

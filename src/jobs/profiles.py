@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from crm_analytics.jobs.common import open_warehouse
+from crm_analytics.jobs.common import open_reader, open_warehouse
 from crm_analytics.profiles.build import ProfileBuild, build_profiles
 from crm_analytics.profiles.linkage import DEFAULT_THRESHOLD
 from crm_analytics.profiles.lookup import Match, ProfileIndex
@@ -23,12 +23,14 @@ def build(
 
 
 def show(settings: Settings, customer_id: str) -> dict[str, Any]:
-    """One customer: surviving fields with their source, service facts, linked records, conflicts."""
-    with open_warehouse(settings) as warehouse:
+    """One customer: surviving fields with their source, service facts, linked records, conflicts (from
+    the published copy)."""
+    with open_reader(settings) as warehouse:
         return customer_profile(warehouse, customer_id)
 
 
 def lookup(settings: Settings, details: dict[str, str]) -> list[Match]:
-    """Customers matching an e-mail, a phone, or a name plus another detail (most confident first)."""
-    with open_warehouse(settings) as warehouse:
+    """Customers matching an e-mail, a phone, or a name plus another detail (most confident first; from
+    the published copy)."""
+    with open_reader(settings) as warehouse:
         return ProfileIndex.load(warehouse).lookup(details)

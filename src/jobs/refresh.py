@@ -1,6 +1,7 @@
 """One day's work as one job (``crm refresh``): what is new in the incoming folder ingested, customers
 re-linked when their records changed, features, segments and scores as of the data's last day (one
-atomic snapshot), and the API's feedback settled into the offer log. Models are not retrained here.
+atomic snapshot), the API's feedback settled into the offer log, and the warehouse's read copy published
+for notebooks and the reading commands. Models are not retrained here.
 
 Re-running a day changes nothing: a refresh whose day, data (the accepted ingest batches) and champions
 equal those of the last successful one is recorded as ``unchanged`` and writes no snapshot. A refresh
@@ -40,7 +41,7 @@ from crm_analytics.profiles.tables import MODEL
 from crm_analytics.settings import Settings
 from crm_analytics.store import RefreshLog, ServingStore
 from crm_analytics.tracking import configure
-from crm_analytics.warehouse import Warehouse
+from crm_analytics.warehouse import Warehouse, publish_read_copy
 
 EVENT_TIMES = {"transactions": "timestamp", "customer_records": "updated_at"}  # what dates the data
 
@@ -123,6 +124,12 @@ def feedback_stage(day: Day) -> dict[str, Any]:
     return collect_feedback(day.store, day.warehouse, day.settings).as_dict()
 
 
+def publish_stage(day: Day) -> dict[str, Any]:
+    """The read copy notebooks and the reading commands open, swapped in whole (DuckDB only)."""
+    path = publish_read_copy(day.warehouse, day.settings)
+    return {"read_copy": str(path) if path else None}
+
+
 STAGES: dict[str, Callable[[Day], dict[str, Any]]] = {
     "ingest": ingest_stage,
     "profiles": profiles_stage,
@@ -130,8 +137,9 @@ STAGES: dict[str, Callable[[Day], dict[str, Any]]] = {
     "segments": segments_stage,
     "scores": scores_stage,
     "feedback": feedback_stage,
+    "publish": publish_stage,
 }
-RESCORE = ("segments", "scores")  # after a promotion: the served day again with the new champions
+RESCORE = ("segments", "scores", "publish")  # after a promotion: the served day with the new champions
 
 
 def refresh(
@@ -158,7 +166,8 @@ def refresh(
         last = log.last_succeeded()
         active = store.active()
         if only is None and last and last.fingerprint == before and active and active.as_of == str(day.day):
-            day.reports["feedback"] = feedback_stage(day)
+            day.reports["feedback"] = timed(feedback_stage, day)
+            day.reports["publish"] = timed(publish_stage, day)
             log.start(run_id, str(day.day), before)
             log.finish(run_id, "unchanged", day.reports)
             return _report(run_id, day, "unchanged", active.snapshot_id, active.models)

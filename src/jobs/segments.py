@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_analytics.features.store import read_features
-from crm_analytics.jobs.common import Progress, no_progress, open_warehouse
+from crm_analytics.jobs.common import Progress, no_progress, open_reader, open_warehouse
 from crm_analytics.models.evaluation_plots import save_figures
 from crm_analytics.models.segments.build import build_segments
 from crm_analytics.models.segments.export import ExportReport, export_segment
@@ -49,8 +49,8 @@ def build(settings: Settings, as_of: date, seed: int = 0, progress: Progress = n
 
 def list_segments(settings: Settings, plots: Path | None = None) -> SegmentList:
     """Every segment: customers, share, mean CLV and churn, definition version, cutoff; with ``plots``
-    a profile plot per family saved there."""
-    with open_warehouse(settings) as warehouse:
+    a profile plot per family saved there (from the published copy)."""
+    with open_reader(settings) as warehouse:
         summary = segment_summary(read_membership(warehouse))
     rows = summary.assign(as_of=summary["as_of"].astype(str)).to_dict(orient="records")
     if plots is None:
@@ -70,6 +70,7 @@ def export(
     min_clv: float | None = None,
     max_churn: float | None = None,
 ) -> ExportReport:
-    """Write a segment's members who gave marketing consent (within the filters) to ``out``."""
-    with open_warehouse(settings) as warehouse:
+    """Write a segment's members who gave marketing consent (within the filters) to ``out`` (from the
+    published copy)."""
+    with open_reader(settings) as warehouse:
         return export_segment(warehouse, segment, out, fmt, min_clv, max_churn)

@@ -9,6 +9,7 @@ from crm_analytics.warehouse.connection import (
     parse_warehouse_url,
     sql_type,
 )
+from crm_analytics.warehouse.read_copy import publish_read_copy, read_copy_path
 
 __all__ = [
     "Execute",
@@ -17,5 +18,7 @@ __all__ = [
     "create_table_sql",
     "id_ranges",
     "parse_warehouse_url",
+    "publish_read_copy",
+    "read_copy_path",
     "sql_type",
 ]

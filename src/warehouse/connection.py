@@ -7,6 +7,8 @@ transaction: DuckDB's ``begin/commit`` or psycopg's ``transaction()``.
 DuckDB URLs follow SQLAlchemy's convention: ``duckdb:///relative/path.duckdb``,
 ``duckdb:////absolute/path.duckdb`` and ``duckdb:///:memory:``. Opening a warehouse runs no DDL: the
 schema comes from ``warehouse.migrations``, applied by the jobs and by ingest before they write.
+A DuckDB file has one read-write process at a time: an opener waits for it (``warehouse.locks``), and
+readers open the published copy instead (``warehouse.read_copy``).
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from crm_analytics.errors import BusyError
+from crm_analytics.warehouse.locks import retry_locked
 
 Execute = Callable[..., int]
+READ_ONLY_CATALOG = "warehouse_read_only"  # the catalog name a read-only DuckDB file is attached as
 
 
 @dataclass(frozen=True)
@@ -98,15 +101,22 @@ def parse_warehouse_url(url: str) -> tuple[str, str]:
 
 
 class Warehouse:
-    """An open warehouse: Ibis for reads, a native connection for transactional writes."""
+    """An open warehouse: Ibis for reads, a native connection for transactional writes.
 
-    def __init__(self, url: str) -> None:
+    ``lock_timeout``: seconds to wait for a DuckDB file another process holds (then a ``BusyError``
+    naming it). ``read_only`` opens a DuckDB file through a fresh in-memory database that attaches it
+    read-only, so each reader sees the file as it is now even when this process still has an older
+    version of it open (``duckdb.connect`` would hand back its cached instance of the old one).
+    """
+
+    def __init__(self, url: str, *, read_only: bool = False, lock_timeout: float = 0.0) -> None:
         self.url = url
+        self.read_only = read_only
         self.backend, target = parse_warehouse_url(url)
         if self.backend == "duckdb":
-            if target != ":memory:":
+            if target != ":memory:" and not read_only:
                 Path(target).parent.mkdir(parents=True, exist_ok=True)
-            self.ibis = _open_duckdb(target)
+            self.ibis = retry_locked(lambda: _open_duckdb(target, read_only), target, lock_timeout)
             # a library must not draw on stdout; in Jupyter without ipywidgets DuckDB refuses the
             # setting (duckdb#7590) and keeps the bar off anyway
             with contextlib.suppress(duckdb.InvalidInputException):
@@ -174,6 +184,12 @@ class Warehouse:
             for row in rows:
                 copy.write_row(row)
 
+    def checkpoint(self) -> None:
+        """Fold DuckDB's write-ahead log into the file, so the file alone holds every commit (no-op on
+        PostgreSQL)."""
+        if self.backend == "duckdb":
+            self._native.execute("CHECKPOINT")
+
     def drop_table(self, table: str) -> None:
         with self.transaction() as execute:
             execute(f'DROP TABLE IF EXISTS "{table}"')
@@ -197,14 +213,17 @@ def _duckdb_rowcount(result: Any) -> int:
     return int(row[0]) if row and isinstance(row[0], int) else 0
 
 
-def _open_duckdb(path: str) -> Any:
-    """Open a DuckDB file; another process holding it is a BusyError naming the file, not a traceback."""
-    try:
+def _open_duckdb(path: str, read_only: bool) -> Any:
+    """A DuckDB file opened read-write, or attached read-only to a fresh in-memory database."""
+    if not read_only:
         return ibis.duckdb.connect(path)
-    except duckdb.IOException as exc:
-        if "lock" not in str(exc).lower():
-            raise
-        raise BusyError(
-            f"warehouse: {path} is in use by another process (DuckDB allows one writer process); "
-            "try again when it has finished, or use PostgreSQL (CRM_WAREHOUSE_URL) for concurrent work"
-        ) from None
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"warehouse: no DuckDB file at {path}")
+    con = ibis.duckdb.connect()
+    try:
+        con.con.execute(f"ATTACH {_quote(path)} AS {READ_ONLY_CATALOG} (READ_ONLY)")
+        con.con.execute(f"USE {READ_ONLY_CATALOG}")
+    except BaseException:
+        con.disconnect()
+        raise
+    return con

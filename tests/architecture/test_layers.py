@@ -85,3 +85,17 @@ def test_imports_follow_the_flow(path: Path) -> None:
 def test_no_module_is_over_400_lines() -> None:
     long = {str(p.relative_to(SRC)): n for p in MODULES if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_the_api_reads_only_the_serving_store() -> None:
+    """DuckDB gives a file to one writer process: the API (many workers, always up) must never hold the
+    warehouse; the jobs write what it serves into the serving store."""
+    serving = [p for p in MODULES if module_name(p).startswith("serving")]
+    found = [
+        f"{p.relative_to(SRC)}:{line} imports {name}"
+        for p in serving
+        for line, name in imports(p)
+        if name.split(".")[0] in {"warehouse", "jobs"}
+    ]
+    assert serving
+    assert found == []

@@ -15,6 +15,7 @@ def test_build_show_lookup_then_erase() -> None:
     assert code == 0
     assert build["quality"]["f1"] >= 0.98
     assert build["run_id"]
+    assert crm("warehouse", "publish")[0] == 0  # show and lookup read the published copy
 
     billing = pd.read_parquet("demo/customers_billing.parquet").iloc[0]
     code, found, _ = crm("profiles", "lookup", "--email", billing["email"], "--json")
@@ -47,6 +48,7 @@ def test_lookup_without_enough_details_is_a_usage_error() -> None:
     assert crm("data", "demo", "--customers", "200", "--seed", "4", "--out", "demo")[0] == 0
     crm("ingest", "demo")
     crm("profiles", "build")
+    crm("warehouse", "publish")
     code, _, stderr = crm("profiles", "lookup", "--first-name", "Anna", "--last-name", "Smith")
     assert code == 2
     assert "details: give an e-mail, a phone" in stderr
