@@ -60,15 +60,15 @@ def generate_demo(config: DemoConfig, progress: Callable[[str, float], None] | N
     c = config
     # the eighth stream serves the shifts only: the other seven draw the same numbers with or without them
     rngs = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(c.seed).spawn(8)]
-    window = float((c.end - c.start).days + 1)
-    last_s = int(window) * 86_400 - 1
+    days = float((c.end - c.start).days + 1)
+    last_s = int(days) * 86_400 - 1
     # progress(stage starting now, share of the work done), shares measured at 1M guests
     report("simulating stays", 0.0)
     g = draw_guests(rngs[0], c)
-    stays = simulate_stays(rngs[1], g, window)
+    stays = simulate_stays(rngs[1], g, days)
     report("drawing bookings", 0.03)
     accounts = draw_accounts(rngs[2], c.customers, c.duplicate_account_rate, c.crm_rate)
-    bk = draw_bookings(rngs[3], c, g, stays.person, stays.day, accounts, window)
+    bk = draw_bookings(rngs[3], c, g, stays.person, stays.day, accounts, days)
     repeat = slice(c.customers, None)
     limit = churn_limits(
         rngs[7], c.shifts, c.start, stays.person[repeat], stays.day[repeat], stays.dropout_after, g.p_dropout
