@@ -4,7 +4,8 @@ with mature labels, the first refresh), then one increment a day dropped into th
 
 Each day the served `as_of` moves to that day, and every guest who bought that day has a new recency
 and a new expected-purchases score; re-running a day changes nothing; a refresh killed mid-run leaves
-the previous snapshot serving and the next run completes the day. On DuckDB and on PostgreSQL.
+the previous snapshot serving and the next run completes the day. On DuckDB and on PostgreSQL: one
+test file each (``test_daily_refresh_*``), so the two runs can go to two workers.
 """
 
 from __future__ import annotations
@@ -42,18 +43,18 @@ RERUN_DAYS = {DAYS[0], DAYS[14]}
 KILLED_DAY = DAYS[19]
 
 
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def project(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    env = project_env(tmp_path)
-    if request.param == "postgres":
-        env["CRM_WAREHOUSE_URL"] = request.getfixturevalue("postgres_url")
+def project_settings(monkeypatch: pytest.MonkeyPatch, folder: Path, warehouse_url: str | None) -> Settings:
+    """Settings of a project in ``folder`` (on ``warehouse_url`` when given)."""
+    env = project_env(folder)
+    if warehouse_url is not None:
+        env["CRM_WAREHOUSE_URL"] = warehouse_url
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return load_settings()
 
 
-def test_thirty_days_of_refreshes(project: Settings) -> None:
-    settings = project
+def thirty_days_of_refreshes(settings: Settings) -> None:
+    """The whole simulation; fails on the first day that does not hold."""
     started = run.run(settings, CUSTOMERS, SEED, until=HISTORY_END, shifts=[SHIFT])
     assert started.refresh.as_of == str(HISTORY_END)
     yesterday = served(settings)
