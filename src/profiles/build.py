@@ -19,7 +19,7 @@ import pandas as pd
 from crm_analytics.errors import NotReadyError
 from crm_analytics.profiles import linkage
 from crm_analytics.profiles.ids import assign_ids
-from crm_analytics.profiles.incremental import Previous, fingerprints, load_previous, relink
+from crm_analytics.profiles.incremental import Previous, changes, fingerprints, load_previous, relink
 from crm_analytics.profiles.quality import PairwiseQuality, pairwise_quality, read_identities
 from crm_analytics.profiles.records import latest_records, match_frame, read_records, record_key
 from crm_analytics.profiles.store import replace_profile_tables
@@ -44,9 +44,9 @@ EXPERIMENT = "crm-profiles"
 class ProfileBuild:
     """What a build produced (counts and quality only: no personal data).
 
-    ``relinked_records``: records re-clustered (all of them in a full build; in an incremental one the
-    changed records and the records of the customers they touch); ``merges``: rows added to
-    ``customer_merges``."""
+    ``changed_records``: records new or changed since the last build; ``relinked_records``: records
+    re-clustered (all of them in a full build; in an incremental one the changed records and the
+    records of the customers they touch); ``merges``: rows added to ``customer_merges``."""
 
     records: int
     customers: int
@@ -126,9 +126,8 @@ def _full(
     )
     replace_profile_tables(warehouse, frames)
     build = _report(links, len(survivors.conflicts), len(survivors.service_facts), threshold, truth_dir)
-    return replace(
-        build, changed_records=len(matchable), relinked_records=len(matchable), merges=len(merges)
-    ), model
+    changed = len(changes(previous, versions)[0]) if previous is not None else len(matchable)
+    return replace(build, changed_records=changed, relinked_records=len(matchable), merges=len(merges)), model
 
 
 def _incremental(

@@ -85,12 +85,18 @@ def load_previous(warehouse: Warehouse) -> Previous | None:
     return Previous(records, links, settings, threshold, used, known)
 
 
+def changes(previous: Previous, versions: pd.Series) -> tuple[pd.Index, pd.Index]:
+    """Records new or changed since ``previous`` (their ``versions`` differ) and records gone."""
+    stored = previous.records.set_index("unique_id")["versions"]
+    return versions.index[versions.ne(stored.reindex(versions.index))], stored.index.difference(
+        versions.index
+    )
+
+
 def relink(history: pd.DataFrame, previous: Previous, versions: pd.Series) -> Relink | None:
     """Re-cluster what changed since ``previous`` (``history`` carries ``unique_id``); None when no
     record is new, changed or gone."""
-    stored = previous.records.set_index("unique_id")["versions"]
-    changed_ids = versions.index[versions.ne(stored.reindex(versions.index))]
-    gone_ids = stored.index.difference(versions.index)
+    changed_ids, gone_ids = changes(previous, versions)
     if len(changed_ids) == 0 and len(gone_ids) == 0:
         return None
     changed = match_frame(latest_records(history[history["unique_id"].isin(changed_ids)]))

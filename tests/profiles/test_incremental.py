@@ -215,6 +215,7 @@ def test_incremental_equals_full_on_a_day_of_new_and_changed_records(
 
     assert incremental.incremental
     assert not full.incremental
+    assert (full.changed_records, full.relinked_records) == (0, full.records)  # nothing new since
     assert incremental.changed_records == sum(len(f) for f in day.day.values())
     assert 0 < incremental.relinked_records < incremental.records / 10
     pairs = pd.DataFrame({"incremental": by_incremental, "full": by_full.reindex(by_incremental.index)})
