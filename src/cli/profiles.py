@@ -33,13 +33,22 @@ def build(
     truth: Annotated[
         Path | None, typer.Option(help="Demo truth folder: score the linkage against true identities.")
     ] = None,
+    incremental: Annotated[
+        bool,
+        typer.Option(
+            "--incremental",
+            help="Re-link only customers whose records are new or changed since the last build, with "
+            "the stored linkage model (a full build when there is none).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Link customer records across sources, survive one profile per customer, log the linkage."""
+    """Link customer records across sources, survive one profile per customer, log the linkage.
+    Customers keep their ids across builds; merges are recorded in customer_merges."""
     from crm_analytics.jobs import profiles
 
     with err.status("linking customer records"):
-        report = profiles.build(settings(), threshold, truth).as_dict()
+        report = profiles.build(settings(), threshold, truth, incremental).as_dict()
     emit(report, as_json, render_profile_build)
 
 

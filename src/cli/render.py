@@ -86,6 +86,11 @@ def render_profile_build(result: dict[str, Any]) -> None:
         f"{result['records']:,} source records -> {result['customers']:,} customers "
         f"(threshold {result['threshold']}); {result['conflicts']:,} conflicts for review"
     )
+    if result.get("incremental"):
+        out.print(
+            f"incremental: {result['changed_records']:,} new or changed records, "
+            f"{result['relinked_records']:,} re-linked, {result['merges']:,} merges recorded"
+        )
     render_rows("linked by", [result["linked_by"]])
     if quality:
         shown = {k: f"{v:.4f}" if isinstance(v, float) else v for k, v in quality.items()}

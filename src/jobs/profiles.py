@@ -14,12 +14,18 @@ from crm_analytics.settings import Settings
 
 
 def build(
-    settings: Settings, threshold: float = DEFAULT_THRESHOLD, truth: Path | None = None
+    settings: Settings,
+    threshold: float = DEFAULT_THRESHOLD,
+    truth: Path | None = None,
+    incremental: bool = False,
 ) -> ProfileBuild:
     """Link customer records across sources, survive one profile per customer, log the linkage (scored
-    against the demo's true identities when ``truth`` is its truth folder)."""
+    against the demo's true identities when ``truth`` is its truth folder). ``incremental``: re-link
+    only the customers new or changed records touch, with the stored linkage model."""
     with open_warehouse(settings) as warehouse:
-        return build_profiles(warehouse, settings, threshold=threshold, truth_dir=truth)
+        return build_profiles(
+            warehouse, settings, threshold=threshold, truth_dir=truth, incremental=incremental
+        )
 
 
 def show(settings: Settings, customer_id: str) -> dict[str, Any]:

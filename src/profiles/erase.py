@@ -30,7 +30,7 @@ import ibis
 import ibis.expr.types as ir
 
 from crm_analytics.ingest.suppression import Kind, erasure_key, record_suppressions
-from crm_analytics.profiles.tables import CONFLICTS, LINKS, PROFILES, RECORDS, SERVICE_FACTS
+from crm_analytics.profiles.tables import CONFLICTS, LINKS, MERGES, PROFILES, RECORDS, SERVICE_FACTS
 from crm_analytics.settings import Settings
 from crm_analytics.warehouse import Execute, Warehouse, migrations
 
@@ -43,13 +43,13 @@ _NEEDLES_PER_STATEMENT = 100
 class PerCustomerTable:
     """A warehouse table with rows about one customer, and the columns that tie a row to them.
 
-    ``customer``: a column holding a unified or an account customer id; ``account``: a column holding a
-    source account id (paired with ``source``); ``transaction``: a transaction id (paired with
-    ``source``). A row matching any of them is deleted.
+    ``customer``: a column (or several) holding a unified or an account customer id; ``account``: a
+    column holding a source account id (paired with ``source``); ``transaction``: a transaction id
+    (paired with ``source``). A row matching any of them is deleted.
     """
 
     table: str
-    customer: str | None = None
+    customer: str | tuple[str, ...] | None = None
     account: str | None = None
     transaction: str | None = None
 
@@ -64,6 +64,7 @@ PER_CUSTOMER_TABLES: tuple[PerCustomerTable, ...] = (
     PerCustomerTable(SERVICE_FACTS, customer="customer_id"),
     PerCustomerTable(CONFLICTS, customer="customer_id"),
     PerCustomerTable(RECORDS, customer="customer_id", account="source_customer_id"),
+    PerCustomerTable(MERGES, customer=("from_id", "into_id")),
     PerCustomerTable("features", customer="customer_id"),
     PerCustomerTable("segment_membership", customer="customer_id"),
     PerCustomerTable("customer_scores", customer="customer_id"),
@@ -140,7 +141,7 @@ def erase_customer(
 def _resolve(warehouse: Warehouse, customer_id: str) -> _Person:
     """The person's ids, their transactions and identifying values; LookupError for an unknown id."""
     unified, accounts = _accounts(warehouse, customer_id)
-    customer_ids = {customer_id} | unified | {account for _, account in accounts}
+    customer_ids = {customer_id} | _merged_into(warehouse, unified) | {account for _, account in accounts}
     if not accounts and not _mentioned(warehouse, customer_ids):
         raise LookupError(f"customer_id: no customer {customer_id} in the warehouse")
     transactions: set[Pair] = set()
@@ -169,6 +170,21 @@ def _accounts(warehouse: Warehouse, customer_id: str) -> tuple[set[str], set[Pai
         accounts |= _pairs(links.filter(links.customer_id.isin(sorted(unified))), "source_customer_id")
         accounts |= _accounts_named(warehouse, unified)
     return unified, accounts
+
+
+def _merged_into(warehouse: Warehouse, unified: set[str]) -> set[str]:
+    """``unified`` and every id merged into them (``customer_merges``, followed back): rows of later
+    layers may still carry an id from before a merge. Not split rows: the id split from is another
+    person's."""
+    if not unified or not warehouse.has_table(MERGES):
+        return set(unified)
+    merges = warehouse.ibis.table(MERGES)
+    merged = merges.filter(merges.reason == "merge").select("from_id", "into_id").to_pandas()
+    found, frontier = set(unified), set(unified)
+    while frontier:
+        frontier = set(merged.loc[merged["into_id"].isin(frontier), "from_id"]) - found
+        found |= frontier
+    return found
 
 
 def _accounts_named(warehouse: Warehouse, ids: set[str]) -> set[Pair]:
@@ -201,11 +217,19 @@ def _by_source(pairs: Iterable[Pair]) -> dict[str, list[str]]:
 def _mentioned(warehouse: Warehouse, customer_ids: set[str]) -> bool:
     """Whether a table keyed by customer id still holds the id (e.g. features after raw rows are gone)."""
     for spec in PER_CUSTOMER_TABLES:
-        if spec.customer and warehouse.has_table(spec.table):
-            rows = warehouse.ibis.table(spec.table)
-            if rows.filter(rows[spec.customer].isin(sorted(customer_ids))).count().to_pandas() > 0:
+        if not warehouse.has_table(spec.table):
+            continue
+        rows = warehouse.ibis.table(spec.table)
+        for column in _columns(spec.customer):
+            if rows.filter(rows[column].isin(sorted(customer_ids))).count().to_pandas() > 0:
                 return True
     return False
+
+
+def _columns(customer: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    if customer is None:
+        return ()
+    return (customer,) if isinstance(customer, str) else customer
 
 
 def _identifiers(warehouse: Warehouse, accounts: set[Pair], unified: set[str]) -> set[str]:
@@ -228,9 +252,9 @@ def _identifiers(warehouse: Warehouse, accounts: set[Pair], unified: set[str]) -
 
 def _delete_rows(execute: Execute, spec: PerCustomerTable, person: _Person) -> int:
     deleted = 0
-    if spec.customer:
+    for customer in _columns(spec.customer):
         for ids in _chunks(sorted(person.customer_ids)):
-            deleted += execute(f'DELETE FROM "{spec.table}" WHERE "{spec.customer}" IN ({_marks(ids)})', ids)
+            deleted += execute(f'DELETE FROM "{spec.table}" WHERE "{customer}" IN ({_marks(ids)})', ids)
     for column, pairs in ((spec.account, person.accounts), (spec.transaction, person.transactions)):
         if not column:
             continue

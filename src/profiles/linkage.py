@@ -15,7 +15,6 @@ score a booking desk's lookup against the stored records.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from scipy.sparse.csgraph import connected_components
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 from splink.internals.blocking_rule_creator import BlockingRuleCreator
 
+from crm_analytics.profiles.ids import unified_id
 from crm_analytics.profiles.records import MATCH_COLUMNS
 
 DETERMINISTIC_KEYS = ("loyalty_id", "email", "phone")
@@ -90,6 +90,43 @@ def scored_pairs(linker: Linker) -> pd.DataFrame:
     predictions = linker.inference.predict(threshold_match_probability=0.01, warning_mode="never")
     frame = predictions.as_pandas_dataframe()
     return frame[["unique_id_l", "unique_id_r", "match_probability"]]
+
+
+def pairs_involving(
+    new: pd.DataFrame, others: pd.DataFrame, model: dict[str, Any], threshold: float
+) -> pd.DataFrame:
+    """Candidate pairs with at least one record in ``new`` (the rest in ``others``), scored by a stored
+    model (``model_json``), at or above ``threshold``: what a full ``scored_pairs`` gives for them."""
+    db = DuckDBAPI()
+    left = db.register(_match_columns(new))
+    linker = Linker(left, model, log_level=logging.ERROR)
+    parts = [
+        linker.inference.predict_within(left, threshold_match_probability=threshold, warning_mode="never")
+    ]
+    if len(others):
+        right = db.register(_match_columns(others))
+        parts.append(
+            linker.inference.predict_between(
+                left, right, threshold_match_probability=threshold, warning_mode="never"
+            )
+        )
+    frames = [
+        part.as_pandas_dataframe()[["unique_id_l", "unique_id_r", "match_probability"]] for part in parts
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def pairs_within(records: pd.DataFrame, model: dict[str, Any], threshold: float) -> pd.DataFrame:
+    """Candidate pairs among ``records`` scored by a stored model, at or above ``threshold``."""
+    if len(records) < 2:
+        return pd.DataFrame(columns=["unique_id_l", "unique_id_r", "match_probability"])
+    db = DuckDBAPI()
+    table = db.register(_match_columns(records))
+    linker = Linker(table, model, log_level=logging.ERROR)
+    scored = linker.inference.predict_within(
+        table, threshold_match_probability=threshold, warning_mode="never"
+    )
+    return scored.as_pandas_dataframe()[["unique_id_l", "unique_id_r", "match_probability"]]
 
 
 def deterministic_pairs(records: pd.DataFrame) -> pd.DataFrame:
@@ -162,14 +199,13 @@ def _strongest_edge(edges: pd.DataFrame, ids: np.ndarray) -> pd.DataFrame:
     return out.fillna({"match_probability": 1.0, "matched_by": "single"})
 
 
-def unified_id(smallest_member: str) -> str:
-    """A customer's id: ``U`` + 16 hex digits of a hash of its smallest member's record key.
-
-    Stable across rebuilds while that record stays in the cluster; carries no personal data."""
-    return "U" + hashlib.sha256(smallest_member.encode()).hexdigest()[:16]
-
-
 def _register(records: pd.DataFrame) -> Any:
     """``records`` registered with a fresh in-memory DuckDB for Splink."""
+    return DuckDBAPI().register(_match_columns(records))
+
+
+def _match_columns(records: pd.DataFrame) -> pd.DataFrame:
+    """The id and match columns, missing values as None (stored and fresh records compare alike)."""
     columns = ["unique_id", *[c for c in MATCH_COLUMNS if c in records.columns]]
-    return DuckDBAPI().register(records[columns].copy())
+    frame = records[columns].astype(object)
+    return frame.where(frame.notna(), None).reset_index(drop=True)

@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
-from crm_analytics.profiles.tables import TABLES
+from crm_analytics.profiles.tables import MODEL, REBUILT, TABLES
 from crm_analytics.warehouse import Warehouse, migrations
 
+_IDS_PER_STATEMENT = 500
 
-def replace_profile_tables(warehouse: Warehouse, frames: dict[str, pd.DataFrame]) -> None:
-    """Replace every profile table's rows with ``frames`` in one transaction: readers see the old build
-    or the new one, never a mix."""
+
+def replace_profile_tables(
+    warehouse: Warehouse, frames: dict[str, pd.DataFrame], customers: Sequence[str] | None = None
+) -> None:
+    """Write a build in one transaction: readers see the old build or the new one, never a mix.
+
+    ``customers=None`` (a full build) replaces every row of the rebuilt tables and the linkage model;
+    a list (an incremental build) replaces only those customers' rows. ``frames[MERGES]`` is appended:
+    the merge history is never replaced."""
     unknown = set(frames) - set(TABLES)
     if unknown:
         raise ValueError(f"frames: unknown profile tables {sorted(unknown)}")
     migrations.upgrade(warehouse)
     with warehouse.transaction() as execute:
-        for table, (columns, _) in TABLES.items():
-            execute(f'DELETE FROM "{table}"')
-            frame = frames.get(table)
-            if frame is not None:
-                warehouse.load_frame(table, frame.reindex(columns=list(columns)))  # same transaction
+        for table in (*REBUILT, MODEL):
+            if customers is None:
+                execute(f'DELETE FROM "{table}"')
+            elif table != MODEL:
+                for start in range(0, len(customers), _IDS_PER_STATEMENT):
+                    chunk = list(customers[start : start + _IDS_PER_STATEMENT])
+                    marks = ", ".join(["?"] * len(chunk))
+                    execute(f'DELETE FROM "{table}" WHERE "customer_id" IN ({marks})', chunk)
+        for table, frame in frames.items():
+            if len(frame):
+                columns = list(TABLES[table][0])
+                warehouse.load_frame(table, frame.reindex(columns=columns))  # same transaction
 
 
 def read_table(warehouse: Warehouse, table: str, **equals: str) -> pd.DataFrame:

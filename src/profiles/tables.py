@@ -14,6 +14,7 @@ SERVICE_FACTS = "customer_service_facts"
 CONFLICTS = "profile_conflicts"
 RECORDS = "profile_records"
 MODEL = "profile_linkage_model"
+MERGES = "customer_merges"
 
 LINK_COLUMNS = {
     "source": "TEXT",
@@ -71,8 +72,12 @@ RECORD_COLUMNS = {
     "street": "TEXT",
     "postcode": "TEXT",
     "city": "TEXT",
+    "versions": "TEXT",  # fingerprint of the record's versions when linked: what changed since
 }
 MODEL_COLUMNS = {"built_at": "TIMESTAMP", "threshold": "DOUBLE PRECISION", "settings_json": "TEXT"}
+# a previous customer id that went into another customer: reason 'merge' (the id is retired) or 'split'
+# (some of its records left for ``into_id``); appended by every build, never replaced
+MERGE_COLUMNS = {"from_id": "TEXT", "into_id": "TEXT", "merged_at": "TIMESTAMP", "reason": "TEXT"}
 
 TABLES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     LINKS: (LINK_COLUMNS, ("source", "source_customer_id")),
@@ -81,4 +86,7 @@ TABLES: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     CONFLICTS: (CONFLICT_COLUMNS, ("customer_id", "field")),
     RECORDS: (RECORD_COLUMNS, ("unique_id",)),
     MODEL: (MODEL_COLUMNS, ()),
+    MERGES: (MERGE_COLUMNS, ("from_id", "into_id")),
 }
+# the tables a build rewrites (all of a full build's rows, or the re-linked customers' rows)
+REBUILT = (LINKS, PROFILES, SERVICE_FACTS, CONFLICTS, RECORDS)

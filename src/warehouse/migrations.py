@@ -166,7 +166,19 @@ _RELEASE_0_1_0 = (
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "release 0.1.0 schema", _RELEASE_0_1_0),)
+_STABLE_CUSTOMER_IDS = (
+    'ALTER TABLE "profile_records" ADD COLUMN IF NOT EXISTS "versions" TEXT',
+    _table(
+        "customer_merges",
+        "from_id TEXT, into_id TEXT, merged_at TIMESTAMP, reason TEXT",
+        key="from_id, into_id",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "release 0.1.0 schema", _RELEASE_0_1_0),
+    Migration(2, "profiles: record versions for incremental builds, customer merges", _STABLE_CUSTOMER_IDS),
+)
 HEAD = MIGRATIONS[-1].version
 
 

@@ -15,6 +15,14 @@ def test_build_show_lookup_then_erase() -> None:
     assert code == 0
     assert build["quality"]["f1"] >= 0.98
     assert build["run_id"]
+    assert not build["incremental"]
+    code, again, _ = crm("profiles", "build", "--incremental", "--json")
+    assert code == 0
+    assert (again["incremental"], again["changed_records"], again["customers"]) == (
+        True,
+        0,
+        build["customers"],
+    )
     assert crm("warehouse", "publish")[0] == 0  # show and lookup read the published copy
 
     billing = pd.read_parquet("demo/customers_billing.parquet").iloc[0]
