@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from crm_analytics.cli.common import JsonOption, day_option, emit, handle_errors, out, progress_bar, settings
+from crm_analytics.cli.common import (
+    JsonOption,
+    day_option,
+    emit,
+    err,
+    handle_errors,
+    out,
+    progress_bar,
+    settings,
+)
 
 if TYPE_CHECKING:
     from crm_analytics.jobs.refresh import RefreshReport
@@ -46,6 +55,9 @@ def render_refresh(report: RefreshReport) -> None:
         out.print(
             f"ingest: {ingested['files_new']} new of {ingested['files_seen']} files in {ingested['folder']}"
         )
+        for batch in ingested["batches"]:
+            if batch["status"] != "accepted":  # the day goes on with what was accepted; this is not lost
+                err.print(f"  {batch['source_file']}: {batch['status']}: {batch.get('message', '')}")
     if report.status == "unchanged":
         out.print(
             f"as of {report.as_of}: nothing changed since the last refresh; "
@@ -75,6 +87,8 @@ def render_status(report: StatusReport) -> None:
         out.print("refreshes: none yet")
         return
     out.print(f"last refresh: {last['status']} as of {last['as_of']} (started {last['started_at']})")
+    if last["refused_files"]:
+        out.print(f"  {last['refused_files']} incoming file(s) refused; `crm refresh --json` lists them")
     if last["status"] == "running":
         out.print("  done: " + (", ".join(last["stages_done"]) or "nothing yet"))
     if last["error"]:

@@ -4,6 +4,8 @@ draws it; notebooks and the scheduler may not)."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
@@ -12,6 +14,8 @@ from crm_analytics.errors import NotReadyError
 from crm_analytics.settings import Settings
 from crm_analytics.store import ServingStore
 from crm_analytics.warehouse import Warehouse, migrations, read_copy_path
+from crm_analytics.warehouse.locks import describe_command
+from crm_analytics.warehouse.writer_lock import writer_lock
 
 
 class Progress(Protocol):
@@ -28,10 +32,21 @@ def no_progress(stage: str, done: float | None = None, total: float | None = Non
 def open_warehouse(settings: Settings) -> Iterator[Warehouse]:
     """The configured warehouse, read-write, with its schema brought up to date
     (``warehouse.migrations``); a DuckDB file another process holds is waited for up to
-    ``CRM_WAREHOUSE_LOCK_TIMEOUT`` seconds, then a BusyError naming that process."""
-    with Warehouse(settings.warehouse_url, lock_timeout=settings.warehouse_lock_timeout) as warehouse:
+    ``CRM_WAREHOUSE_LOCK_TIMEOUT`` seconds, then a BusyError naming that process; on PostgreSQL the
+    writer lock (``warehouse.writer_lock``) gives the same one-writer rule."""
+    with contextlib.ExitStack() as stack:
+        if settings.warehouse_url.startswith("postgresql"):  # DuckDB's file lock does this for a file
+            stack.enter_context(writer_lock(settings.warehouse_url, settings.warehouse_lock_timeout, _me()))
+        warehouse = stack.enter_context(
+            Warehouse(settings.warehouse_url, lock_timeout=settings.warehouse_lock_timeout)
+        )
         migrations.upgrade(warehouse)
         yield warehouse
+
+
+def _me() -> str:
+    """This process as the holder of a lock is named: program and subcommand words only."""
+    return describe_command(sys.argv) if sys.argv and sys.argv[0] else "crm"
 
 
 def open_reader(settings: Settings) -> Warehouse:

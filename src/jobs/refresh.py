@@ -37,7 +37,7 @@ from crm_analytics.models.gate import champion_version
 from crm_analytics.models.segments.assign import assign_segments
 from crm_analytics.models.segments.build import build_segments
 from crm_analytics.profiles.build import build_profiles
-from crm_analytics.profiles.tables import MODEL
+from crm_analytics.profiles.tables import LINKS, MODEL
 from crm_analytics.settings import Settings
 from crm_analytics.store import RefreshLog, ServingStore
 from crm_analytics.tracking import configure
@@ -90,11 +90,14 @@ def ingest_stage(day: Day) -> dict[str, Any]:
 
 
 def profiles_stage(day: Day) -> dict[str, Any]:
-    """Re-link customers when customer records arrived since the last profile build."""
+    """When customer records arrived since the last profile build, re-link the customers they touch
+    with the stored linkage model (ids stay stable; merges and splits are recorded)."""
     if not relink_needed(day.warehouse):
         return {"relinked": False}
     day.progress("linking customer records")
-    return {"relinked": True} | build_profiles(day.warehouse, day.settings).as_dict()
+    # no MLflow run a day: the refresh history keeps the counts; a full `crm profiles build` logs
+    built = build_profiles(day.warehouse, day.settings, incremental=True, log_run=False)
+    return {"relinked": True} | built.as_dict()
 
 
 def features_stage(day: Day) -> dict[str, Any]:
@@ -149,43 +152,48 @@ def refresh(
     only: tuple[str, ...] | None = None,
     progress: Progress = no_progress,
 ) -> RefreshReport:
-    """Run the day's stages (all, or ``only`` these) as of ``as_of`` (default: the data's last day)."""
+    """Run the day's stages (all, or ``only`` these) as of ``as_of`` (default: the data's last day).
+
+    Recorded from the start (a crash or a kill in any stage leaves a trace); a run of ``only`` some
+    stages (a rescore) never counts as the whole day, so the next refresh does the day in full."""
     unknown = sorted(set(only or ()) - set(STAGES))
     if unknown:
         raise InvalidInputError(f"stages: unknown {', '.join(unknown)}; expected {', '.join(STAGES)}")
     store = open_store(settings)
     log = RefreshLog(store.engine)
     run_id = uuid.uuid4().hex
-    with open_warehouse(settings) as warehouse:
+    kind = "full" if only is None else "partial"
+    with open_warehouse(settings) as warehouse:  # one writer: a second refresh waits here
         day = Day(settings, warehouse, store, as_of, progress)
+        log.start(run_id, str(as_of or ""), {"kind": kind})
         stages = [name for name in STAGES if only is None or name in only]
-        if stages and stages[0] == "ingest":
-            day.reports["ingest"] = timed(ingest_stage, day)
-            stages = stages[1:]
-        before = fingerprint(day)
-        last = log.last_succeeded()
-        active = store.active()
-        if only is None and last and last.fingerprint == before and active and active.as_of == str(day.day):
-            day.reports["feedback"] = timed(feedback_stage, day)
-            day.reports["publish"] = timed(publish_stage, day)
-            log.start(run_id, str(day.day), before)
-            log.finish(run_id, "unchanged", day.reports)
-            return _report(run_id, day, "unchanged", active.snapshot_id, active.models)
-        log.start(run_id, str(day.day), before)
-        name = "start"
+        name = stages[0] if stages else "start"
         try:
+            if stages and stages[0] == "ingest":
+                day.reports["ingest"] = timed(ingest_stage, day)
+                log.progress(run_id, day.reports)
+                stages = stages[1:]
+            before = fingerprint(day, kind)
+            active = store.active()
+            if kind == "full" and active and unchanged(day, log, before, active.models):
+                for name in ("feedback", "publish"):
+                    day.reports[name] = timed(STAGES[name], day)
+                log.finish(run_id, "unchanged", day.reports, as_of=str(day.day), fingerprint=before)
+                return _report(run_id, day, "unchanged", active.snapshot_id, active.models)
             for name in stages:
                 day.reports[name] = timed(STAGES[name], day)
                 log.progress(run_id, day.reports)
         except BaseException as exc:
-            log.finish(run_id, "failed", day.reports, error=f"{name}: {_one_line(exc)}")
+            error = f"{name}: {_one_line(exc)}"
+            log.finish(run_id, "failed", day.reports, error=error, as_of=str(day.as_of or ""))
             raise
-        after = fingerprint(day)
         active = store.active()
-        log.finish(run_id, "succeeded", day.reports, fingerprint=after)
-    return _report(
-        run_id, day, "succeeded", active.snapshot_id if active else None, active.models if active else {}
-    )
+        served = active.models if active else {}
+        # what the snapshot was made with, not what the aliases say now: a champion moved meanwhile
+        # is then rescored by the next refresh
+        made_with = before | {"champions": before["champions"] | served}
+        log.finish(run_id, "succeeded", day.reports, as_of=str(day.day), fingerprint=made_with)
+    return _report(run_id, day, "succeeded", active.snapshot_id if active else None, served)
 
 
 def run_stage(
@@ -229,22 +237,27 @@ def ingested_digests(warehouse: Warehouse) -> set[str]:
 
 
 def relink_needed(warehouse: Warehouse) -> bool:
-    """Whether customer records were accepted after the last profile build (or there is none)."""
+    """Whether customer records were accepted after the last profile build or re-link (or there is
+    none): the latest of the linkage model's build and any link's time."""
     if not warehouse.has_table(MODEL) or warehouse.count(MODEL) == 0:
         return True
-    built = warehouse.fetch(f'SELECT MAX(built_at) AS built_at FROM "{MODEL}"')["built_at"][0]
+    built = warehouse.fetch(f'SELECT MAX(built_at) AS at FROM "{MODEL}"')["at"][0]
+    linked = warehouse.fetch(f'SELECT MAX(linked_at) AS at FROM "{LINKS}"')["at"][0]
+    marker = max(pd.Timestamp(t) for t in (built, linked) if t is not None and not pd.isna(t))
     newer = warehouse.fetch(
         "SELECT COUNT(*) AS n FROM ingest_batches WHERE table_name = 'customer_records' "
-        f"AND finished_at > TIMESTAMP '{pd.Timestamp(built).isoformat(sep=' ')}'"
+        f"AND rows_new > 0 AND finished_at > TIMESTAMP '{marker.isoformat(sep=' ')}'"
     )["n"][0]
     return int(newer) > 0
 
 
-def fingerprint(day: Day) -> dict[str, Any]:
-    """What a day's snapshot depends on: the day, the data's batches (not the API's feedback, which
-    changes no score), and every champion a snapshot is made with."""
+def fingerprint(day: Day, kind: str = "full") -> dict[str, Any]:
+    """What a day's snapshot depends on: the day, the data's batches that added rows (not the API's
+    feedback, which changes no score), every champion a snapshot is made with, and whether the run
+    did the whole day (``kind`` full) or some stages (partial: never taken for the whole day)."""
     batches = day.warehouse.fetch(
-        "SELECT batch_id FROM ingest_batches WHERE table_name <> 'offer_log' ORDER BY batch_id"
+        "SELECT batch_id FROM ingest_batches WHERE table_name <> 'offer_log' AND rows_new > 0 "
+        "ORDER BY batch_id"
     )["batch_id"]
     digest = hashlib.sha256("\n".join(map(str, batches)).encode()).hexdigest()
     client = configure(day.settings)
@@ -252,7 +265,15 @@ def fingerprint(day: Day) -> dict[str, Any]:
     champions = {
         f.name: str(v.version) if (v := champion_version(client, f.name)) else None for f in families
     }
-    return {"as_of": str(day.day), "batches": digest, "champions": champions}
+    return {"as_of": str(day.day), "batches": digest, "champions": champions, "kind": kind}
+
+
+def unchanged(day: Day, log: RefreshLog, before: dict[str, Any], served: dict[str, str]) -> bool:
+    """Whether the last successful refresh did this whole day from the same data and champions, and the
+    served snapshot was made by the champions of now (not, say, by a ``crm score`` since)."""
+    last = log.last_succeeded()
+    now = before["champions"]
+    return bool(last and last.fingerprint == before and all(now.get(n) == v for n, v in served.items()))
 
 
 def _report(

@@ -33,6 +33,7 @@ from crm_analytics.models.family import ModelFamily
 from crm_analytics.models.gate import load_champions
 from crm_analytics.models.offers.family import FAMILY as OFFERS
 from crm_analytics.models.segments.consent import marketing_consent
+from crm_analytics.models.segments.membership import TABLE as MEMBERSHIP
 from crm_analytics.profiles.tables import PROFILES
 from crm_analytics.settings import Settings
 from crm_analytics.store import ServingStore, Snapshot, now
@@ -174,7 +175,8 @@ def score_all(
         catalogue = warehouse.ibis.table("offers").order_by("offer_id").execute()
         catalogue = catalogue.drop(columns=["ingest_batch_id", "row_hash"], errors="ignore")
         offers = [score_rows.clean(row) for row in catalogue.to_dict(orient="records")]
-        snapshot = Snapshot(uuid.uuid4().hex, now(), str(as_of), models, len(ids), offers)
+        made_with = models | segment_versions(warehouse)  # the segments' definitions made it too
+        snapshot = Snapshot(uuid.uuid4().hex, now(), str(as_of), made_with, len(ids), offers)
         store.write_snapshot(
             snapshot,
             customer_rows(),
@@ -194,7 +196,7 @@ def score_all(
         counts["scored"],
         counts["with_brief"],
         counts["segment_rows"],
-        models,
+        made_with,
     )
 
 
@@ -203,6 +205,14 @@ def champions(settings: Settings) -> tuple[dict[str, str], dict[str, Any]]:
     served ones (the offer model decides which history columns a snapshot keeps)."""
     found, loaded = load_champions(configure(settings), _needed())
     return {name: version for name, (version, _) in found.items()}, loaded
+
+
+def segment_versions(warehouse: Warehouse) -> dict[str, str]:
+    """The registered name and version of each segment definition the stored membership comes from."""
+    if not warehouse.has_table(MEMBERSHIP) or warehouse.count(MEMBERSHIP) == 0:
+        return {}
+    rows = warehouse.fetch(f'SELECT DISTINCT definition_version FROM "{MEMBERSHIP}"')["definition_version"]
+    return dict(str(v).rsplit("/", 1) for v in rows if v and "/" in str(v))
 
 
 def predict(loaded: dict[str, Any], features: pd.DataFrame) -> pd.DataFrame:

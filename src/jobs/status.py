@@ -56,7 +56,13 @@ def status(settings: Settings, refreshes: int = 5) -> StatusReport:
         pending = sorted(name for name, version in active.models.items() if champions.get(name) != version)
     runs = [
         {k: v for k, v in asdict(run).items() if k not in ("fingerprint", "report")}
-        | {"stages_done": list(run.report or {})}
+        | {"stages_done": list(run.report or {}), "refused_files": _refused(run.report)}
         for run in RefreshLog(store.engine).runs(refreshes)
     ]
     return StatusReport(served, champions, pending, runs)
+
+
+def _refused(report: dict[str, Any] | None) -> int:
+    """How many incoming files a refresh refused (or could not read)."""
+    batches = ((report or {}).get("ingest") or {}).get("batches") or []
+    return sum(1 for batch in batches if batch.get("status") != "accepted")

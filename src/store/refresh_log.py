@@ -76,6 +76,7 @@ class RefreshLog:
         *,
         error: str | None = None,
         fingerprint: dict[str, Any] | None = None,
+        as_of: str | None = None,
     ) -> None:
         """Record how a refresh ended (``succeeded``, ``unchanged`` or ``failed``) and, when given, the
         fingerprint of what it left serving (a next run of the same day compares with it)."""
@@ -89,6 +90,8 @@ class RefreshLog:
         }
         if fingerprint is not None:
             values["fingerprint"] = json.dumps(fingerprint, sort_keys=True)
+        if as_of:  # a refresh of "the data's last day" knows the day once it has ingested
+            values["as_of"] = as_of
         with self.engine.begin() as conn:
             conn.execute(update(refresh_runs).where(refresh_runs.c.run_id == run_id).values(**values))
 

@@ -53,8 +53,14 @@ def test_post_offers_known_guest_gets_offers_brief_and_model_versions(
     assert any(f["fact"] == "allergy" and f["source"] == "crm" and f["last_confirmed"] for f in facts)
     # the allergy rule: nothing carpeted, no upgrade that is not hypoallergenic
     assert not {"O07", "O08"} & {o["offer_id"] for o in body["offers"]}
-    assert response.headers["X-Model-Versions"] == "crm-churn=1,crm-clv=1,crm-offers=1"
-    assert body["models"] == {"crm-churn": "1", "crm-clv": "1", "crm-offers": "1"}
+    # the versions behind the answer: the stored snapshot's (scores, segment definitions) and the offer model
+    made_with = {"crm-churn": "1", "crm-clv": "1", "crm-offers": "1"} | SEGMENT_DEFINITIONS
+    assert response.headers["X-Model-Versions"] == ",".join(f"{k}={v}" for k, v in sorted(made_with.items()))
+    assert body["models"] == made_with
+    assert body["as_of"] == "2025-12-31"  # `crm run` serves as of the demo data's last day
+
+
+SEGMENT_DEFINITIONS = {"crm-segments-behaviour": "1", "crm-segments-rfm": "1", "crm-segments-value-risk": "1"}
 
 
 def test_post_offers_unknown_guest_gets_context_only_offers_and_an_empty_brief(

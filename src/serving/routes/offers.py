@@ -111,11 +111,7 @@ async def post_offers(
             value_tier=segments.get("value_tier"),
             churn_risk=segments.get("churn_risk"),
         ),
-        # the guest's row and its snapshot's versions come from one read; the live offer model ranked
-        models={
-            **(guest.models if guest else served.snapshot.models),
-            OFFERS.name: models.versions[OFFERS.name],
-        },
+        models=versions,
         as_of=guest.as_of if guest else served.snapshot.as_of,
     )
 
