@@ -9,7 +9,8 @@ killed mid-run leaves the previous snapshot serving (the switch is atomic) and i
 recorded in the serving store's ``refresh_runs`` (``store.refresh_log``), which ``crm status`` reads.
 
 The stages are plain functions over an open warehouse and serving store (``STAGES``), so the Dagster
-assets (``crm_analytics.orchestration``) run the same code one stage at a time (``run_stage``).
+assets (``crm_analytics.orchestration``) run the same code one stage at a time (``run_stage``), between
+``start_run`` (ingest, the day resolved once, the history row) and ``finish_run``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -154,9 +155,8 @@ def refresh(
             day.reports["ingest"] = ingest_stage(day)
             stages = stages[1:]
         before = fingerprint(day)
-        last = log.last_succeeded()
         active = store.active()
-        if only is None and last and last.fingerprint == before and active and active.as_of == str(day.day):
+        if only is None and active and unchanged(day, log, before):
             day.reports["feedback"] = feedback_stage(day)
             log.start(run_id, str(day.day), before)
             log.finish(run_id, "unchanged", day.reports)
@@ -185,6 +185,56 @@ def run_stage(
         raise InvalidInputError(f"stage: unknown {name!r}; expected one of {', '.join(STAGES)}")
     with open_warehouse(settings) as warehouse:
         return STAGES[name](Day(settings, warehouse, open_store(settings), as_of, progress))
+
+
+@dataclass(frozen=True)
+class StagedRun:
+    """A refresh run one stage at a time (the Dagster assets, ``crm_analytics.orchestration``): its id
+    in the history, the day every stage works on, whether there is nothing to redo, the reports so far."""
+
+    run_id: str
+    as_of: date
+    unchanged: bool
+    reports: dict[str, Any]
+
+    def with_report(self, stage: str, report: dict[str, Any]) -> StagedRun:
+        return replace(self, reports=self.reports | {stage: report})
+
+
+def start_run(
+    settings: Settings, run_id: str, as_of: date | None = None, progress: Progress = no_progress
+) -> StagedRun:
+    """A staged run's first step: what is new ingested, the day resolved once (default: the data's last
+    day, after the ingest) and the run recorded as running. ``unchanged`` as in ``refresh``: the day,
+    data and champions equal the last successful refresh's, so only the feedback stage is left."""
+    store = open_store(settings)
+    log = RefreshLog(store.engine)
+    with open_warehouse(settings) as warehouse:
+        day = Day(settings, warehouse, store, as_of, progress)
+        ingested = ingest_stage(day)
+        before = fingerprint(day)
+        same = store.active() is not None and unchanged(day, log, before)
+    log.start(run_id, str(day.day), before)
+    return StagedRun(run_id, day.day, same, {"ingest": ingested})
+
+
+def finish_run(settings: Settings, run: StagedRun) -> str:
+    """A staged run's last step: recorded ``unchanged``, or ``succeeded`` with the fingerprint of what
+    it left serving (the next run of the same day compares with it). Returns the status."""
+    store = open_store(settings)
+    log = RefreshLog(store.engine)
+    if run.unchanged:
+        log.finish(run.run_id, "unchanged", run.reports)
+        return "unchanged"
+    with open_warehouse(settings) as warehouse:
+        after = fingerprint(Day(settings, warehouse, store, run.as_of))
+    log.finish(run.run_id, "succeeded", run.reports, fingerprint=after)
+    return "succeeded"
+
+
+def fail_run(settings: Settings, run_id: str, stage: str, exc: BaseException) -> None:
+    """A staged run's stage failed for good (after its retries): the run recorded ``failed``."""
+    RefreshLog(open_store(settings).engine).finish(run_id, "failed", None, error=f"{stage}: {_one_line(exc)}")
 
 
 def rescore(settings: Settings, progress: Progress = no_progress) -> RefreshReport | None:
@@ -227,6 +277,13 @@ def relink_needed(warehouse: Warehouse) -> bool:
         f"AND finished_at > TIMESTAMP '{pd.Timestamp(built).isoformat(sep=' ')}'"
     )["n"][0]
     return int(newer) > 0
+
+
+def unchanged(day: Day, log: RefreshLog, before: dict[str, Any]) -> bool:
+    """Whether the last successful refresh served this day from the same data and champions."""
+    last = log.last_succeeded()
+    active = day.store.active()
+    return bool(last and last.fingerprint == before and active and active.as_of == str(day.day))
 
 
 def fingerprint(day: Day) -> dict[str, Any]:
