@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_CLUSTER_VERSION = $(shell ls /etc/postgresql 2>/dev/null | head -n 1)
 
-.PHONY: setup run test test-fast lint docs mlflow postgres clean
+.PHONY: setup run test test-fast lint docs mlflow orchestrate postgres clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev,spark]"
+	$(BIN)/pip install --quiet -e ".[dev,spark,orchestration]"
+	touch $@ $(VENV)/.installed $(VENV)/.installed-orchestration
+
+$(VENV)/.installed-orchestration: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[orchestration]"
 	touch $@ $(VENV)/.installed
 
 ## setup: create .venv and install the package
@@ -51,6 +55,13 @@ docs: $(VENV)/.installed-dev
 ## settings the jobs use), on 127.0.0.1:5000 (Ctrl+C stops it)
 mlflow: $(VENV)/.installed
 	$(BIN)/crm mlflow --port 5000
+
+## orchestrate: Dagster on 127.0.0.1:3000 (webserver and daemon) running the daily refresh: one asset per
+## stage, a daily schedule, a sensor on the incoming folder; its run history in data/dagster (Ctrl+C stops it)
+orchestrate: $(VENV)/.installed-orchestration
+	mkdir -p data/dagster
+	test -f data/dagster/dagster.yaml || cp src/orchestration/dagster.yaml data/dagster/dagster.yaml
+	DAGSTER_HOME="$(CURDIR)/data/dagster" $(BIN)/dagster dev -m crm_analytics.orchestration -h 127.0.0.1 -p 3000
 
 ## postgres: start the local PostgreSQL cluster unless it already answers on 127.0.0.1:5432
 postgres:

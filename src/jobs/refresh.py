@@ -10,7 +10,8 @@ killed mid-run leaves the previous snapshot serving (the switch is atomic) and i
 recorded in the serving store's ``refresh_runs`` (``store.refresh_log``), which ``crm status`` reads.
 
 The stages are plain functions over an open warehouse and serving store (``STAGES``), so the Dagster
-assets (``crm_analytics.orchestration``) run the same code one stage at a time (``run_stage``).
+assets (``crm_analytics.orchestration``) run the same code one stage at a time (``run_stage``), between
+``start_run`` (ingest, the day resolved once, the history row) and ``finish_run``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from crm_analytics.models.segments.build import build_segments
 from crm_analytics.profiles.build import build_profiles
 from crm_analytics.profiles.tables import LINKS, MODEL
 from crm_analytics.settings import Settings
-from crm_analytics.store import RefreshLog, ServingStore
+from crm_analytics.store import RefreshLog, ServingStore, Snapshot
 from crm_analytics.tracking import configure
 from crm_analytics.warehouse import Warehouse, publish_read_copy
 
@@ -175,7 +176,7 @@ def refresh(
                 stages = stages[1:]
             before = fingerprint(day, kind)
             active = store.active()
-            if kind == "full" and active and unchanged(day, log, before, active.models):
+            if kind == "full" and active and unchanged(day, log, before, active):
                 for name in ("feedback", "publish"):
                     day.reports[name] = timed(STAGES[name], day)
                 log.finish(run_id, "unchanged", day.reports, as_of=str(day.day), fingerprint=before)
@@ -204,6 +205,57 @@ def run_stage(
         raise InvalidInputError(f"stage: unknown {name!r}; expected one of {', '.join(STAGES)}")
     with open_warehouse(settings) as warehouse:
         return STAGES[name](Day(settings, warehouse, open_store(settings), as_of, progress))
+
+
+@dataclass(frozen=True)
+class StagedRun:
+    """A refresh run one stage at a time (the Dagster assets, ``crm_analytics.orchestration``): its id
+    in the history, the day every stage works on, whether there is nothing to redo, the reports so far."""
+
+    run_id: str
+    as_of: date
+    unchanged: bool
+    reports: dict[str, Any]
+
+    def with_report(self, stage: str, report: dict[str, Any]) -> StagedRun:
+        return replace(self, reports=self.reports | {stage: report})
+
+
+def start_run(
+    settings: Settings, run_id: str, as_of: date | None = None, progress: Progress = no_progress
+) -> StagedRun:
+    """A staged run's first step: recorded as running, what is new ingested, the day resolved once
+    (default: the data's last day, after the ingest). ``unchanged`` as in ``refresh``: the day, data and
+    champions equal the last successful refresh's, so only feedback and publishing are left."""
+    store = open_store(settings)
+    log = RefreshLog(store.engine)
+    with open_warehouse(settings) as warehouse:
+        day = Day(settings, warehouse, store, as_of, progress)
+        log.start(run_id, str(as_of or ""), {"kind": "full"})
+        ingested = timed(ingest_stage, day)
+        before = fingerprint(day)
+        same = unchanged(day, log, before, store.active())
+    log.progress(run_id, {"ingest": ingested})
+    return StagedRun(run_id, day.day, same, {"ingest": ingested})
+
+
+def finish_run(settings: Settings, run: StagedRun) -> str:
+    """A staged run's last step: recorded ``unchanged``, or ``succeeded`` with the fingerprint of what
+    it left serving (the next run of the same day compares with it). Returns the status."""
+    store = open_store(settings)
+    log = RefreshLog(store.engine)
+    status = "unchanged" if run.unchanged else "succeeded"
+    with open_warehouse(settings) as warehouse:
+        after = fingerprint(Day(settings, warehouse, store, run.as_of))
+    active = store.active()
+    made_with = after | {"champions": after["champions"] | (active.models if active else {})}
+    log.finish(run.run_id, status, run.reports, as_of=str(run.as_of), fingerprint=made_with)
+    return status
+
+
+def fail_run(settings: Settings, run_id: str, stage: str, exc: BaseException) -> None:
+    """A staged run's stage failed for good (after its retries): the run recorded ``failed``."""
+    RefreshLog(open_store(settings).engine).finish(run_id, "failed", None, error=f"{stage}: {_one_line(exc)}")
 
 
 def rescore(settings: Settings, progress: Progress = no_progress) -> RefreshReport | None:
@@ -268,12 +320,15 @@ def fingerprint(day: Day, kind: str = "full") -> dict[str, Any]:
     return {"as_of": str(day.day), "batches": digest, "champions": champions, "kind": kind}
 
 
-def unchanged(day: Day, log: RefreshLog, before: dict[str, Any], served: dict[str, str]) -> bool:
+def unchanged(day: Day, log: RefreshLog, before: dict[str, Any], active: Snapshot | None) -> bool:
     """Whether the last successful refresh did this whole day from the same data and champions, and the
-    served snapshot was made by the champions of now (not, say, by a ``crm score`` since)."""
+    served snapshot is of this day, made by the champions of now (not, say, by a ``crm score`` since)."""
+    if active is None or active.as_of != str(day.day):
+        return False
     last = log.last_succeeded()
     now = before["champions"]
-    return bool(last and last.fingerprint == before and all(now.get(n) == v for n, v in served.items()))
+    same_makers = all(now.get(name) == version for name, version in active.models.items())
+    return bool(last and last.fingerprint == before and same_makers)
 
 
 def _report(
