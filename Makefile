@@ -33,9 +33,10 @@ run: $(VENV)/.installed
 	$(BIN)/crm keys demo
 	$(BIN)/crm serve --port 8000
 
-## test: lint, type-check, build the docs strictly and run the whole test suite (starts PostgreSQL if it is down)
+## test: lint, type-check, build the docs strictly and run the whole test suite on both cores, a test
+## file per worker (starts PostgreSQL if it is down)
 test: $(VENV)/.installed-dev postgres lint docs
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 ## test-fast: lint and the fast loop (unit and route tests on shared small fixtures; no whole-flow,
 ## slow or Spark tests), under 3 minutes on 2 cores
