@@ -59,7 +59,13 @@ def split_day(
         frame = customers[source]
         key = source + ":" + frame["source_customer_id"].astype(str)
         history[source] = frame[~key.isin(held)].reset_index(drop=True)
-        versions = _new_versions(frame[key.isin(changed)], stamp, rng)
+        # a record may hold several versions (a first one, then a move): the new one follows the latest
+        latest = (
+            frame[key.isin(changed)]
+            .sort_values("updated_at")
+            .drop_duplicates("source_customer_id", keep="last")
+        )
+        versions = _new_versions(latest, stamp, rng)
         day[source] = pd.concat([frame[key.isin(held)], versions], ignore_index=True)
     return Day(history, day, len(new_persons), len(joining), len(changed))
 
