@@ -27,11 +27,18 @@ def project_env(folder: Path) -> dict[str, str]:
     }
 
 
+# the longest test files, started first so that `make test`'s two workers each take one at once and
+# share the rest afterwards, instead of one of them running alone at the end
+LONGEST_FIRST = ("test_daily_refresh_duckdb.py", "test_daily_refresh_postgres.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything under tests/e2e is a whole-flow run: marked ``e2e`` (``make test-fast`` skips them)."""
+    """Everything under tests/e2e is a whole-flow run: marked ``e2e`` (``make test-fast`` skips them);
+    the longest files go first (a stable sort: the rest keep their order)."""
     for item in items:
         if "e2e" in item.path.parts:
             item.add_marker(pytest.mark.e2e)
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)
 
 
 @pytest.fixture(autouse=True)

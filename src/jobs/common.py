@@ -46,7 +46,9 @@ def open_warehouse(settings: Settings) -> Iterator[Warehouse]:
 
 def _me() -> str:
     """This process as the holder of a lock is named: program and subcommand words only."""
-    return describe_command(sys.argv) if sys.argv and sys.argv[0] else "crm"
+    if not sys.argv or sys.argv[0] in ("", "-c"):  # an interactive or `python -c` interpreter
+        return "python"
+    return describe_command(sys.argv)
 
 
 def open_reader(settings: Settings) -> Warehouse:

@@ -65,7 +65,8 @@ def _busy_message(conn: psycopg.Connection, waited: float) -> str:
     """One line naming the backend that holds the lock (PID and application name only)."""
     row = conn.execute(
         "SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted LIMIT 1",
+        "WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1",
         (WRITER_LOCK,),
     ).fetchone()
     holder = f" (backend PID {row[0]}: {row[1] or 'unnamed'})" if row else ""

@@ -112,7 +112,9 @@ def test_a_registered_toy_family_is_trained_promoted_and_scored(
         stored = warehouse.fetch(
             "SELECT customer_id, frequency FROM features WHERE as_of = DATE '2025-06-30'"
         )
-        scores = warehouse.fetch("SELECT customer_id, expected_visits, models FROM customer_scores")
+        scores = warehouse.fetch(  # `crm run` scored 2025-12-31 too (scores are kept per cutoff)
+            "SELECT customer_id, expected_visits, models FROM customer_scores WHERE as_of = DATE '2025-06-30'"
+        )
     expected = stored.set_index("customer_id")["frequency"] * VisitsPyfunc(_rate(project)).rate
     got = scores.set_index("customer_id")["expected_visits"]
     np.testing.assert_allclose(got.loc[expected.index], expected, rtol=1e-9)
