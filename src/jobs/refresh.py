@@ -34,7 +34,7 @@ from crm_analytics.jobs import features, ingest, score
 from crm_analytics.jobs.common import Progress, no_progress, open_store, open_warehouse
 from crm_analytics.jobs.feedback import collect_feedback
 from crm_analytics.models import registry
-from crm_analytics.models.gate import champion_version
+from crm_analytics.models.gate import champion_map, champion_version
 from crm_analytics.models.segments.assign import assign_segments
 from crm_analytics.models.segments.build import build_segments
 from crm_analytics.profiles.build import build_profiles
@@ -314,9 +314,7 @@ def fingerprint(day: Day, kind: str = "full") -> dict[str, Any]:
     digest = hashlib.sha256("\n".join(map(str, batches)).encode()).hexdigest()
     client = configure(day.settings)
     families = [f for f in registry.FAMILIES if f.score or f.served or f.segmentation]
-    champions = {
-        f.name: str(v.version) if (v := champion_version(client, f.name)) else None for f in families
-    }
+    champions = champion_map(client, families)
     return {"as_of": str(day.day), "batches": digest, "champions": champions, "kind": kind}
 
 

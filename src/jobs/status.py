@@ -10,7 +10,7 @@ from typing import Any
 
 from crm_analytics.jobs.common import open_store
 from crm_analytics.models import registry
-from crm_analytics.models.gate import champion_version
+from crm_analytics.models.gate import champion_map
 from crm_analytics.settings import Settings
 from crm_analytics.store import RefreshLog
 from crm_analytics.tracking import configure
@@ -40,9 +40,7 @@ def status(settings: Settings, refreshes: int = 5) -> StatusReport:
     store = open_store(settings)
     active = store.active()
     client = configure(settings)
-    champions = {
-        f.name: str(v.version) if (v := champion_version(client, f.name)) else None for f in registry.FAMILIES
-    }
+    champions = champion_map(client, registry.FAMILIES)
     served = None
     pending: list[str] = []
     if active is not None:

@@ -48,6 +48,11 @@ def champion_version(client: MlflowClient, name: str) -> Any | None:
         return None
 
 
+def champion_map(client: MlflowClient, families: Iterable[ModelFamily]) -> dict[str, str | None]:
+    """name -> the @champion's version of each family, None where there is none yet."""
+    return {f.name: str(v.version) if (v := champion_version(client, f.name)) else None for f in families}
+
+
 def champion_versions(client: MlflowClient, families: Iterable[ModelFamily]) -> dict[str, tuple[str, str]]:
     """name -> (version, run id) of each family's @champion; a LookupError naming a missing one."""
     found = {}
