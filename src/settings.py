@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     serving_store_url: str = Field(
         "sqlite:///data/serving.db", description="SQLAlchemy URL of the serving store."
     )
+    serving_store_lock_wait_ms: Annotated[int, Field(gt=0)] = Field(
+        5_000,
+        description="How long a write to a SQLite serving store waits for another writer (ms); a scoring "
+        "run holds the lock for one chunk of rows at a time.",
+    )
     ingest_max_bad_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
         0.05, description="Refuse a batch when more than this share of its rows is invalid."
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -31,7 +32,9 @@ def tracking_uri(settings: Settings) -> str:
 
 
 def configure(settings: Settings) -> MlflowClient:
-    """Point MLflow at the configured store and return a client."""
+    """Point MLflow at the configured store and return a client. MLflow's download progress bars stay
+    off unless asked for (`MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`): our commands draw their own."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = tracking_uri(settings)
     mlflow.set_tracking_uri(uri)
     return MlflowClient(tracking_uri=uri)

@@ -85,4 +85,6 @@ def open_reader(settings: Settings) -> Warehouse:
 
 def open_store(settings: Settings) -> ServingStore:
     """The configured serving store, its schema brought up to date (``store.migrations``)."""
-    return ServingStore(settings.serving_store_url).upgrade()
+    return ServingStore(
+        settings.serving_store_url, lock_wait_ms=settings.serving_store_lock_wait_ms
+    ).upgrade()

@@ -137,26 +137,23 @@ def score_all(
             features = read_features(warehouse, as_of, within).set_index("customer_id")
             frame = spark_scores.read(list(features.index)) if spark_scores else predict(loaded, features)
             table.add(frame)
-            scores = {
-                cid: score_rows.clean(row) for cid, row in frame.round(6).to_dict(orient="index").items()
-            }
-            history = features.reindex(columns=history_columns)
+            scores = score_rows.json_rows(frame.round(6))
+            history = score_rows.json_rows(features.reindex(columns=history_columns))
             segments = score_rows.segments_by_customer(score_rows.membership_rows(warehouse, within))
             briefs = score_rows.briefs_by_customer(warehouse, within)
             profiles = score_rows.profiles_by_customer(warehouse, within)
             chunk_ids = sorted(set(features.index) | set(profiles))
-            consent = marketing_consent(warehouse, pd.Series(chunk_ids, index=chunk_ids), within)
+            consent = marketing_consent(warehouse, pd.Series(chunk_ids, index=chunk_ids), within).to_dict()
             counts["scored"] += len(scores)
             counts["with_brief"] += len(briefs)
             for cid in chunk_ids:
-                past = score_rows.clean(history.loc[cid].to_dict()) if cid in history.index else None
                 yield {
                     "customer_id": cid,
-                    "scores": score_rows.as_json(scores.get(cid)),
+                    "scores": scores.get(cid),
                     "segments": score_rows.as_json(segments.get(cid, {})),
-                    "history": score_rows.as_json(past),
+                    "history": history.get(cid),
                     "brief": score_rows.as_json(briefs.get(cid, [])),
-                    "profile": score_rows.as_json(profiles.get(cid)),
+                    "profile": profiles.get(cid),
                     "consent": bool(consent[cid]),
                 }
             done += len(chunk_ids)

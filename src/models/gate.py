@@ -7,8 +7,10 @@ without a gate (a segment definition) makes every new version the champion.
 from __future__ import annotations
 
 import functools
+import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -18,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from crm_analytics.errors import InvalidInputError, NotReadyError, RefusedError
 from crm_analytics.models import registry
 from crm_analytics.models.family import ModelFamily
+from crm_analytics.models.requirements import warn_if_unmet
 
 CHAMPION = "champion"
 
@@ -79,7 +82,15 @@ def load_version(registry_uri: str, name: str, version: str, run_id: str) -> Any
     """A registered version loaded as a pyfunc, once per process: a version's artifacts never change,
     and a daily refresh (or a Dagster worker) would otherwise load the same champions at every stage
     (~0.3-1 s each). Keyed by the registry and the version's run, so another store is another model."""
-    return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    uri = f"models:/{name}/{version}"
+    model = mlflow.pyfunc.load_model(uri, suppress_warnings=True)  # MLflow's own check: ~1 s a process
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            wanted = mlflow.artifacts.download_artifacts(f"{uri}/requirements.txt", dst_path=folder)
+        except MlflowException:  # logged without one: nothing to compare
+            return model
+        warn_if_unmet(f"{name} version {version}", Path(wanted))
+    return model
 
 
 def promote(

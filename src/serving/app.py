@@ -40,7 +40,11 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.store = ServingStore(settings.serving_store_url, statement_timeout_ms=5_000)
+        app.state.store = ServingStore(
+            settings.serving_store_url,
+            statement_timeout_ms=5_000,
+            lock_wait_ms=settings.serving_store_lock_wait_ms,
+        )
         app.state.key_store = KeyStore(app.state.store.engine)
         app.state.models = ModelHolder(configure(settings))
         app.state.rankers = RankerCache()

@@ -5,9 +5,11 @@ Personal data lives here only where a role needs it: ``profile`` (analysts' cust
 ``serving_lookup_records`` (normalised names and contacts, for finding a guest by name); both are
 deleted by ``erase``.
 
-Snapshots make a scoring run atomic: every row carries its run's ``snapshot_id``; the run's rows and the
-switch of the ``active`` flag commit in one transaction, and the previous snapshot's rows are deleted in
-the same transaction. A reader therefore sees the old run or the new one, never half of one.
+Snapshots make a scoring run atomic: every row carries its run's ``snapshot_id``; a run stages its rows
+chunk by chunk under a snapshot that is not yet active, then switches the ``active`` flag in one short
+transaction, and the replaced snapshot's rows are deleted afterwards. A reader therefore sees the old run
+or the new one, never half of one, and the API's own writes never wait for a whole run. Scoring runs
+do not overlap: each holds the warehouse's writer lock.
 The schema is Alembic's (``store.migrations``): opening a store runs no DDL, ``upgrade`` does.
 """
 
@@ -22,16 +24,19 @@ from typing import Any
 from sqlalchemy import (
     Engine,
     Integer,
+    Table,
     and_,
     create_engine,
     delete,
     event,
     func,
     insert,
+    literal_column,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnClause
 
 from crm_analytics.store import migrations
 from crm_analytics.store.records import (
@@ -58,11 +63,13 @@ from crm_analytics.store.tables import (
     snapshots,
 )
 
+STAGE_ROWS = 5_000  # rows per staging transaction: the longest any API write waits for the store's lock
 
-def engine_for(url: str, statement_timeout_ms: int | None = None) -> Engine:
-    """An engine for the store URL; SQLite gets WAL, a busy timeout and durable commits; PostgreSQL a
-    connect timeout and, when given, a statement timeout (the API's, so a slow database cannot hold a
-    worker)."""
+
+def engine_for(url: str, statement_timeout_ms: int | None = None, lock_wait_ms: int = 5_000) -> Engine:
+    """An engine for the store URL; SQLite gets WAL, a busy timeout (``lock_wait_ms``) and durable
+    commits; PostgreSQL a connect timeout and, when given, a statement timeout (the API's, so a slow
+    database cannot hold a worker)."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     connect_args: dict[str, Any] = {}
@@ -79,7 +86,7 @@ def engine_for(url: str, statement_timeout_ms: int | None = None) -> Engine:
         def _sqlite_pragmas(connection: Any, _: Any) -> None:
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute(f"PRAGMA busy_timeout={int(lock_wait_ms)}")
             cursor.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the API answers
             cursor.close()
 
@@ -90,9 +97,14 @@ class ServingStore:
     """Reads and atomic snapshot writes over one SQLAlchemy engine. Opening it runs no DDL: ``upgrade``
     brings the schema to Alembic's head; the API only checks it (``schema_problem``)."""
 
-    def __init__(self, url_or_engine: str | Engine, statement_timeout_ms: int | None = None) -> None:
+    def __init__(
+        self,
+        url_or_engine: str | Engine,
+        statement_timeout_ms: int | None = None,
+        lock_wait_ms: int = 5_000,
+    ) -> None:
         if isinstance(url_or_engine, str):
-            self.engine = engine_for(url_or_engine, statement_timeout_ms)
+            self.engine = engine_for(url_or_engine, statement_timeout_ms, lock_wait_ms)
         else:
             self.engine = url_or_engine
         self._at_head = False
@@ -122,9 +134,17 @@ class ServingStore:
         lookup_rows: Iterable[Mapping[str, Any]] = (),
         linkage: Mapping[str, Any] | None = None,
     ) -> None:
-        """Store a run's rows and make it the active snapshot, all in one transaction. ``lookup_rows``
-        and ``linkage`` (``settings`` JSON, ``threshold``) let the API find a guest by name."""
+        """Stage a run's rows under its snapshot id, then make it the active snapshot in one short
+        transaction. ``lookup_rows`` and ``linkage`` (``settings`` JSON, ``threshold``) let the API find a
+        guest by name.
+
+        Staging commits chunk by chunk, so the store's write lock is held for one chunk at a time and the
+        API's own writes (feedback) wait milliseconds, never the whole run; readers see only the active
+        snapshot, so staged rows are invisible until the switch. Rows of any snapshot that is not active
+        (a killed run's, the replaced one's) are deleted before staging and after the switch.
+        """
         sid = snapshot.snapshot_id
+        self.discard_inactive()
         with self.engine.begin() as conn:
             conn.execute(
                 insert(snapshots).values(
@@ -137,16 +157,45 @@ class ServingStore:
                     active=False,
                 )
             )
-            batches = ((customers, rows), (segment_members, members), (contacts, contact_rows))
-            for table, batch in (*batches, (lookup_records, lookup_rows)):
-                for chunk in chunks(({"snapshot_id": sid, **row} for row in batch), 5_000):
+        batches = ((customers, rows), (segment_members, members), (contacts, contact_rows))
+        for table, batch in (*batches, (lookup_records, lookup_rows)):
+            for chunk in chunks(({"snapshot_id": sid, **row} for row in batch), STAGE_ROWS):
+                with self.engine.begin() as conn:
                     conn.execute(insert(table), chunk)
+        with self.engine.begin() as conn:
             if linkage is not None:
                 conn.execute(insert(linkage_models).values(snapshot_id=sid, **linkage))
             conn.execute(update(snapshots).values(active=snapshots.c.snapshot_id == sid))
+        self.discard_inactive()
+
+    def discard_inactive(self) -> int:
+        """Delete the rows of every snapshot that is not active: the one a switch replaced, or one a
+        killed run staged and never switched to. Chunked on SQLite (one short write lock each); returns
+        the rows deleted."""
+        with self.engine.connect() as conn:
+            stale = list(conn.execute(select(snapshots.c.snapshot_id).where(~snapshots.c.active)).scalars())
+        deleted = 0
+        for sid in stale:
             for table in SNAPSHOT_TABLES:
-                conn.execute(delete(table).where(table.c.snapshot_id != sid))
-            conn.execute(delete(snapshots).where(snapshots.c.snapshot_id != sid))
+                deleted += self._delete_snapshot_rows(table, sid)
+            with self.engine.begin() as conn:
+                conn.execute(delete(snapshots).where(snapshots.c.snapshot_id == sid))
+        return deleted
+
+    def _delete_snapshot_rows(self, table: Table, snapshot_id: str) -> int:
+        in_snapshot = table.c.snapshot_id == snapshot_id
+        if self.engine.dialect.name != "sqlite":  # row locks: a long delete blocks no other writer
+            with self.engine.begin() as conn:
+                return conn.execute(delete(table).where(in_snapshot)).rowcount or 0
+        rowid: ColumnClause[Any] = literal_column("rowid")
+        deleted = 0
+        while True:
+            batch = select(rowid).select_from(table).where(in_snapshot).limit(STAGE_ROWS).scalar_subquery()
+            with self.engine.begin() as conn:
+                done = conn.execute(delete(table).where(rowid.in_(batch))).rowcount or 0
+            deleted += done
+            if done < STAGE_ROWS:
+                return deleted
 
     def active(self) -> Snapshot | None:
         """The snapshot the API serves, or None before the first ``crm score``."""
