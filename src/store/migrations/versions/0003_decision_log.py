@@ -3,7 +3,7 @@ feedback loses the caller's ``propensity`` (the offer log takes it from the deci
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-12-14
+Create Date: 2026-12-06
 """
 
 from __future__ import annotations
