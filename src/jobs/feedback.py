@@ -1,5 +1,8 @@
 """The API's offer feedback into the warehouse's offer log, where retraining the offer models reads it.
 
+The offer log takes what it weighs answers by from the service's own decision log, never from the
+caller: a ``shown`` event's propensity and guest are those its ``/v1/offers`` answer logged (a showing
+whose answer was never logged, or that did not make the offer, is never collected: ``no_decision``).
 A ``shown`` event becomes one offer-log row once its answer window (``feedback_answer_days`` after we
 received it) has closed: accepted or declined by the latest answer to the same offer of the same
 ``/v1/offers`` answer (``decision_id``) that reached us within the window, declined with no
@@ -29,7 +32,7 @@ from crm_analytics.ingest.pipeline import ingest_frame
 from crm_analytics.jobs.common import open_store, open_warehouse
 from crm_analytics.profiles.tables import LINKS
 from crm_analytics.settings import Settings
-from crm_analytics.store import ServingStore
+from crm_analytics.store import Decision, ServingStore
 from crm_analytics.warehouse import Warehouse
 
 FEEDBACK_SOURCE = "api"
@@ -43,6 +46,7 @@ class FeedbackReport:
     """What a collection did: counts only."""
 
     shown: int = 0
+    no_decision: int = 0  # its /v1/offers answer was never logged (or did not make the offer): skipped
     collected_before: int = 0  # already in the offer log: skipped
     answered: int = 0  # settled by the guest's answer
     unanswered: int = 0  # settled as declined: no answer within the answer window
@@ -90,7 +94,10 @@ def offer_log_rows(
 ) -> list[dict[str, Any]]:
     """Offer-log rows (customer still our id) for the ``shown`` events whose answer window has closed
     and that are not ``collected`` yet; counts into ``report``."""
-    shown = [e for e in events if e["event"] == "shown"]
+    every_shown = [e for e in events if e["event"] == "shown"]
+    shown = [e for e in every_shown if logged_propensity(e) is not None]
+    report.shown += len(every_shown)
+    report.no_decision += len(every_shown) - len(shown)
     closes = {(e["decision_id"], e["offer_id"]): e["received_at"] + window for e in shown}
     answers: dict[tuple[str, str], dict[str, Any]] = {}
     for answer in (e for e in events if e["event"] in ANSWERS):
@@ -103,7 +110,6 @@ def offer_log_rows(
             answers[key] = answer  # the latest answer in the window counts
     rows = []
     for event in shown:
-        report.shown += 1
         if event["event_id"] in collected:
             report.collected_before += 1
             continue
@@ -125,18 +131,24 @@ def _collected(warehouse: Warehouse, event_ids: list[str]) -> set[str]:
     return {str(e) for e in log.filter(log.event_id.isin(event_ids)).event_id.to_pandas()}
 
 
+def logged_propensity(event: Mapping[str, Any]) -> float | None:
+    """The propensity the event's logged decision gave its offer; None without one."""
+    decision: Decision | None = event["decision"]
+    return decision.propensities.get(event["offer_id"]) if decision is not None else None
+
+
 def _row(shown: Mapping[str, Any], answer: Mapping[str, Any] | None) -> dict[str, Any]:
     booking = shown["context"] or {}
     return {
         "event_id": shown["event_id"],
         "shown_at": shown["occurred_at"],
-        "customer_id": shown["customer_id"],
+        "customer_id": shown["decision"].customer_id,
         "source": FEEDBACK_SOURCE,
         "transaction_id": None,
         "offer_id": shown["offer_id"],
         **{name: booking.get(name) for name in BOOKING_FIELDS},
         "upgrade_available": booking.get("upgrade_available"),
-        "propensity": shown["propensity"],
+        "propensity": logged_propensity(shown),
         "accepted": answer is not None and answer["event"] == "accepted",
         "responded_at": answer["occurred_at"] if answer is not None else None,
     }

@@ -1,10 +1,10 @@
 """The FastAPI scoring service: ``create_app(settings)``; ``crm serve`` runs it under uvicorn.
 
 The lifespan opens the serving store (never migrating it: a store behind Alembic's head leaves the
-service up but not ready until a ``crm`` command upgrades it) and the key store, loads and warms up the
-``@champion`` models, and starts a background task that reloads them when an alias moves (a failed
-load keeps the old ones). Every request is counted and timed for ``/metrics``; logs carry method,
-route template, status and duration, never bodies or query values.
+service up but not ready until a ``crm`` command upgrades it), the key store and the decision log's
+writer, loads and warms up the ``@champion`` models, and starts a background task that reloads them
+when an alias moves (a failed load keeps the old ones). Every request is counted and timed for
+``/metrics``; logs carry method, route template, status and duration, never bodies or query values.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from crm_analytics.serving.rankers import RankerCache
 from crm_analytics.serving.routes import customers, feedback, health, offers, scores, segments
 from crm_analytics.serving.shared_limits import SharedBuckets
 from crm_analytics.settings import Settings
-from crm_analytics.store import ServingStore
+from crm_analytics.store import DecisionWriter, ServingStore
 from crm_analytics.tracking import configure
 
 log = logging.getLogger("crm_analytics.serving")
@@ -46,6 +46,7 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
             lock_wait_ms=settings.serving_store_lock_wait_ms,
         )
         app.state.key_store = KeyStore(app.state.store.engine)
+        app.state.decisions = DecisionWriter(app.state.store)  # group commit of /v1/offers answers
         app.state.models = ModelHolder(configure(settings))
         app.state.rankers = RankerCache()
         app.state.names = NameIndex()
@@ -62,6 +63,7 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
             reloader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reloader
+        await asyncio.to_thread(app.state.decisions.close)  # queued decisions are written first
         app.state.store.engine.dispose()
         if app.state.shared_buckets is not None:
             await app.state.shared_buckets.close()

@@ -116,8 +116,8 @@ class Offer(BaseModel):
     expected_value: float = Field(description="P(accept) x margin for this booking, EUR.")
     reason: str
     propensity: float = Field(
-        description="The policy's probability of showing this offer here; send it back with the "
-        "`shown` feedback event."
+        description="The policy's probability of showing this offer here; the decision log keeps it "
+        "for the offer log (feedback need not send it back)."
     )
 
 
@@ -157,17 +157,35 @@ class OffersResponse(BaseModel):
     as_of: str = Field(description="The day the stored snapshot is as of (its data's last day).")
 
 
+DECISION_ID = Field(
+    description="The `decision_id` of the /v1/offers answer the offer came from: it must name a logged "
+    "answer (else 404), `offer_id` must be among its offers and `customer_id`, when given, its guest "
+    "(else 422)."
+)
+CUSTOMER_ID = Field(
+    default=None,
+    description="Optional: the guest of that answer (checked against the decision log, which supplies "
+    "it when omitted).",
+)
+
+
 class ShownEvent(Strict):
-    """An offer from a ``/v1/offers`` answer shown to the guest, with the booking and the offer's
-    ``propensity`` from that answer: the offer log needs both to learn from it."""
+    """An offer from a logged ``/v1/offers`` answer shown to the guest, with the booking; the offer's
+    propensity comes from the decision log."""
 
     event_id: Id
     event: Literal["shown"]
     offer_id: Id
-    customer_id: Id | None = None
+    customer_id: Id | None = CUSTOMER_ID
     occurred_at: IsoDateTime
-    decision_id: Id = Field(description="The `decision_id` of the /v1/offers answer.")
-    propensity: float = Field(gt=0, le=1, description="The offer's `propensity` in that answer.")
+    decision_id: Id = DECISION_ID
+    propensity: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        deprecated=True,
+        description="Ignored: the offer log takes the propensity from the decision log.",
+    )
     booking: Booking
 
 
@@ -177,9 +195,9 @@ class AnswerEvent(Strict):
     event_id: Id
     event: Literal["accepted", "declined"]
     offer_id: Id
-    customer_id: Id | None = None
+    customer_id: Id | None = CUSTOMER_ID
     occurred_at: IsoDateTime
-    decision_id: Id = Field(description="The `decision_id` of the /v1/offers answer.")
+    decision_id: Id = DECISION_ID
 
 
 FeedbackEvent = Annotated[ShownEvent | AnswerEvent, Field(discriminator="event")]
@@ -202,7 +220,6 @@ class FeedbackRequest(Strict):
                             "customer_id": "U001f2c155b0469e9",
                             "occurred_at": "2026-03-01T10:15:00Z",
                             "decision_id": "3f1c9e0b7a2d4c55a8e6b0d1f2a3b4c5",
-                            "propensity": 0.96,
                             "booking": EXAMPLE_BOOKING,
                         },
                         {

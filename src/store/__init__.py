@@ -2,6 +2,7 @@
 PostgreSQL by URL). Shared storage like the warehouse: the jobs write it, the API reads it. Its schema is
 Alembic's (``store.migrations``): ``ServingStore(url).upgrade()`` migrates, opening a store never does."""
 
+from crm_analytics.store.decision_log import Decision, DecisionWriter
 from crm_analytics.store.records import BookingGuest, CustomerRecord, NameLookupData, Snapshot, now
 from crm_analytics.store.refresh_log import RefreshLog, RefreshRun
 from crm_analytics.store.serving_store import ServingStore, engine_for
@@ -9,6 +10,8 @@ from crm_analytics.store.serving_store import ServingStore, engine_for
 __all__ = [
     "BookingGuest",
     "CustomerRecord",
+    "Decision",
+    "DecisionWriter",
     "NameLookupData",
     "RefreshLog",
     "RefreshRun",

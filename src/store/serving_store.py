@@ -3,7 +3,7 @@ and read by the API. SQLAlchemy Core, so one code path serves SQLite (default, W
 
 Personal data lives here only where a role needs it: ``profile`` (analysts' customer view) and
 ``serving_lookup_records`` (normalised names and contacts, for finding a guest by name); both are
-deleted by ``erase``.
+deleted by ``erase``, as are the person's feedback and decision-log rows (``store.decision_log``).
 
 Snapshots make a scoring run atomic: every row carries its run's ``snapshot_id``; a run stages its rows
 chunk by chunk under a snapshot that is not yet active, then switches the ``active`` flag in one short
@@ -16,7 +16,7 @@ The schema is Alembic's (``store.migrations``): opening a store runs no DDL, ``u
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnClause
 
 from crm_analytics.store import migrations
+from crm_analytics.store.decision_log import Decision
 from crm_analytics.store.records import (
     BOOKING_GUEST,
     SHOWN_SINCE,
@@ -56,6 +57,7 @@ from crm_analytics.store.tables import (
     SNAPSHOT_TABLES,
     contacts,
     customers,
+    decisions,
     feedback,
     linkage_models,
     lookup_records,
@@ -345,14 +347,36 @@ class ServingStore:
             records = [dict(r) for r in conn.execute(query).mappings()]
         return NameLookupData(records, json.loads(model["settings"]), float(model["threshold"]))
 
+    def record_decisions(self, logged: Sequence[Decision]) -> None:
+        """Commit ``/v1/offers`` answers to the decision log, all in one transaction."""
+        with self.engine.begin() as conn:
+            conn.execute(insert(decisions), [decision.row() for decision in logged])
+
+    def decisions(self, decision_ids: Iterable[str]) -> dict[str, Decision]:
+        """The logged decisions with these ids (unknown ids are absent)."""
+        query = select(decisions).where(decisions.c.decision_id.in_(set(decision_ids)))
+        with self.engine.connect() as conn:
+            return {r["decision_id"]: Decision.from_row(r) for r in conn.execute(query).mappings()}
+
     def feedback_events(self) -> list[dict[str, Any]]:
-        """Every stored feedback event (booking context decoded), oldest first."""
-        query = select(feedback).order_by(feedback.c.occurred_at, feedback.c.event_id)
+        """Every stored feedback event (booking context decoded) with the logged ``decision`` it names
+        (None when it was never logged), oldest first."""
+        joined = feedback.outerjoin(decisions, decisions.c.decision_id == feedback.c.decision_id)
+        logged = [c.label(f"decision_{c.name}") for c in decisions.c]
+        query = (
+            select(feedback, *logged)
+            .select_from(joined)
+            .order_by(feedback.c.occurred_at, feedback.c.event_id)
+        )
         with self.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(query).mappings()]
+        events = []
         for row in rows:
+            decision = {c.name: row.pop(f"decision_{c.name}") for c in decisions.c}
             row["context"] = json.loads(row["context"]) if row["context"] else None
-        return rows
+            row["decision"] = Decision.from_row(decision) if decision["decision_id"] else None
+            events.append(row)
+        return events
 
     def erase(self, customer_ids: Iterable[str]) -> int:
         """Delete every row about these customers (erasure); returns the rows deleted."""

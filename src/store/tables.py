@@ -1,5 +1,6 @@
 """The serving store's tables (SQLAlchemy Core): snapshots of per-customer scores, segments, briefs and
-profiles written by ``crm score``, offer feedback and API keys written through the API and ``crm keys``.
+profiles written by ``crm score``; the decision log, offer feedback and API keys written through the API
+and ``crm keys``.
 
 Personal data lives here only where a role needs it: ``profile`` (analysts' customer view) and
 ``serving_lookup_records`` (normalised names and contacts, for finding a guest by name); both are
@@ -69,9 +70,19 @@ feedback = Table(
     Column("received_at", DateTime, nullable=False),
     Column("key_id", String(64), nullable=False),
     Column("decision_id", String(128)),  # the /v1/offers answer the offer came from
-    Column("propensity", Float),  # the policy's probability of showing the offer (shown events)
 )
 Index("serving_feedback_shown", feedback.c.customer_id, feedback.c.event, feedback.c.occurred_at)
+decisions = Table(  # the decision log: every /v1/offers answer, committed before it is sent
+    "serving_decisions",
+    metadata,
+    Column("decision_id", String(64), primary_key=True),
+    Column("customer_id", String(128)),  # our pseudonymous id of the recognised guest; null: unknown
+    Column("decided_at", DateTime, nullable=False),
+    Column("offers", Text, nullable=False),  # JSON: [{"offer_id", "propensity"}] in the order shown
+    Column("models", Text, nullable=False),  # JSON: model name -> version behind the answer
+    Column("key_id", String(64), nullable=False),  # the API key that asked
+)
+Index("serving_decisions_customer", decisions.c.customer_id)
 lookup_records = Table(  # normalised source records, for finding a guest by name (personal data)
     "serving_lookup_records",
     metadata,
@@ -99,7 +110,7 @@ api_keys = Table(
 )
 
 SNAPSHOT_TABLES = (customers, segment_members, contacts, lookup_records, linkage_models)
-PER_CUSTOMER_TABLES = (customers, segment_members, contacts, lookup_records, feedback)
+PER_CUSTOMER_TABLES = (customers, segment_members, contacts, lookup_records, feedback, decisions)
 refresh_runs = Table(  # one row per daily refresh (``crm refresh``): what ran, for which day, how it ended
     "refresh_runs",
     metadata,

@@ -1,9 +1,11 @@
-"""Offer feedback from the API into the warehouse's offer log: settled rows only, attributed to the guest's
-account, idempotent, quarantined when bad, erased with the guest."""
+"""Offer feedback from the API into the warehouse's offer log: only for logged decisions, with the
+decision log's propensities; settled rows only, attributed to the guest's account, idempotent,
+quarantined when bad, erased with the guest."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,18 +16,22 @@ from typer.testing import CliRunner
 from crm_analytics.cli import app as cli
 from crm_analytics.jobs.feedback import FeedbackReport, collect_feedback, offer_log_rows
 from crm_analytics.profiles.links import linked_to_customers
-from crm_analytics.store import ServingStore
+from crm_analytics.store import Decision, ServingStore
 from crm_analytics.warehouse import Warehouse
-from tests.serving.conftest import Served, auth
-from tests.serving.test_routes import BOOKING, store_rows
+from tests.serving.conftest import Served, auth, decide
+from tests.serving.test_routes import BOOKING, an_allergic_customer, store_rows
 
 T0 = datetime(2026, 3, 1, 10, 0)
 WINDOW = timedelta(days=30)
+LOGGED = {  # the decision log: d1..d3 and d9 offered O01..O04, each with propensity 0.5
+    d: Decision(d, "U1", T0, tuple((f"O0{i}", 0.5) for i in range(1, 5))) for d in ("d1", "d2", "d3", "d9")
+}
 
 
 def event(
     event_id: str, kind: str, offer: str, decision: str, at: datetime, received: datetime | None = None
 ) -> dict[str, Any]:
+    """A stored feedback event as ``ServingStore.feedback_events`` returns it."""
     return {
         "event_id": event_id,
         "event": kind,
@@ -34,8 +40,8 @@ def event(
         "occurred_at": at,
         "received_at": received or at,
         "decision_id": decision,
-        "propensity": 0.5 if kind == "shown" else None,
         "context": {**BOOKING, "already_booked": []} if kind == "shown" else None,
+        "decision": LOGGED.get(decision),
     }
 
 
@@ -48,6 +54,8 @@ EVENTS = [
     event("a3", "accepted", "O02", "d9", T0),  # no such showing
     event("s4", "shown", "O04", "d3", T0),
     event("a4", "accepted", "O04", "d3", T0, received=T0 + WINDOW + timedelta(seconds=1)),  # reached us late
+    event("s5", "shown", "O01", "d-forged", T0),  # no logged decision: never collected
+    event("s6", "shown", "O09", "d1", T0),  # an offer its decision did not make: never collected
 ]
 
 
@@ -62,8 +70,9 @@ def test_a_showing_is_settled_when_its_answer_window_closes() -> None:
     assert by_id["s2"]["responded_at"] is None
     assert by_id["s4"]["accepted"] is False
     assert by_id["s1"]["hotel_id"] == "H01"
-    assert by_id["s1"]["propensity"] == 0.5
-    assert (report.shown, report.answered, report.unanswered, report.waiting) == (4, 1, 2, 1)
+    assert by_id["s1"]["propensity"] == 0.5  # the decision log's
+    assert (report.shown, report.answered, report.unanswered, report.waiting) == (6, 1, 2, 1)
+    assert report.no_decision == 2
     assert (report.answers_unmatched, report.answers_late) == (1, 1)
     # the same events collected later give the same rows: a row never depends on when it is collected
     later = offer_log_rows(EVENTS, T0 + 5 * WINDOW, WINDOW, FeedbackReport())
@@ -81,22 +90,99 @@ def test_a_showing_is_settled_when_its_answer_window_closes() -> None:
     assert again.collected_before == 3
 
 
-def test_shown_events_need_the_answer_they_came_from(client: TestClient, served: Served) -> None:
+def test_post_feedback_events_must_name_a_decision(client: TestClient, served: Served) -> None:
     shown = {
-        "event_id": "ev-no-propensity",
+        "event_id": "ev-no-decision",
         "event": "shown",
         "offer_id": "O01",
         "occurred_at": "2026-03-01T10:00:00Z",
-        "decision_id": "d-x",
         "booking": BOOKING,
     }
-    response = client.post("/v1/feedback", json={"events": [shown]}, headers=auth(served, "booking"))
-    assert response.status_code == 422
-    assert "propensity" in response.text
-    answer = {k: v for k, v in shown.items() if k not in ("decision_id", "booking")} | {"event": "accepted"}
-    response = client.post("/v1/feedback", json={"events": [answer]}, headers=auth(served, "booking"))
-    assert response.status_code == 422
-    assert "decision_id" in response.text
+    for kind in ("shown", "accepted"):
+        body = {"events": [shown | {"event": kind}]}
+        response = client.post("/v1/feedback", json=body, headers=auth(served, "booking"))
+        assert response.status_code == 422
+        assert "decision_id" in response.text
+
+
+def test_post_feedback_unknown_decision_is_404_naming_the_field(client: TestClient, served: Served) -> None:
+    customer = an_allergic_customer(served)
+    real = decide(client, served, customer)
+    offer = real["offers"][0]["offer_id"]
+
+    def shown(event_id: str, decision_id: str) -> dict[str, Any]:
+        return {
+            "event_id": event_id,
+            "event": "shown",
+            "offer_id": offer,
+            "customer_id": customer,
+            "occurred_at": "2026-03-01T10:00:00Z",
+            "decision_id": decision_id,
+            "propensity": 1e-40,
+            "booking": BOOKING,
+        }
+
+    events = [shown("ev-forged-ok", real["decision_id"]), shown("ev-forged", "d-never-issued")]
+    response = client.post("/v1/feedback", json={"events": events}, headers=auth(served, "booking"))
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"].startswith("events[1].decision_id: ")
+    assert "d-never-issued" not in response.text  # no echo of the input
+    stored = store_rows(served, "SELECT 1 FROM serving_feedback WHERE event_id LIKE 'ev-forged%'")
+    assert stored == []  # nothing of a refused request is kept
+    documented = client.get("/openapi.json").json()["paths"]["/v1/feedback"]["post"]["responses"]
+    assert {"404", "422"} <= set(documented)
+
+
+def test_post_feedback_offer_or_guest_not_of_the_decision_is_422(client: TestClient, served: Served) -> None:
+    customer = an_allergic_customer(served)
+    real = decide(client, served, customer, top_k=1)
+    answer = {
+        "event_id": "ev-mismatch",
+        "event": "accepted",
+        "offer_id": real["offers"][0]["offer_id"],
+        "customer_id": customer,
+        "occurred_at": "2026-03-01T10:00:00Z",
+        "decision_id": real["decision_id"],
+    }
+    offered = {o["offer_id"] for o in real["offers"]}
+    other_offer = next(f"O{i:02d}" for i in range(1, 13) if f"O{i:02d}" not in offered)
+    for field, forged in (("offer_id", other_offer), ("customer_id", "U-someone-else")):
+        body = {"events": [answer | {field: forged}]}
+        response = client.post("/v1/feedback", json=body, headers=auth(served, "booking"))
+        assert response.status_code == 422, field
+        assert response.json()["detail"].startswith(f"events[0].{field}: ")
+    unknown = decide(client, served, None)  # an unknown guest's answer has no guest to name
+    body = {
+        "events": [
+            answer | {"decision_id": unknown["decision_id"], "offer_id": unknown["offers"][0]["offer_id"]}
+        ]
+    }
+    assert client.post("/v1/feedback", json=body, headers=auth(served, "booking")).status_code == 422
+    assert store_rows(served, "SELECT 1 FROM serving_feedback WHERE event_id = 'ev-mismatch'") == []
+    # the guest may be left out: the decision log names them
+    body = {"events": [{k: v for k, v in answer.items() if k != "customer_id"}]}
+    assert client.post("/v1/feedback", json=body, headers=auth(served, "booking")).status_code == 200
+    kept = store_rows(served, "SELECT customer_id FROM serving_feedback WHERE event_id = 'ev-mismatch'")
+    assert kept == [{"customer_id": customer}]
+
+
+def test_post_offers_is_in_the_decision_log_before_the_answer(client: TestClient, served: Served) -> None:
+    customer = an_allergic_customer(served)
+    answer = decide(client, served, customer)
+    logged = store_rows(  # another connection: committed before the answer left
+        served, f"SELECT * FROM serving_decisions WHERE decision_id = '{answer['decision_id']}'"
+    )
+    assert len(logged) == 1
+    row = logged[0]
+    assert row["customer_id"] == customer
+    offers = [{"offer_id": o["offer_id"], "propensity": o["propensity"]} for o in answer["offers"]]
+    assert json.loads(row["offers"]) == offers
+    assert json.loads(row["models"]) == answer["models"]
+    assert [row["key_id"]] == [
+        r["key_id"] for r in store_rows(served, "SELECT key_id FROM api_keys WHERE name = 'test-booking'")
+    ]
+    assert row["decided_at"] is not None
 
 
 def test_served_offers_and_their_feedback_reach_the_offer_log(
@@ -123,7 +209,7 @@ def test_served_offers_and_their_feedback_reach_the_offer_log(
             "customer_id": customer,
             "occurred_at": now.isoformat() + "Z",
             "decision_id": decision,
-            "propensity": offer["propensity"],
+            "propensity": 1e-40,  # the caller's word is ignored: the decision log's is collected
             "booking": BOOKING,
         }
         for offer in (first, second)
@@ -160,7 +246,8 @@ def test_served_offers_and_their_feedback_reach_the_offer_log(
         assert log.loc[ids, "accepted"].tolist() == [True, False]  # the second offer was never answered
         row = log.loc[ids[0]]
         assert bool(row["accepted"])
-        assert row["propensity"] == pytest.approx(first["propensity"])
+        assert row["propensity"] == pytest.approx(first["propensity"])  # not the 1e-40 sent
+        assert log["propensity"].min() > 1e-3
         assert row["source"] == "booking"  # the guest's booking account, not our id
         linked = linked_to_customers(warehouse.ibis, "offer_log")
         attributed = linked.filter(linked.event_id == ids[0]).customer_id.to_pandas().tolist()
@@ -174,7 +261,26 @@ def test_served_offers_and_their_feedback_reach_the_offer_log(
     assert erased.exit_code == 0, erased.output
     with Warehouse(served.settings.warehouse_url) as warehouse:
         assert warehouse.fetch(f"SELECT 1 FROM offer_log WHERE event_id IN ({quoted})").empty
+        assert not store_rows(served, f"SELECT 1 FROM serving_decisions WHERE customer_id = '{customer}'")
         collect_feedback(
             ServingStore(served.settings.serving_store_url).upgrade(), warehouse, served.settings, now=later
         )
         assert warehouse.fetch(f"SELECT 1 FROM offer_log WHERE event_id IN ({quoted})").empty
+
+
+def test_post_offers_is_503_when_the_decision_log_cannot_be_written(
+    client: TestClient, served: Served
+) -> None:
+    customer = an_allergic_customer(served)
+    holder = sqlite3.connect(served.folder / "data" / "serving.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # another writer holds the store past the busy timeout (5 s)
+        body = {"customer_id": customer, "booking": BOOKING}
+        response = client.post("/v1/offers", json=body, headers=auth(served, "booking"))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert response.status_code == 503  # no answer leaves unlogged
+    assert response.headers["Retry-After"] == "1"
+    assert "decision log" in response.json()["detail"]
+    assert decide(client, served, customer)["decision_id"]  # and once the lock is gone, answers flow

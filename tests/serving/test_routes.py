@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from crm_analytics.cli import app as cli
 from crm_analytics.serving.schemas import EXAMPLE_BOOKING
 from crm_analytics.store import ServingStore
-from tests.serving.conftest import Served, auth
+from tests.serving.conftest import Served, auth, decide
 
 BOOKING = EXAMPLE_BOOKING  # the booking the OpenAPI document shows, so the routes prove it valid
 
@@ -284,14 +284,15 @@ def test_get_customer_is_for_analysts_and_never_for_marketing(client: TestClient
 
 
 def test_post_feedback_is_durable_and_idempotent(client: TestClient, served: Served) -> None:
+    customer = an_allergic_customer(served)
+    decision = decide(client, served, customer)
     event = {
         "event_id": "ev-test-1",
         "event": "shown",
-        "offer_id": "O01",
-        "customer_id": "U1",
+        "offer_id": decision["offers"][0]["offer_id"],
+        "customer_id": customer,
         "occurred_at": "2026-03-01T10:00:00Z",
-        "decision_id": "d-test-1",
-        "propensity": 1.0,
+        "decision_id": decision["decision_id"],
         "booking": BOOKING,
     }
     first = client.post("/v1/feedback", json={"events": [event]}, headers=auth(served, "booking"))
@@ -299,11 +300,13 @@ def test_post_feedback_is_durable_and_idempotent(client: TestClient, served: Ser
     assert first.json() == {"stored": 1, "duplicates": 0}
     again = client.post("/v1/feedback", json={"events": [event]}, headers=auth(served, "booking"))
     assert again.json() == {"stored": 0, "duplicates": 1}
-    answer = {k: v for k, v in event.items() if k not in ("propensity", "booking")} | {"event": "accepted"}
+    answer = {k: v for k, v in event.items() if k != "booking"} | {"event": "accepted"}
     conflict = client.post("/v1/feedback", json={"events": [answer]}, headers=auth(served, "booking"))
     assert conflict.status_code == 409
     stored = store_rows(served, "SELECT event, offer_id FROM serving_feedback WHERE event_id = 'ev-test-1'")
-    assert stored == [{"event": "shown", "offer_id": "O01"}]  # committed: visible to another connection
+    assert stored == [
+        {"event": "shown", "offer_id": event["offer_id"]}
+    ]  # committed: seen by another connection
 
 
 def test_operations_endpoints(client: TestClient, served: Served) -> None:
@@ -327,6 +330,7 @@ def test_erase_removes_the_customer_from_the_serving_store(
     )
     customer = str(rows[0]["customer_id"])
     assert client.get(f"/v1/customers/{customer}", headers=auth(served, "analyst")).status_code == 200
+    decide(client, served, customer)  # the decision log holds the guest now
     for name, value in served.env.items():
         monkeypatch.setenv(name, value)
     result = CliRunner().invoke(cli, ["erase", customer, "--yes", "--json"])
@@ -338,5 +342,6 @@ def test_erase_removes_the_customer_from_the_serving_store(
         "serving_segment_members",
         "serving_contacts",
         "serving_lookup_records",
+        "serving_decisions",
     ):
         assert not store_rows(served, f"SELECT 1 FROM {table} WHERE customer_id = '{customer}'")

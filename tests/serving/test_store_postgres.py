@@ -161,14 +161,16 @@ def test_the_api_on_postgres_answers_as_on_sqlite(stores: Stores, pg_client: Tes
 
 
 def test_feedback_is_idempotent_on_postgres(pg: Scored, pg_client: TestClient) -> None:
+    customer = a_scored_customer(pg)
+    offers = {"customer_id": customer, "booking": BOOKING, "top_k": 1}
+    decision = pg_client.post("/v1/offers", json=offers, headers=key(pg, "booking")).json()
     event = {
         "event_id": f"ev-pg-{uuid.uuid4().hex[:8]}",
         "event": "shown",
-        "offer_id": "O01",
-        "customer_id": a_scored_customer(pg),
+        "offer_id": decision["offers"][0]["offer_id"],
+        "customer_id": customer,
         "occurred_at": "2026-03-01T10:00:00Z",
-        "decision_id": "d-pg",
-        "propensity": 1.0,
+        "decision_id": decision["decision_id"],
         "booking": BOOKING,
     }
 
@@ -177,11 +179,11 @@ def test_feedback_is_idempotent_on_postgres(pg: Scored, pg_client: TestClient) -
 
     assert send(event).json() == {"stored": 1, "duplicates": 0}
     assert send(event, event).json() == {"stored": 0, "duplicates": 2}
-    assert send({**event, "offer_id": "O02"}).status_code == 409
+    assert send({**event, "occurred_at": "2026-03-01T10:05:00Z"}).status_code == 409
     stored = rows(
         pg.url, f"SELECT event, offer_id FROM serving_feedback WHERE event_id = '{event['event_id']}'"
     )
-    assert stored == [{"event": "shown", "offer_id": "O01"}]
+    assert stored == [{"event": "shown", "offer_id": event["offer_id"]}]
 
 
 def test_a_second_score_replaces_the_snapshot_atomically_while_the_api_reads(
@@ -261,6 +263,9 @@ def test_crm_serve_with_two_workers_on_either_store(stores: Stores, which: str, 
         wait_ready(base, process)
         customer = a_scored_customer(scored)
         run = uuid.uuid4().hex[:8]
+        offers = {"customer_id": customer, "booking": BOOKING, "top_k": 1}
+        decided = httpx.post(f"{base}/v1/offers", json=offers, headers=key(scored, "booking"), timeout=30)
+        decision = decided.json()
 
         def call(i: int) -> int:
             body: dict[str, Any]
@@ -272,11 +277,10 @@ def test_crm_serve_with_two_workers_on_either_store(stores: Stores, which: str, 
                 shown = {
                     "event_id": f"two-workers-{run}-{i}",
                     "event": "shown",
-                    "offer_id": "O01",
+                    "offer_id": decision["offers"][0]["offer_id"],
                     "customer_id": customer,
                     "occurred_at": "2026-03-01T10:00:00Z",
-                    "decision_id": f"d-{run}",
-                    "propensity": 1.0,
+                    "decision_id": decision["decision_id"],
                     "booking": BOOKING,
                 }
                 path, body, role = "/v1/feedback", {"events": [shown]}, "booking"

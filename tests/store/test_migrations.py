@@ -94,9 +94,11 @@ def test_a_release_0_1_0_store_is_adopted_with_its_rows(store_url: str) -> None:
     assert migrations.current(store.engine) == migrations.head()
     with store.engine.connect() as conn:
         versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
-        feedback = conn.execute(sa.text("SELECT event_id, decision_id, propensity FROM serving_feedback"))
+        feedback = conn.execute(sa.text("SELECT event_id, decision_id FROM serving_feedback"))
         keys = conn.execute(sa.text("SELECT key_id, name FROM api_keys")).all()
-        assert [tuple(r) for r in feedback] == [("e1", "d1", 0.25)]
+        assert [tuple(r) for r in feedback] == [("e1", "d1")]
+    # the caller's propensity is not kept (0003): the offer log takes it from the decision log
+    assert "propensity" not in {c["name"] for c in sa.inspect(store.engine).get_columns("serving_feedback")}
     assert versions == [migrations.head()]
     assert [tuple(r) for r in keys] == [("k_1", "booking desk")]
     assert schema_diff(store.engine) == []

@@ -4,7 +4,10 @@ register; served at booking time (never batch-scored).
 The run logs the offline evaluation (``evaluation.json``; IPS values of ours, random and popularity,
 and on demo data the exact values and the oracle), the acceptance model's ROC AUC and Brier score,
 and a pyfunc returning P(accept) for booking/offer rows (with the guest's history columns when known).
-The gate metric is ``ips_value``: our policy's IPS-estimated margin per booking on the held-out log.
+The gate metric is ``ips_value``: our policy's margin per booking on the held-out log, estimated by
+clipped, self-normalised IPS (``evaluation.policy_values``). The run's ``holdout`` tag names the
+estimator with the split, so the gate never compares it with a champion judged another way (the
+unclipped IPS of earlier versions): retrain the champion on the same split, or ``--force --reason``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from mlflow.pyfunc import PythonModel
 from crm_analytics.errors import InvalidInputError
 from crm_analytics.models.family import Gate, ModelFamily, TrainRequest, TrainResult
 from crm_analytics.models.offers.acceptance import AcceptanceModel
-from crm_analytics.models.offers.evaluation import fit_and_evaluate
+from crm_analytics.models.offers.evaluation import MAX_IMPORTANCE_WEIGHT, fit_and_evaluate
 from crm_analytics.models.training import log_and_register
 from crm_analytics.settings import Settings
 from crm_analytics.tracking import configure, use_experiment
@@ -68,7 +71,7 @@ def train_offers(
     use_experiment(settings, NAME)
     evaluation = fit_and_evaluate(con, truth_dir, split, end, seed=seed)
     report = evaluation.report
-    holdout = f"{split}..{end}:{report['test_events']}"
+    holdout = f"{split}..{end}:{report['test_events']}:snips-w{MAX_IMPORTANCE_WEIGHT:g}"
     with mlflow.start_run(run_name=NAME) as run:
         mlflow.log_params(
             {"split": str(split), "end": str(end), "seed": seed, "truth": truth_dir is not None}

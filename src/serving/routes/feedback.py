@@ -1,4 +1,10 @@
-"""``POST /v1/feedback`` (booking systems): offers shown, accepted or declined."""
+"""``POST /v1/feedback`` (booking systems): offers shown, accepted or declined.
+
+Every event must name a logged ``/v1/offers`` answer (the decision log, ``store.decision_log``): an
+unknown ``decision_id`` is a 404, an offer that answer did not make or another guest than its own a
+422, and nothing of the request is stored then. The guest is taken from the decision log when the event
+omits it, and the caller's ``propensity`` is ignored: the offer log takes it from the decision log.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,8 @@ from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Store
 from crm_analytics.serving.keys import ApiKey
 from crm_analytics.serving.problems import ProblemError, problem_responses, require_json
-from crm_analytics.serving.schemas import FeedbackRequest, FeedbackResponse, ShownEvent
-from crm_analytics.store import now
+from crm_analytics.serving.schemas import AnswerEvent, FeedbackRequest, FeedbackResponse, ShownEvent
+from crm_analytics.store import Decision, now
 
 router = APIRouter(prefix="/v1/feedback", tags=["booking"])
 
@@ -22,26 +28,28 @@ router = APIRouter(prefix="/v1/feedback", tags=["booking"])
     "",
     response_model=FeedbackResponse,
     dependencies=[Depends(require_json)],
-    responses=problem_responses(409),
+    responses=problem_responses(404, 409),
 )
 def post_feedback(
     body: FeedbackRequest, store: Store, key: Annotated[ApiKey, Depends(require("feedback"))]
 ) -> FeedbackResponse:
-    """Each event is committed to disk before the answer; a retried event id is not stored twice."""
+    """Each event is committed to disk before the answer; a retried event id is not stored twice.
+    Events must come from a logged ``/v1/offers`` answer (see the module docstring)."""
+    logged = store.decisions(event.decision_id for event in body.events)
+    guests = [_guest_of(i, event, logged.get(event.decision_id)) for i, event in enumerate(body.events)]
     stored = duplicates = 0
-    for event in body.events:
+    for event, guest in zip(body.events, guests, strict=True):
         shown = event if isinstance(event, ShownEvent) else None
         row = {
             "event_id": event.event_id,
             "event": event.event,
             "offer_id": event.offer_id,
-            "customer_id": event.customer_id,
+            "customer_id": guest,
             "occurred_at": _utc(event.occurred_at),
             "context": json.dumps(shown.booking.model_dump(mode="json")) if shown else None,
             "received_at": now(),
             "key_id": key.key_id,
             "decision_id": event.decision_id,
-            "propensity": shown.propensity if shown else None,
         }
         try:
             new = store.record_feedback(row)
@@ -50,6 +58,33 @@ def post_feedback(
         stored += new
         duplicates += not new
     return FeedbackResponse(stored=stored, duplicates=duplicates)
+
+
+def _guest_of(index: int, event: ShownEvent | AnswerEvent, decision: Decision | None) -> str | None:
+    """The guest of the event's logged decision, once the event is shown to match it."""
+    field = f"events[{index}]"
+    if decision is None:
+        raise ProblemError(
+            404,
+            "Unknown decision",
+            f"{field}.decision_id: no /v1/offers answer with this id is in the decision log",
+            type_suffix="unknown-decision",
+        )
+    if event.offer_id not in decision.propensities:
+        raise ProblemError(
+            422,
+            "Not that decision's",
+            f"{field}.offer_id: not among the offers of that /v1/offers answer",
+            type_suffix="decision-mismatch",
+        )
+    if event.customer_id is not None and event.customer_id != decision.customer_id:
+        raise ProblemError(
+            422,
+            "Not that decision's",
+            f"{field}.customer_id: not the guest of that /v1/offers answer",
+            type_suffix="decision-mismatch",
+        )
+    return decision.customer_id
 
 
 def _utc(moment: datetime) -> datetime:

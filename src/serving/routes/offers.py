@@ -1,11 +1,12 @@
 """``POST /v1/offers`` (booking systems): the offers to make for a booking, and the guest brief.
 
 The handler is async and does its work on the event loop: about a millisecond of CPU (a guest's row and
-their recent showings, read by index on one connection, and the ranker). A look-up by name (~50 ms)
-goes to a thread. A sync handler would run in FastAPI's thread pool, and
-that hop cost more than the work itself (benchmarks/serving_throughput.py: p99 11.5 -> 4.9 ms, one
-worker). With the store on a remote PostgreSQL the reads block the loop for their round trips: run
-more workers.
+their recent showings, read by index on one connection, and the ranker). The answer is then committed to
+the decision log by the group-commit writer's thread (``store.decision_log``) while the loop serves
+other requests; the answer leaves after the commit. A look-up by name (~50 ms) goes to a thread. A
+sync handler would run in FastAPI's thread pool, and that hop cost more than the work itself
+(benchmarks/serving_throughput.py: p99 11.5 -> 4.9 ms, one worker). With the store on a remote
+PostgreSQL the reads block the loop for their round trips: run more workers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from crm_analytics.models.offers.eligibility import CONTACT_WINDOW_DAYS, BookingContext, GuestFacts
@@ -34,10 +36,11 @@ from crm_analytics.serving.problems import (
     require_json,
 )
 from crm_analytics.serving.schemas import GuestBrief, OffersRequest, OffersResponse, ServiceFact
-from crm_analytics.store import BookingGuest, ServingStore
+from crm_analytics.store import BookingGuest, Decision, ServingStore
 
 router = APIRouter(prefix="/v1/offers", tags=["booking"])
 _rng = np.random.default_rng()  # exploration draws (the event loop's thread only)
+DECISION_LOG_DOWN = ("the decision log cannot be written just now; retry", 1)
 FACT_FIELDS = {
     "allergy": "allergies",
     "accessibility": "accessibility_needs",
@@ -55,10 +58,11 @@ async def post_offers(
     store: Store,
     models: Models,
     rankers: Rankers,
-    _key: Annotated[ApiKey, Depends(require("offers"))],
+    key: Annotated[ApiKey, Depends(require("offers"))],
 ) -> OffersResponse:
     """Top-k eligible offers by expected margin, each with a reason, and what staff must know about the
-    guest. An unknown guest gets context-only offers and an empty brief."""
+    guest. An unknown guest gets context-only offers and an empty brief. The answer is in the decision
+    log before it is sent (503 when the log cannot be written: nothing leaves unlogged)."""
     now = datetime.now(UTC).replace(tzinfo=None)
     recognised = await _resolve(request, store, body, since=now - timedelta(days=CONTACT_WINDOW_DAYS))
     guest = recognised.guest if recognised else None
@@ -98,9 +102,21 @@ async def post_offers(
     # the guest's row and its snapshot's versions come from one read; the live offer model ranked
     versions = {**(guest.models or {} if guest else served.snapshot.models)}
     versions[OFFERS.name] = models.versions[OFFERS.name]
+    decision = Decision(
+        decision_id=uuid.uuid4().hex,
+        customer_id=guest.customer_id if guest else None,
+        decided_at=now,
+        offers=tuple((offer.offer_id, offer.propensity) for offer in ranked),
+        models=versions,
+        key_id=key.key_id,
+    )
+    try:
+        await request.app.state.decisions.record(decision)
+    except SQLAlchemyError:
+        raise not_ready(DECISION_LOG_DOWN) from None
     response.headers["X-Model-Versions"] = versions_header(versions)
     return OffersResponse(
-        decision_id=uuid.uuid4().hex,
+        decision_id=decision.decision_id,
         customer_id=recognised.guest.customer_id if recognised and recognised.matched_by != "name" else None,
         known_guest=guest is not None,
         matched_by=recognised.matched_by if recognised else None,
