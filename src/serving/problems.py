@@ -26,6 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_analytics.serving.schemas import Problem
@@ -146,9 +147,22 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     phrase = _phrase(exc.status_code)
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail else phrase
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # Starlette names the first route's methods only, not the path's
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     return problem_response(
-        exc.status_code, phrase, detail, instance=route_template(request.scope), headers=exc.headers
+        exc.status_code, phrase, detail, instance=route_template(request.scope), headers=headers
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on the request's path."""
+    allowed: set[str] = set()
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.add(method)
+    return sorted(allowed)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:

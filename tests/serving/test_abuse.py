@@ -187,3 +187,10 @@ def test_every_scope_is_required_by_some_route(api_settings: Settings) -> None:
 
     assert used == SCOPES
     assert set(Role.__args__) == set(ROLES)  # the API's role names are the key store's
+
+
+def test_put_keys_is_405_naming_every_method_of_the_path(api: TestClient) -> None:
+    response = api.put("/v1/keys")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"  # both routes of the path, not the first one only
