@@ -5,6 +5,7 @@ Every layer receives a ``Settings`` instance; nothing reads the environment deep
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,19 @@ from sqlalchemy.exc import ArgumentError
 
 WAREHOUSE_SCHEMES = ("duckdb", "postgres", "postgresql")
 MLFLOW_SCHEMES = ("sqlite", "postgresql", "mysql", "http", "https", "file", "databricks")
+
+
+_URL_FIELDS = ("_url", "_uri")
+
+
+def mask_url(url: object) -> object:
+    """``url`` with its password (user info, or a ``password=`` query value) shown as ``***``; any other
+    value as is. A regular expression rather than a URL parser: parsers re-render the rest (``:memory:``
+    becomes ``%3Amemory%3A``), and an unencoded ``@`` in a password must not leak its tail."""
+    if not isinstance(url, str) or "://" not in url:
+        return url
+    masked = re.sub(r"(://[^/?#@:]*:)[^/?#]*@", r"\1***@", url, count=1)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", masked, flags=re.IGNORECASE)
 
 
 class SettingsError(ValueError):
@@ -80,10 +94,25 @@ class Settings(BaseSettings):
         1_048_576, description="Largest request body the API reads (bytes); larger ones get 413."
     )
     serving_rate_per_minute: Annotated[int, Field(gt=0)] = Field(
-        6_000, description="Requests per minute per API key (token bucket, per worker); more get 429."
+        6_000,
+        description="Requests per minute per API key, counted once the key is verified (token bucket, "
+        "per worker unless CRM_SERVING_REDIS_URL is set); more get 429.",
     )
     serving_rate_burst: Annotated[int, Field(gt=0)] = Field(
         200, description="Requests an API key may make at once before the per-minute rate applies."
+    )
+    serving_auth_failures: Annotated[int, Field(gt=0)] = Field(
+        20,
+        description="Failed authentications (unknown or revoked keys) a client address may make per "
+        "CRM_SERVING_AUTH_FAILURE_WINDOW_SECONDS; more get 429 before their key is looked up.",
+    )
+    serving_auth_failure_window_seconds: Annotated[float, Field(gt=0)] = Field(
+        60.0, description="The window of CRM_SERVING_AUTH_FAILURES."
+    )
+    serving_access_log: Path | None = Field(
+        None,
+        description="The API's access log (JSON lines, mode 0600, an audit store that `crm erase` "
+        "tombstones); unset: <data_dir>/access.jsonl.",
     )
     serving_redis_url: str | None = Field(
         None,
@@ -108,6 +137,16 @@ class Settings(BaseSettings):
     def incoming(self) -> Path:
         """The folder the daily refresh reads new files from."""
         return self.incoming_dir or self.data_dir / "incoming"
+
+    @property
+    def access_log(self) -> Path:
+        """The API's access log file."""
+        return self.serving_access_log or self.data_dir / "access.jsonl"
+
+    def masked_dump(self) -> dict[str, object]:
+        """The settings as JSON values with every URL's password masked (for ``crm config``)."""
+        values = self.model_dump(mode="json")  # a SecretStr dumps as asterisks already
+        return {name: mask_url(v) if name.endswith(_URL_FIELDS) else v for name, v in values.items()}
 
     @field_validator("warehouse_url")
     @classmethod

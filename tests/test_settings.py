@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from crm_analytics.settings import SettingsError, load_settings, settings_markdown
+from crm_analytics.settings import SettingsError, load_settings, mask_url, settings_markdown
 
 
 def test_defaults() -> None:
@@ -59,3 +60,37 @@ def test_config_docs_out_writes_the_settings_reference(tmp_path: Path) -> None:
     out = tmp_path / "settings.md"
     show_config(docs_out=out)
     assert out.read_text() == settings_markdown()
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql://crm:s3cret@db:5432/crm", "postgresql://crm:***@db:5432/crm"),
+        ("redis://:s3cret@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("http://user:s3c@ret@mlflow:5000", "http://user:***@mlflow:5000"),
+        ("postgresql://db/crm?user=crm&password=s3cret", "postgresql://db/crm?user=crm&password=***"),
+        ("duckdb:///:memory:", "duckdb:///:memory:"),
+        ("sqlite:///data/serving.db", "sqlite:///data/serving.db"),
+    ],
+)
+def test_mask_url_hides_passwords_only(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_config_json_masks_database_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from crm_analytics.cli import app as cli
+
+    monkeypatch.setenv("CRM_WAREHOUSE_URL", "postgresql://crm:s3cret@db:5432/crm")
+    monkeypatch.setenv("CRM_SERVING_STORE_URL", "postgresql://crm:s3cret@db:5432/serving")
+    monkeypatch.setenv("CRM_MLFLOW_TRACKING_URI", "postgresql://crm:s3cret@db:5432/mlflow")
+    monkeypatch.setenv("CRM_SERVING_REDIS_URL", "redis://:s3cret@cache:6379/0")
+    monkeypatch.setenv("CRM_ERASURE_KEY", "s3cret-key")
+
+    for arguments in (["config", "--json"], ["config"]):
+        result = CliRunner().invoke(cli, arguments)
+        assert result.exit_code == 0, result.output
+        assert "s3cret" not in result.output
+    values = json.loads(CliRunner().invoke(cli, ["config", "--json"]).stdout)
+    assert values["warehouse_url"] == "postgresql://crm:***@db:5432/crm"

@@ -7,6 +7,7 @@ usage box or a traceback; see ``common`` for the exit codes.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -37,7 +38,9 @@ app.command("config")(run.show_config)
 
 
 def main() -> None:
-    """The ``crm`` console script."""
+    """The ``crm`` console script. Its umask is 077: every file it writes (databases and their WAL
+    files, exports, models, logs) is the owner's alone, as they hold personal data or secrets."""
+    os.umask(0o077)
     try:
         code = app(standalone_mode=False, prog_name="crm")
     except click_errors.NoArgsIsHelpError as exc:

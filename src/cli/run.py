@@ -45,6 +45,6 @@ def show_config(
     if docs_out is not None:
         docs_out.write_text(settings_markdown())
         return
-    values = settings().model_dump(mode="json")
+    values = settings().masked_dump()  # passwords in URLs never reach a terminal or a script's log
     rows = [{"setting": f"CRM_{k.upper()}", "value": x} for k, x in values.items()]
     emit(values, as_json, lambda v: render_rows("settings", rows))

@@ -3,8 +3,12 @@ scoring service from the shell."""
 
 from __future__ import annotations
 
+import copy
 import os
+import shutil
+import tempfile
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -20,6 +24,8 @@ from crm_analytics.cli.common import (
     render_rows,
     settings,
 )
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # as serving/metering.py reads it (not imported: it loads the app)
 
 if TYPE_CHECKING:
     from crm_analytics.serving.keys import KeyStore
@@ -56,13 +62,22 @@ def serve_command(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8000,
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = LOOPBACK,
 ) -> None:
-    """Run the API under uvicorn; SIGTERM lets in-flight requests finish (up to 30 s)."""
+    """Run the API under uvicorn; SIGTERM lets in-flight requests finish (up to 30 s). Every worker
+    appends to one access log (CRM_SERVING_ACCESS_LOG) and /metrics sums every worker's counts."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from crm_analytics.jobs.common import open_store
 
-    open_store(settings())  # a bad setting or store stops here, with its name, not in every worker
+    config_values = settings()
+    open_store(config_values)  # a bad setting or store stops here, with its name, not in every worker
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # workers inherit it: see serving/asgi.py
+    # prometheus_client picks its multiprocess mode when first imported: the variable is set before
+    # any worker starts, to a folder of this run's own (samples of an earlier run would add up)
+    metrics_dir = Path(tempfile.mkdtemp(prefix="metrics-", dir=_data_dir(config_values.data_dir)))
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    log_config = copy.deepcopy(LOGGING_CONFIG)  # uvicorn's, plus our request and error lines
+    log_config["loggers"]["crm_analytics"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     config = uvicorn.Config(
         "crm_analytics.serving.asgi:app",
         host=host,
@@ -70,12 +85,21 @@ def serve_command(
         workers=workers,
         timeout_graceful_shutdown=30,
         log_level="info",
+        log_config=log_config,
         access_log=False,  # our own request log has route templates, not raw paths with ids
     )
-    if workers == 1:
-        uvicorn.Server(config).run()
-        return
-    _run_workers(config)
+    try:
+        if workers == 1:
+            uvicorn.Server(config).run()
+        else:
+            _run_workers(config)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _data_dir(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _run_workers(config: Any) -> None:

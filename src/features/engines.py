@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from ibis.backends import BaseBackend
 
 from crm_analytics.profiles.tables import LINKS
-from crm_analytics.settings import Settings
+from crm_analytics.settings import Settings, mask_url
 from crm_analytics.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -107,7 +107,8 @@ def _warehouse_connection(engine: str, settings: Settings, warehouse: Warehouse 
         if warehouse is None:
             opened.close()
         raise ValueError(
-            f"engine {engine!r}: the warehouse is {opened.backend} (CRM_WAREHOUSE_URL={opened.url}); "
+            f"engine {engine!r}: the warehouse is {opened.backend} "
+            f"(CRM_WAREHOUSE_URL={mask_url(opened.url)}); "
             f"use engine {opened.backend!r} or 'spark', or point CRM_WAREHOUSE_URL at a {engine} warehouse"
         )
     return opened.ibis

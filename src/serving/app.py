@@ -4,7 +4,9 @@ The lifespan opens the serving store (never migrating it: a store behind Alembic
 service up but not ready until a ``crm`` command upgrades it), the key store and the decision log's
 writer, loads and warms up the ``@champion`` models, and starts a background task that reloads them
 when an alias moves (a failed load keeps the old ones). Every request is counted and timed for
-``/metrics``; logs carry method, route template, status and duration, never bodies or query values.
+``/metrics`` and written to the access log (``serving/metering.py``); logs carry method, route template,
+status and duration, never bodies or query values. Swagger UI is served from the installed package
+(``serving/docs.py``).
 """
 
 from __future__ import annotations
@@ -12,23 +14,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CollectorRegistry
 
+from crm_analytics.serving.docs import install_docs
 from crm_analytics.serving.guest_lookup import NameIndex
 from crm_analytics.serving.keys import KeyStore
-from crm_analytics.serving.limits import BodyLimitMiddleware, RateLimitMiddleware
+from crm_analytics.serving.limits import BodyLimitMiddleware, FailedAuthThrottle, KeyRateLimit
+from crm_analytics.serving.metering import MeteringMiddleware, RequestMetrics
 from crm_analytics.serving.models import ModelHolder
 from crm_analytics.serving.problems import install_problem_handlers
 from crm_analytics.serving.rankers import RankerCache
-from crm_analytics.serving.routes import customers, feedback, health, offers, scores, segments
+from crm_analytics.serving.routes import admin, customers, feedback, health, keys, offers, scores, segments
 from crm_analytics.serving.shared_limits import SharedBuckets
 from crm_analytics.settings import Settings
 from crm_analytics.store import DecisionWriter, ServingStore
+from crm_analytics.store.access_log import AccessLog
 from crm_analytics.tracking import configure
 
 log = logging.getLogger("crm_analytics.serving")
@@ -65,6 +68,7 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
                 await reloader
         await asyncio.to_thread(app.state.decisions.close)  # queued decisions are written first
         app.state.store.engine.dispose()
+        access_log.close()
         if app.state.shared_buckets is not None:
             await app.state.shared_buckets.close()
 
@@ -73,30 +77,35 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
         version=API_VERSION,
         summary="Offers and guest briefs at booking time, segment lists, scores and profiles.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by install_docs, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
-    app.state.metrics_registry = CollectorRegistry()
-    install_problem_handlers(app)  # before _instrument: its error middleware then sits inside the metering
-    _instrument(app)
+    app.state.metrics = RequestMetrics(CollectorRegistry())
+    access_log = AccessLog(settings.access_log)
+    install_problem_handlers(app)  # before the metering: its error middleware then sits inside
+    app.add_middleware(MeteringMiddleware, metrics=app.state.metrics, access_log=access_log)
     for router in (
         offers.router,
         feedback.router,
         segments.router,
         scores.router,
         customers.router,
+        keys.router,
+        admin.router,
         health.router,
     ):
         app.include_router(router)
-    # the last added runs first: the rate limit answers before any body is read
+    install_docs(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.serving_max_body_bytes)
+    # spent by auth.require once it knows the caller: per key id, and per address for failed keys
     shared = SharedBuckets(settings.serving_redis_url) if settings.serving_redis_url else None
     app.state.shared_buckets = shared
-    app.add_middleware(
-        RateLimitMiddleware,
-        per_minute=settings.serving_rate_per_minute,
-        burst=settings.serving_rate_burst,
-        exempt_paths=("/livez", "/readyz", "/metrics"),
-        shared=shared,
+    app.state.rate_limit = KeyRateLimit(
+        settings.serving_rate_per_minute, settings.serving_rate_burst, shared=shared
+    )
+    app.state.auth_failures = FailedAuthThrottle(
+        settings.serving_auth_failures, settings.serving_auth_failure_window_seconds, shared=shared
     )
     return app
 
@@ -119,52 +128,3 @@ async def _reload_loop(app: FastAPI, every_seconds: float) -> None:
             app.state.names.prepare(app.state.store, await asyncio.to_thread(app.state.store.active_id))
         if await asyncio.to_thread(holder.reload_if_moved):
             log.info("champions reloaded: %s", holder.current.header() if holder.current else "-")
-
-
-def _instrument(app: FastAPI) -> None:
-    """Count and time every request by route template (never by raw path: ids stay out of metrics)."""
-    registry = app.state.metrics_registry
-    requests = Counter(
-        "crm_requests", "Requests by route and status", ["method", "route", "status"], registry=registry
-    )
-    latency = Histogram(
-        "crm_request_seconds",
-        "Request duration by route",
-        ["method", "route"],
-        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-        registry=registry,
-    )
-    app.add_middleware(MeteringMiddleware, requests=requests, latency=latency)
-
-
-class MeteringMiddleware:
-    """Pure ASGI (no per-request task as with ``@app.middleware``): counts, times and logs each request
-    when the app has answered, by method, route template and status."""
-
-    def __init__(self, app: ASGIApp, requests: Counter, latency: Histogram) -> None:
-        self.app = app
-        self.requests = requests
-        self.latency = latency
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # an exception before any response is a 500
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            template = getattr(scope.get("route"), "path", "unmatched")
-            elapsed = time.perf_counter() - started
-            method = scope["method"]
-            self.requests.labels(method, template, str(status)).inc()
-            self.latency.labels(method, template).observe(elapsed)
-            log.info("%s %s %s %.1fms", method, template, status, elapsed * 1000)

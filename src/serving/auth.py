@@ -2,14 +2,19 @@
 
 A client sends its key as ``Authorization: Bearer <secret>`` or ``X-API-Key: <secret>``. Both
 schemes are declared as security dependencies, so they show in the OpenAPI document. The secret is
-never logged: log lines name the key by its public ``key_id``. The dependency is async: a key verified
-within the key store's cache TTL costs no thread hop; only a cache miss queries the store in a thread.
+never logged: log lines name the key by its public ``key_id``. The dependency is async: the key store
+decides most secrets from memory, with no thread hop; only a stale key list is read again in a thread.
+
+Abuse: failed authentications are counted per client address (``FailedAuthThrottle``: 429 once there
+were too many, before the secret is looked up), and the per-key rate limit (``KeyRateLimit``) applies
+once the key is known, by its id. The verified key and any scope it was denied go on ``request.state``
+for the access log.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -19,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 
 from crm_analytics.serving.keys import SCOPES, ApiKey, KeyStore
+from crm_analytics.serving.limits import FailedAuthThrottle, KeyRateLimit
 from crm_analytics.serving.problems import ProblemError, not_ready
 
 logger = logging.getLogger("crm_analytics.serving")
@@ -66,17 +72,44 @@ def require(scope: str) -> Callable[..., ApiKey]:
         served = getattr(request.app.state, "store", None)  # the keys live in the serving store
         if served is not None and (problem := served.schema_problem()) is not None:
             raise not_ready(problem)
-        store: KeyStore = request.app.state.key_store
-        key = store.cached(secret) or await run_in_threadpool(store.verify, secret)
+        state = request.app.state
+        failures: FailedAuthThrottle | None = getattr(state, "auth_failures", None)
+        address = request.client.host if request.client else "unknown"
+        if failures is not None:
+            failures.blocked(address)
+        store: KeyStore = state.key_store
+        decided, key = store.cached_verdict(secret)
+        if not decided:
+            key = await run_in_threadpool(store.verify, secret)
         if key is None:
+            if failures is not None:
+                await failures.failed(address)
             raise _unauthorized("The API key is not valid or has been revoked.")
         request.state.api_key = key
+        rate_limit: KeyRateLimit | None = getattr(state, "rate_limit", None)
+        if rate_limit is not None:
+            await rate_limit.check(key.key_id)
         if scope not in key.scopes:
             logger.info("key %s denied scope %s", key.key_id, scope)
+            request.state.denied_scope = scope
             raise ProblemError(
                 403, "Forbidden", f"This API key lacks the {scope!r} scope.", type_suffix="forbidden"
             )
         return key
 
     dependency.__name__ = f"require_{scope}"
+    return dependency
+
+
+def holds(scope: str) -> Callable[..., Awaitable[bool]]:
+    """A dependency, listed after a ``require(...)`` one, answering whether the verified key also holds
+    ``scope``: for parts of an answer only some keys may see (the guest brief in ``/v1/offers``)."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope: unknown scope {scope!r}; allowed: {', '.join(sorted(SCOPES))}")
+
+    async def dependency(request: Request) -> bool:
+        key: ApiKey = request.state.api_key
+        return scope in key.scopes
+
+    dependency.__name__ = f"holds_{scope}"
     return dependency

@@ -27,11 +27,10 @@ ROLES: dict[str, tuple[str, ...]] = {
     "marketing": ("segments",),
     "booking": ("offers", "feedback", "brief"),
     "analyst": ("scores", "customers", "models"),
-    "admin": ("reload",),
+    "admin": ("keys", "reload"),
 }
 SCOPES: frozenset[str] = frozenset(scope for scopes in ROLES.values() for scope in scopes)
 SECRET_PREFIX = "crm_"
-_MAX_CACHE = 10_000
 
 
 @dataclass(frozen=True)
@@ -95,21 +94,31 @@ def _to_key(row: sa.Row) -> ApiKey:
 class KeyStore:
     """Create, list, revoke and verify API keys in the ``api_keys`` table (created if missing).
 
-    ``verify`` caches keys that verified for ``cache_ttl`` seconds so the request path does not
-    query the database every time. A revocation made through this instance takes effect at once;
-    one made elsewhere (the CLI, another worker) takes effect within ``cache_ttl``. ``0`` disables
-    the cache. Unknown secrets are not cached, so random guesses cannot fill memory.
+    With ``cache_ttl`` > 0 the store keeps every active key's hash in memory (one query reads them all,
+    a handful of rows), so verifying a secret costs no database access: a known hash is that key, an
+    unknown one is refused at once. The list is read again when older than ``cache_ttl``, or on a miss
+    once it is older than ``miss_reload`` seconds, so random secrets cost at most one query per
+    ``miss_reload`` whatever their number, and a key created elsewhere (the CLI, another worker) verifies
+    within that time. A revocation made through this instance takes effect at once; one made elsewhere
+    within ``cache_ttl``. ``0`` disables the cache: every secret is looked up by its hash.
     """
 
     def __init__(
-        self, engine: sa.Engine, *, cache_ttl: float = 5.0, clock: Callable[[], float] = time.monotonic
+        self,
+        engine: sa.Engine,
+        *,
+        cache_ttl: float = 5.0,
+        miss_reload: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if cache_ttl < 0:
             raise ValueError("cache_ttl must be >= 0 seconds")
         self.engine = engine
         self.cache_ttl = cache_ttl
+        self.miss_reload = min(miss_reload, cache_ttl)
         self._clock = clock
-        self._cache: dict[str, tuple[float, ApiKey]] = {}
+        self._known: dict[str, ApiKey] = {}  # secret hash -> active key, every active key
+        self._loaded_at = float("-inf")
         self._lock = threading.Lock()
 
     def create(self, name: str, roles: str | Iterable[str]) -> tuple[ApiKey, str]:
@@ -134,6 +143,8 @@ class KeyStore:
             except sa.exc.IntegrityError:
                 continue
             key = ApiKey(key_id, name, role_names, scopes_of(role_names), created_at)
+            with self._lock:
+                self._known[hash_secret(secret)] = key
             return key, secret
         raise RuntimeError("could not allocate a unique key id")
 
@@ -143,8 +154,9 @@ class KeyStore:
         with self.engine.connect() as conn:
             return [_to_key(row) for row in conn.execute(query)]
 
-    def revoke(self, key_id: str) -> None:
-        """Revoke a key for good; revoking it again keeps the first time. Unknown id -> LookupError."""
+    def revoke(self, key_id: str) -> ApiKey:
+        """Revoke a key for good (returned as revoked); revoking it again keeps the first time. Unknown
+        id -> LookupError."""
         with self.engine.begin() as conn:
             found = conn.execute(sa.select(api_keys.c.key_id).where(api_keys.c.key_id == key_id)).first()
             if found is None:
@@ -154,37 +166,47 @@ class KeyStore:
                 .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=datetime.now(UTC))
             )
+            revoked = _to_key(conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).one())
         with self._lock:
-            for digest in [d for d, (_, key) in self._cache.items() if key.key_id == key_id]:
-                del self._cache[digest]
+            self._known = {d: key for d, key in self._known.items() if key.key_id != key_id}
+        return revoked
 
-    def cached(self, secret: str) -> ApiKey | None:
-        """The key if it verified within ``cache_ttl`` (no database access), else None."""
-        if not self.cache_ttl or not secret.startswith(SECRET_PREFIX) or len(secret) > 128:
-            return None
+    def cached_verdict(self, secret: str) -> tuple[bool, ApiKey | None]:
+        """``(True, key or None)`` when memory alone decides (no database access), else ``(False, None)``:
+        then ``verify`` (in a thread) reads the keys again."""
+        if not _well_formed(secret):
+            return True, None
+        if not self.cache_ttl:
+            return False, None
+        age = self._clock() - self._loaded_at
         with self._lock:
-            hit = self._cache.get(hash_secret(secret))
-        return hit[1] if hit is not None and hit[0] > self._clock() else None
+            key = self._known.get(hash_secret(secret))
+        if age < self.cache_ttl and (key is not None or age < self.miss_reload):
+            return True, key
+        return False, None
 
     def verify(self, secret: str) -> ApiKey | None:
         """The active key with this secret, or None (unknown or revoked)."""
-        if not secret.startswith(SECRET_PREFIX) or len(secret) > 128:
-            return None
-        if (key := self.cached(secret)) is not None:
+        decided, key = self.cached_verdict(secret)
+        if decided:
             return key
         digest = hash_secret(secret)
-        now = self._clock()
-        query = sa.select(api_keys).where(api_keys.c.secret_sha256 == digest, api_keys.c.revoked_at.is_(None))
+        if not self.cache_ttl:
+            query = sa.select(api_keys).where(
+                api_keys.c.secret_sha256 == digest, api_keys.c.revoked_at.is_(None)
+            )
+            with self.engine.connect() as conn:
+                row = conn.execute(query).first()
+            return None if row is None else _to_key(row)
+        loaded_at = self._clock()
         with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        if row is None:
-            return None
-        key = _to_key(row)
-        if self.cache_ttl:
-            with self._lock:
-                if len(self._cache) >= _MAX_CACHE:
-                    self._cache = {d: hit for d, hit in self._cache.items() if hit[0] > now}
-                    if len(self._cache) >= _MAX_CACHE:
-                        self._cache.clear()
-                self._cache[digest] = (now + self.cache_ttl, key)
-        return key
+            rows = conn.execute(sa.select(api_keys).where(api_keys.c.revoked_at.is_(None))).all()
+        with self._lock:
+            self._known = {row.secret_sha256: _to_key(row) for row in rows}
+            self._loaded_at = loaded_at
+            return self._known.get(digest)
+
+
+def _well_formed(secret: str) -> bool:
+    """Only what ``create`` hands out can be a key: anything else is refused without a look-up."""
+    return secret.startswith(SECRET_PREFIX) and len(secret) <= 128

@@ -1,25 +1,25 @@
-"""Request body size limit and per-key rate limit, as pure ASGI middleware answering with problems.
+"""The request body size limit (pure ASGI middleware) and the token buckets behind the rate limits.
 
-Add them after ``install_problem_handlers(app)``; the one added last runs first::
-
-    app.add_middleware(BodyLimitMiddleware, max_bytes=64 * 1024)
-    app.add_middleware(RateLimitMiddleware, per_minute=600, burst=60)
+Add the middleware after ``install_problem_handlers(app)``: ``app.add_middleware(BodyLimitMiddleware,
+max_bytes=64 * 1024)``. The buckets are spent by ``auth.require`` once it knows who is calling: a
+verified key spends from its key's bucket (``KeyRateLimit``), a failed authentication from its client
+address's (``FailedAuthThrottle``), so random secrets share their sender's bucket instead of each
+getting a fresh one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crm_analytics.serving.auth import presented_secret
-from crm_analytics.serving.problems import problem_response
+from crm_analytics.serving.problems import ProblemError, problem_response
 from crm_analytics.serving.shared_limits import SharedBuckets
 
 
@@ -28,8 +28,7 @@ async def _reply_413(scope: Scope, receive: Receive, send: Send, max_bytes: int)
         413,
         "Content Too Large",
         f"The request body exceeds the limit of {max_bytes} bytes.",
-        instance=scope.get("path"),
-        type_suffix="body-too-large",
+        type_suffix="body-too-large",  # before routing: no route template to name
         headers={"Connection": "close"},
     )
     await response(scope, receive, send)
@@ -93,49 +92,35 @@ class _Bucket:
     updated: float
 
 
-class RateLimitMiddleware:
-    """Token bucket per caller: ``burst`` requests at once, refilled at ``per_minute``.
+class TokenBuckets:
+    """A token bucket per caller: ``burst`` tokens at once, refilled at ``rate`` tokens per second.
 
-    The caller is the API key presented (kept only as a SHA-256 of the header value, so no secret
-    is held); requests without a key share one bucket per client IP. Over the limit -> 429 problem
-    with ``Retry-After`` (whole seconds, >= 1). With ``shared`` (Redis) every worker and host spends
-    from the same buckets; without it, or while Redis does not answer, buckets live in this process
-    and each worker enforces its own limit. ``max_callers`` bounds memory: the least recently seen
-    local buckets are dropped beyond it. One event loop calls ``take`` without awaiting between
-    reading and updating a bucket, so no lock is needed.
+    ``take`` spends one and answers 0.0 (allowed) or the seconds until a token is free. With ``shared``
+    (Redis) every worker and host spends from the same buckets; without it, or while Redis does not
+    answer, buckets live in this process and each worker enforces its own limit. ``max_callers``
+    bounds memory: the least recently seen local buckets are dropped beyond it. One event loop calls
+    ``take_local`` without awaiting between reading and updating a bucket, so no lock is needed.
     """
 
     def __init__(
         self,
-        app: ASGIApp,
-        per_minute: int,
+        rate: float,
         burst: int,
         *,
         clock: Callable[[], float] = time.monotonic,
-        exempt_paths: Collection[str] = (),
         max_callers: int = 100_000,
         shared: SharedBuckets | None = None,
     ) -> None:
-        if per_minute < 1 or burst < 1:
-            raise ValueError("per_minute and burst must be >= 1")
-        self.app = app
-        self.rate = per_minute / 60.0  # tokens per second
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
         self.burst = burst
         self.clock = clock
-        self.exempt_paths = frozenset(exempt_paths)
         self.max_callers = max_callers
         self.shared = shared
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
-    def caller(self, scope: Scope) -> str:
-        secret = presented_secret(Headers(scope=scope))
-        if secret is not None:
-            return "key:" + hashlib.sha256(secret.encode("utf-8")).hexdigest()
-        client = scope.get("client")
-        return "ip:" + (client[0] if client else "unknown")
-
-    def take(self, caller: str) -> float:
-        """Spend a token for ``caller``: 0.0 if allowed, else the seconds until one is available."""
+    def take_local(self, caller: str) -> float:
         now = self.clock()
         bucket = self._buckets.get(caller)
         if bucket is None:
@@ -152,24 +137,77 @@ class RateLimitMiddleware:
             return 0.0
         return (1.0 - bucket.tokens) / self.rate
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.exempt_paths:
-            await self.app(scope, receive, send)
-            return
-        caller = self.caller(scope)
+    async def take(self, caller: str) -> float:
         wait = await self.shared.take(caller, self.rate, self.burst) if self.shared else None
-        if wait is None:
-            wait = self.take(caller)
-        if wait <= 0:
-            await self.app(scope, receive, send)
-            return
-        retry_after = max(1, math.ceil(wait))
-        response = problem_response(
-            429,
-            "Too Many Requests",
-            f"Rate limit exceeded; retry after {retry_after} s.",
-            instance=scope.get("path"),
-            type_suffix="rate-limited",
-            headers={"Retry-After": str(retry_after)},
+        return self.take_local(caller) if wait is None else wait
+
+
+def too_many_requests(detail: str, wait: float) -> ProblemError:
+    """429 with ``Retry-After`` in whole seconds (>= 1)."""
+    retry_after = max(1, math.ceil(wait))
+    return ProblemError(
+        429,
+        "Too Many Requests",
+        f"{detail}; retry after {retry_after} s.",
+        type_suffix="rate-limited",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+class KeyRateLimit:
+    """Requests per minute per verified API key (by its public id), ``burst`` at once."""
+
+    def __init__(self, per_minute: int, burst: int, **options: Any) -> None:
+        if per_minute < 1 or burst < 1:
+            raise ValueError("per_minute and burst must be >= 1")
+        self.buckets = TokenBuckets(per_minute / 60.0, burst, **options)
+
+    async def check(self, key_id: str) -> None:
+        if (wait := await self.buckets.take("key:" + key_id)) > 0:
+            raise too_many_requests("Rate limit exceeded", wait)
+
+
+class FailedAuthThrottle:
+    """At most ``failures`` failed authentications per ``window_seconds`` from one client address.
+
+    Each failure spends a token; once none is left the address is refused (429) before its secret is
+    even looked up, until a token is back. The refusal is remembered in this worker (``blocked``), so a
+    blocked address costs no Redis round trip either.
+    """
+
+    def __init__(
+        self,
+        failures: int,
+        window_seconds: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_callers: int = 100_000,
+        shared: SharedBuckets | None = None,
+    ) -> None:
+        if failures < 1 or window_seconds <= 0:
+            raise ValueError("failures must be >= 1 and window_seconds > 0")
+        self.buckets = TokenBuckets(
+            failures / window_seconds, failures, clock=clock, max_callers=max_callers, shared=shared
         )
-        await response(scope, receive, send)
+        self.clock = clock
+        self.max_callers = max_callers
+        self._blocked_until: OrderedDict[str, float] = OrderedDict()
+
+    def blocked(self, address: str) -> None:
+        """Raise 429 while ``address`` has no failures left."""
+        until = self._blocked_until.get(address)
+        if until is None:
+            return
+        if (wait := until - self.clock()) > 0:
+            raise too_many_requests("Too many failed authentications from this address", wait)
+        del self._blocked_until[address]
+
+    async def failed(self, address: str) -> None:
+        """Spend a failure; raise 429 (instead of the 401) when it was one too many."""
+        wait = await self.buckets.take("authfail:" + address)
+        if wait > 0:
+            self._blocked_until[address] = self.clock() + wait
+            self._blocked_until.move_to_end(address)
+            if len(self._blocked_until) > self.max_callers:
+                self._blocked_until.popitem(last=False)
+            raise too_many_requests("Too many failed authentications from this address", wait)

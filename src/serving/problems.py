@@ -1,9 +1,11 @@
 """RFC 9457 problem details: every error the service returns is ``application/problem+json``.
 
-Error bodies never echo the request: validation errors keep pydantic's location and message but
-drop its ``input`` and ``ctx`` (where the offending value lives), and unexpected exceptions become a
-generic 500 whose log line names only the exception type, the code location and the request path,
-never the exception's message (it may hold personal data).
+Error bodies never echo the request: ``instance`` is the matched route's template
+(``/v1/customers/{customer_id}``), never the raw path, which may carry an e-mail used as an id, and is
+left out when no route matched; validation errors keep pydantic's location and message but drop its
+``input`` and ``ctx`` (where the offending value lives); unexpected exceptions become a generic 500
+whose log line names only the exception type, the code location and the route template, never the
+exception's message (it may hold personal data).
 
 JSON numbers: FastAPI parses bodies with Python's ``json``, which accepts ``NaN``, ``Infinity`` and
 ``1e999`` (as ``inf``). Request models must set ``ConfigDict(allow_inf_nan=False, extra="forbid")`` so
@@ -24,6 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_analytics.serving.schemas import Problem
@@ -97,10 +100,16 @@ def problem_response(
 ) -> JSONResponse:
     """A ``JSONResponse`` with media type ``application/problem+json``.
 
-    ``instance`` is the request path (without the query string); pass ``request.url.path``.
+    ``instance`` is the route template; pass ``route_template(scope)``.
     """
     body = problem_body(status, title, detail, instance=instance, type_suffix=type_suffix, **extra)
     return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE)
+
+
+def route_template(scope: Scope) -> str | None:
+    """The matched route's path template (None before routing or when nothing matched)."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else None
 
 
 def _phrase(status: int) -> str:
@@ -128,7 +137,7 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
         exc.status,
         exc.title,
         exc.detail,
-        instance=request.url.path,
+        instance=route_template(request.scope),
         type_suffix=exc.type_suffix,
         headers=exc.headers,
     )
@@ -138,7 +147,22 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     phrase = _phrase(exc.status_code)
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail else phrase
-    return problem_response(exc.status_code, phrase, detail, instance=request.url.path, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # Starlette names the first route's methods only, not the path's
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return problem_response(
+        exc.status_code, phrase, detail, instance=route_template(request.scope), headers=headers
+    )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on the request's path."""
+    allowed: set[str] = set()
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.add(method)
+    return sorted(allowed)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -149,39 +173,40 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
             400,
             "Malformed JSON",
             "The request body is not valid JSON.",
-            instance=request.url.path,
+            instance=route_template(request.scope),
             type_suffix="malformed-json",
         )
     return problem_response(
         422,
         "Validation failed",
         "The request does not match the expected schema; see errors.",
-        instance=request.url.path,
+        instance=route_template(request.scope),
         type_suffix="validation-error",
         errors=validation_errors(errors),
     )
 
 
-def _log_unhandled(exc: BaseException, path: str) -> None:
-    """Log type, innermost code location and path: never the message, which may hold personal data."""
+def _log_unhandled(exc: BaseException, route: str | None) -> None:
+    """Log type, innermost code location and route: never the message, which may hold personal data."""
     frames = traceback.extract_tb(exc.__traceback__)
     where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
-    logger.error("unhandled %s at %s for %s", type(exc).__name__, where, path)
+    logger.error("unhandled %s at %s for %s", type(exc).__name__, where, route or "unmatched")
 
 
-def internal_error_response(path: str) -> JSONResponse:
+def internal_error_response(route: str | None) -> JSONResponse:
     return problem_response(
         500,
         "Internal Server Error",
         "The server could not complete the request.",
-        instance=path,
+        instance=route,
         type_suffix="internal-error",
     )
 
 
 async def _on_unhandled(request: Request, exc: Exception) -> JSONResponse:
-    _log_unhandled(exc, request.url.path)
-    return internal_error_response(request.url.path)
+    route = route_template(request.scope)
+    _log_unhandled(exc, route)
+    return internal_error_response(route)
 
 
 class UnhandledErrorMiddleware:
@@ -209,9 +234,9 @@ class UnhandledErrorMiddleware:
         try:
             await self.app(scope, receive, send_tracking)
         except Exception as exc:
-            _log_unhandled(exc, scope.get("path", "?"))
+            _log_unhandled(exc, route_template(scope))
             if not started:
-                await internal_error_response(scope.get("path", "?"))(scope, receive, send)
+                await internal_error_response(route_template(scope))(scope, receive, send)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

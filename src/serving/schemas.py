@@ -258,6 +258,45 @@ class FeatureRow(Strict):
         return self
 
 
+# A demo-chain guest's row with every feature the demo's churn champion reads (`crm features catalog`),
+# so the documented example is accepted (tests/serving/test_examples.py posts every example).
+EXAMPLE_FEATURE_ROW: dict[str, Any] = {
+    "frequency": 4,
+    "recency": 62.0,
+    "T": 72.0,
+    "monetary_value": 277.4,
+    "features": {
+        "days_since_last": 10.0,
+        "gap_mean_days": 15.5,
+        "gap_std_days": 12.69,
+        "overdue_ratio": 0.65,
+        "seasonality_strength": 0.91,
+        "spend_total": 1406.84,
+        "spend_trend": -0.05,
+        "lead_time_days_mean": 12.6,
+        "nights_mean": 1.8,
+        "guests_mean": 1.8,
+        "business_share": 0.2,
+        "cancellation_rate": 0.0,
+        "refund_rate": 0.0,
+        "share_channel_corporate": 0.2,
+        "share_channel_direct": 0.0,
+        "share_channel_ota": 0.4,
+        "share_channel_phone": 0.2,
+        "share_channel_web": 0.2,
+        "extras_rate_breakfast": 0.0,
+        "extras_rate_celebration": 0.4,
+        "extras_rate_dining": 0.0,
+        "extras_rate_early_checkin": 0.2,
+        "extras_rate_late_checkout": 0.2,
+        "extras_rate_parking": 0.0,
+        "extras_rate_spa": 0.0,
+        "extras_rate_transfer": 0.0,
+        "extras_rate_upgrade": 0.2,
+    },
+}
+
+
 class ScoresRequest(Strict):
     """Either ``customer_ids`` or ``rows``, not both."""
 
@@ -269,17 +308,7 @@ class ScoresRequest(Strict):
             ],
             "examples": [
                 {"customer_ids": ["U001f2c155b0469e9", "U00a2b9e3c41d7f68"]},
-                {
-                    "rows": [
-                        {
-                            "frequency": 4,
-                            "recency": 310.0,
-                            "T": 420.0,
-                            "monetary_value": 385.5,
-                            "features": {"nights_mean": 2.5, "business_share": 0.25},
-                        }
-                    ]
-                },
+                {"rows": [EXAMPLE_FEATURE_ROW]},
             ],
         }
     )
@@ -370,5 +399,7 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
-    instance: str | None = Field(default=None, description="The request path.")
+    instance: str | None = Field(
+        default=None, description="The route template answering (never the raw path); absent when none."
+    )
     errors: list[FieldError] | None = Field(default=None, description="Validation errors (422 only).")

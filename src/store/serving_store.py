@@ -64,6 +64,7 @@ from crm_analytics.store.tables import (
     segment_members,
     snapshots,
 )
+from crm_analytics.warehouse.private_files import create_private
 
 STAGE_ROWS = 5_000  # rows per staging transaction: the longest any API write waits for the store's lock
 
@@ -82,7 +83,7 @@ def engine_for(url: str, statement_timeout_ms: int | None = None, lock_wait_ms: 
     engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), connect_args=connect_args)
     if engine.dialect.name == "sqlite":
         if engine.url.database and engine.url.database != ":memory:":
-            Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+            create_private(Path(engine.url.database))  # SQLite gives its -wal and -shm files this mode
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection: Any, _: Any) -> None:

@@ -26,6 +26,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from crm_analytics.warehouse.locks import retry_locked
+from crm_analytics.warehouse.private_files import PRIVATE
 
 Execute = Callable[..., int]
 READ_ONLY_CATALOG = "warehouse_read_only"  # the catalog name a read-only DuckDB file is attached as
@@ -114,9 +115,12 @@ class Warehouse:
         self.read_only = read_only
         self.backend, target = parse_warehouse_url(url)
         if self.backend == "duckdb":
-            if target != ":memory:" and not read_only:
+            creating = target != ":memory:" and not read_only and not Path(target).exists()
+            if creating:
                 Path(target).parent.mkdir(parents=True, exist_ok=True)
             self.ibis = retry_locked(lambda: _open_duckdb(target, read_only), target, lock_timeout)
+            if creating:  # DuckDB refuses an empty file, so the new one is made private once it exists
+                Path(target).chmod(PRIVATE)
             # a library must not draw on stdout; in Jupyter without ipywidgets DuckDB refuses the
             # setting (duckdb#7590) and keeps the bar off anyway
             with contextlib.suppress(duckdb.InvalidInputException):

@@ -68,7 +68,7 @@ def test_create_key_scopes_are_the_union_of_its_roles(store: KeyStore) -> None:
     key, _ = store.create("ops", "admin, analyst")
 
     assert key.roles == ("analyst", "admin")
-    assert key.scopes == frozenset({"scores", "customers", "models", "reload"})
+    assert key.scopes == frozenset({"scores", "customers", "models", "keys", "reload"})
     assert key.created_at.tzinfo is not None
     assert key.active
 

@@ -336,6 +336,8 @@ def test_erase_removes_the_customer_from_the_serving_store(
     result = CliRunner().invoke(cli, ["erase", customer, "--yes", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["serving_rows_deleted"] >= 1
+    assert json.loads(result.stdout)["access_log_ids_erased"] >= 1  # the read above, now a tombstone
+    assert f'"{customer}"' not in served.settings.access_log.read_text()
     assert client.get(f"/v1/customers/{customer}", headers=auth(served, "analyst")).status_code == 404
     for table in (
         "serving_customers",

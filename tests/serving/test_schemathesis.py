@@ -33,6 +33,7 @@ ROLE_BY_PATH = {
     r"^/v1/(offers|feedback)$": "booking",
     r"^/v1/segments": "marketing",
     r"^/v1/(scores|customers|models)": "analyst",
+    r"^/v1/(keys|admin)": "admin",
 }
 
 
@@ -75,7 +76,8 @@ def key_headers(served: Served, path: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def served_app(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The app on a copy of the served store (feedback written here stays here), rate limit lifted."""
+    """The app on a copy of the served store (feedback and keys written here stay here), rate limits
+    lifted (schemathesis sends many wrong keys on purpose)."""
     store = tmp_path_factory.mktemp("schemathesis") / "serving.db"
     # the backup API, not a file copy: the store runs in WAL mode, recent commits are in serving.db-wal
     with sqlite3.connect(served.folder / "data" / "serving.db") as source, sqlite3.connect(store) as copy:
@@ -85,6 +87,7 @@ def served_app(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iter
             "serving_store_url": f"sqlite:///{store}",
             "serving_rate_burst": 100_000,
             "serving_rate_per_minute": 1_000_000,
+            "serving_auth_failures": 1_000_000,
         }
     )
     APP.target = create_app(settings)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Store
 from crm_analytics.serving.keys import ApiKey
+from crm_analytics.serving.metering import note_customers_read
 from crm_analytics.serving.models import versions_header
 from crm_analytics.serving.problems import ProblemError, problem_responses
 from crm_analytics.serving.schemas import CustomerView, GuestBrief, ServiceFact
@@ -19,6 +20,7 @@ router = APIRouter(prefix="/v1/customers", tags=["analyst"])
 @router.get("/{customer_id}", response_model=CustomerView, responses=problem_responses(404, 503))
 async def get_customer(
     customer_id: str,
+    request: Request,
     response: Response,
     store: Store,
     _key: Annotated[ApiKey, Depends(require("customers"))],
@@ -28,6 +30,7 @@ async def get_customer(
     record = store.customer(customer_id)
     if record is None:
         raise ProblemError(404, "Not Found", "no such customer")
+    note_customers_read(request, [record.customer_id])
     segments = record.segments
     response.headers["X-Model-Versions"] = versions_header(record.models or {})
     return CustomerView(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Models
@@ -39,10 +39,9 @@ async def readyz(request: Request) -> dict[str, str]:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> PlainTextResponse:
-    """Prometheus metrics (requests by route and status, latency histograms)."""
-    return PlainTextResponse(
-        generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST
-    )
+    """Prometheus metrics (requests by route and status, latency histograms), of every worker under
+    ``crm serve``."""
+    return PlainTextResponse(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/models", response_model=list[ModelInfo], tags=["analyst"], responses=problem_responses(503))

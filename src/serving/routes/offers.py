@@ -24,10 +24,11 @@ from starlette.concurrency import run_in_threadpool
 from crm_analytics.models.offers.eligibility import CONTACT_WINDOW_DAYS, BookingContext, GuestFacts
 from crm_analytics.models.offers.family import FAMILY as OFFERS
 from crm_analytics.profiles.records import normalise_email, normalise_phone
-from crm_analytics.serving.auth import require
+from crm_analytics.serving.auth import holds, require
 from crm_analytics.serving.deps import Models, Rankers, Store
 from crm_analytics.serving.guest_lookup import NameIndex
 from crm_analytics.serving.keys import ApiKey
+from crm_analytics.serving.metering import note_customers_read
 from crm_analytics.serving.models import versions_header
 from crm_analytics.serving.problems import (
     NO_SNAPSHOT,
@@ -59,10 +60,12 @@ async def post_offers(
     models: Models,
     rankers: Rankers,
     key: Annotated[ApiKey, Depends(require("offers"))],
+    may_read_brief: Annotated[bool, Depends(holds("brief"))],
 ) -> OffersResponse:
     """Top-k eligible offers by expected margin, each with a reason, and what staff must know about the
-    guest. An unknown guest gets context-only offers and an empty brief. The answer is in the decision
-    log before it is sent (503 when the log cannot be written: nothing leaves unlogged)."""
+    guest (keys with the ``brief`` scope). An unknown guest gets context-only offers and an empty brief.
+    The answer is in the decision log before it is sent (503 when the log cannot be written: nothing
+    leaves unlogged)."""
     now = datetime.now(UTC).replace(tzinfo=None)
     recognised = await _resolve(request, store, body, since=now - timedelta(days=CONTACT_WINDOW_DAYS))
     guest = recognised.guest if recognised else None
@@ -98,7 +101,9 @@ async def post_offers(
         explore=request.app.state.settings.serving_exploration,
         rng=_rng,
     )
-    segments = guest.segments if guest else {}
+    segments = guest.segments if guest and may_read_brief else {}
+    if guest is not None:
+        note_customers_read(request, [guest.customer_id])
     # the guest's row and its snapshot's versions come from one read; the live offer model ranked
     versions = {**(guest.models or {} if guest else served.snapshot.models)}
     versions[OFFERS.name] = models.versions[OFFERS.name]
@@ -123,7 +128,7 @@ async def post_offers(
         match_confidence=recognised.confidence if recognised else None,
         offers=[asdict(offer) for offer in ranked],
         brief=GuestBrief(
-            service_facts=[ServiceFact(**f) for f in brief],
+            service_facts=[ServiceFact(**f) for f in brief] if may_read_brief else [],
             value_tier=segments.get("value_tier"),
             churn_risk=segments.get("churn_risk"),
         ),

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Models, Store
 from crm_analytics.serving.keys import ApiKey
+from crm_analytics.serving.metering import note_customers_read
 from crm_analytics.serving.models import MissingFeaturesError, ServedModels, versions_header
 from crm_analytics.serving.problems import ProblemError, problem_responses, require_json
 from crm_analytics.serving.schemas import FeatureRow, Score, ScoresRequest, ScoresResponse
@@ -27,6 +28,7 @@ SCORE_FIELDS = ("churn_probability", "expected_purchases", "clv", "clv_low", "cl
 )
 async def post_scores(
     body: ScoresRequest,
+    request: Request,
     response: Response,
     store: Store,
     models: Models,
@@ -45,6 +47,7 @@ async def post_scores(
             if len(ids) <= 20
             else await run_in_threadpool(store.customers_by_id, ids)
         )
+        note_customers_read(request, found)
         scores = []
         for cid in body.customer_ids:
             record = found.get(cid)

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Store
 from crm_analytics.serving.keys import ApiKey
+from crm_analytics.serving.metering import note_customers_read
 from crm_analytics.serving.problems import ProblemError, problem_responses
 from crm_analytics.serving.schemas import SegmentMember, SegmentPage, SegmentSummary
 
@@ -54,6 +55,7 @@ def get_segment_customers(
         SegmentMember(customer_id=r["customer_id"], clv=r["clv"], churn_probability=r["churn_probability"])
         for r in rows
     ]
+    note_customers_read(request, (m.customer_id for m in members))
     next_cursor = _encode(members[-1].customer_id) if len(members) == limit else None
     as_of = rows[0]["as_of"] if rows else None
     if "text/csv" in request.headers.get("accept", ""):
