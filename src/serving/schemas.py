@@ -12,7 +12,7 @@ relative to today."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -212,8 +212,9 @@ FeedbackEvent = Annotated[ShownEvent | AnswerEvent, Field(discriminator="event")
 
 
 def _feedback_examples(schema: dict[str, Any]) -> None:
-    """A shown offer and its acceptance, an hour and 58 minutes ago."""
-    shown_at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    """A shown offer and its acceptance, yesterday at 10:15 UTC (the document changes once a day)."""
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    shown_at = datetime.combine(yesterday, time(10, 15), UTC)
     common = {
         "offer_id": "O01",
         "customer_id": "U001f2c155b0469e9",
