@@ -55,11 +55,11 @@ import httpx2 as httpx
 import numpy as np
 import sqlalchemy as sa
 
-from crm_analytics.serving.schemas import EXAMPLE_BOOKING
+from crm_analytics.serving.booking_rules import example_booking
 
 BIN = Path(sys.executable).parent  # crm, mlflow and uvicorn live beside the interpreter
 HOST = "127.0.0.1"
-BOOKING = EXAMPLE_BOOKING  # the documented example booking
+BOOKING = example_booking()  # the documented example booking (checks in 30 days from today)
 NO_RATE_LIMIT = {"CRM_SERVING_RATE_PER_MINUTE": "100000000", "CRM_SERVING_RATE_BURST": "1000000"}
 TARGETS = {"scores_rps_ratio_to_mlflow": 10.0, "offers_p99_ms": 10.0}
 

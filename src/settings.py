@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     serving_reload_seconds: Annotated[float, Field(gt=0)] = Field(
         30.0, description="How often the API checks whether a @champion alias moved."
     )
+    serving_checkin_window_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        550,
+        description="How far ahead of today a booking's check-in may be (it may also be yesterday or "
+        "today); a check-in outside the window is refused with 422.",
+    )
     serving_exploration: Annotated[float, Field(ge=0, lt=1)] = Field(
         0.05,
         description="Share of /v1/offers answers that show random eligible offers instead of the best, "

@@ -69,6 +69,9 @@ def show(
 def lookup(
     email: Annotated[str | None, typer.Option(help="E-mail address.")] = None,
     phone: Annotated[str | None, typer.Option(help="Phone number, any format.")] = None,
+    country: Annotated[
+        str | None, typer.Option(help="ISO country (e.g. FR) a national phone number is written in.")
+    ] = None,
     first_name: Annotated[str | None, typer.Option(help="First name.")] = None,
     last_name: Annotated[str | None, typer.Option(help="Last name.")] = None,
     birth_date: Annotated[date | None, day_option("Birth date.")] = None,
@@ -90,7 +93,7 @@ def lookup(
     }
     details = {k: v for k, v in given.items() if v is not None}
     try:
-        matches = profiles.lookup(settings(), details)
+        matches = profiles.lookup(settings(), details, country)
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from None
     emit({"matches": [m.__dict__ for m in matches]}, as_json, _render_matches)

@@ -13,12 +13,15 @@ from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
+import pycountry
 from pandera.typing import Series
 
 from crm_analytics.ingest.currencies import ISO_4217
 
 TRANSACTION_TYPES = ("purchase", "refund", "cancellation")
+ISO_3166_ALPHA_2 = frozenset(country.alpha_2 for country in pycountry.countries)
 OFFER_UNITS = ("stay", "night", "guest", "guest_night")
+NAME_LIST = r"^[a-z0-9_]+(;[a-z0-9_]+)*$"  # a ;-separated list of lower-case names
 
 
 def non_empty() -> Any:
@@ -164,6 +167,35 @@ class Offers(pa.DataFrameModel):
         coerce = True
 
 
+class Hotels(pa.DataFrameModel):
+    """A hotel of the chain: where it is (``country`` gives the phone numbers typed at its desk their
+    region), the room types it sells and its facilities.
+
+    ``room_types`` and ``facilities`` are ``;``-separated lists of lower-case names (letters, digits and
+    ``_``). The facilities the offers' ``requires_*`` flags ask for are ``spa``, ``parking`` and
+    ``airport_transfer``; others (``pool``, ``gym``, ...) may be listed and are kept.
+    """
+
+    hotel_id: Series[str] = identifier()
+    name: Series[str] = non_empty()
+    city: Series[str] | None = pa.Field(nullable=True)
+    country: Series[str]
+    currency: Series[str] | None = pa.Field(nullable=True)
+    room_types: Series[str] = pa.Field(str_matches=NAME_LIST)
+    facilities: Series[str] | None = pa.Field(nullable=True, str_matches=NAME_LIST)
+
+    @pa.check("country", error="not an ISO 3166-1 alpha-2 country code (two capital letters, e.g. FR)")
+    def _iso_country(cls, country: Series[str]) -> pd.Series:
+        return country.isin(ISO_3166_ALPHA_2)
+
+    @pa.check("currency", error="not an ISO 4217 currency code (three capital letters, e.g. EUR)")
+    def _iso_currency(cls, currency: Series[str]) -> pd.Series:
+        return currency.isna() | currency.isin(ISO_4217)
+
+    class Config:
+        coerce = True
+
+
 class OfferLog(pa.DataFrameModel):
     """An offer shown at booking time, the logging policy's propensity, and the guest's answer."""
 
@@ -227,6 +259,7 @@ CONTRACTS: dict[str, Contract] = {
             ("updated_at",),
         ),
         Contract("offers", Offers, ("offer_id",)),
+        Contract("hotels", Hotels, ("hotel_id",)),
         Contract("offer_log", OfferLog, ("event_id",), ("shown_at",)),
     )
 }

@@ -24,6 +24,7 @@ TABLE_BY_PREFIX = (
     ("customers", "customer_records"),
     ("offer_log", "offer_log"),
     ("offers", "offers"),
+    ("hotels", "hotels"),
 )
 
 

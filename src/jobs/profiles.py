@@ -35,8 +35,8 @@ def show(settings: Settings, customer_id: str) -> dict[str, Any]:
         return customer_profile(warehouse, customer_id)
 
 
-def lookup(settings: Settings, details: dict[str, str]) -> list[Match]:
-    """Customers matching an e-mail, a phone, or a name plus another detail (most confident first; from
-    the published copy)."""
+def lookup(settings: Settings, details: dict[str, str], country: str | None = None) -> list[Match]:
+    """Customers matching an e-mail, a phone (national numbers read in ``country``), or a name plus
+    another detail (most confident first; from the published copy)."""
     with open_reader(settings) as warehouse:
-        return ProfileIndex.load(warehouse).lookup(details)
+        return ProfileIndex.load(warehouse).lookup(details, country=country)

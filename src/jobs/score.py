@@ -173,7 +173,9 @@ def score_all(
         catalogue = catalogue.drop(columns=["ingest_batch_id", "row_hash"], errors="ignore")
         offers = [score_rows.clean(row) for row in catalogue.to_dict(orient="records")]
         made_with = models | segment_versions(warehouse)  # the segments' definitions made it too
-        snapshot = Snapshot(uuid.uuid4().hex, now(), str(as_of), made_with, len(ids), offers)
+        snapshot = Snapshot(
+            uuid.uuid4().hex, now(), str(as_of), made_with, len(ids), offers, score_rows.hotels(warehouse)
+        )
         store.write_snapshot(
             snapshot,
             customer_rows(),

@@ -119,6 +119,15 @@ def json_rows(frame: pd.DataFrame) -> dict[str, str]:
     return {str(cid): json.dumps(dict(zip(names, values, strict=True))) for cid, values in rows}
 
 
+def hotels(warehouse: Warehouse) -> list[dict[str, Any]]:
+    """The hotels catalogue (contract columns), empty before a hotels file was ingested."""
+    if not warehouse.has_table("hotels"):
+        return []
+    frame = warehouse.ibis.table("hotels").order_by("hotel_id").execute()
+    frame = frame.drop(columns=["ingest_batch_id", "row_hash"], errors="ignore")
+    return [clean(row) for row in frame.to_dict(orient="records")]
+
+
 def contact_rows(warehouse: Warehouse, within: IdRange) -> list[dict[str, Any]]:
     """Normalised e-mail addresses and phones of the range's linked records, for look-ups by guest
     details."""

@@ -47,15 +47,16 @@ class Match:
     matched_by: str  # email | phone | name
 
 
-def query_record(details: dict[str, Any]) -> dict[str, Any]:
-    """The details normalised like stored records; raises a ValueError naming what is missing."""
+def query_record(details: dict[str, Any], country: str | None = None) -> dict[str, Any]:
+    """The details normalised like stored records, a national phone number read in ``country`` (ISO
+    3166 alpha-2, e.g. the hotel's); raises a ValueError naming what is missing."""
     unknown = set(details) - {"email", "phone", "first_name", "last_name", *NAME_DETAILS}
     if unknown:
         raise ValueError(f"{sorted(unknown)[0]}: not a lookup detail")
     birth = details.get("birth_date")
     record = {
         "email": normalise_email(details.get("email")),
-        "phone": normalise_phone(details.get("phone")),
+        "phone": normalise_phone(details.get("phone"), country),
         "first_name": fold_text(details.get("first_name")),
         "last_name": fold_text(details.get("last_name")),
         "birth_date": pd.Timestamp(birth).strftime("%Y-%m-%d") if birth else None,
@@ -97,9 +98,10 @@ class ProfileIndex:
         threshold = float(model_row["threshold"]) if min_confidence is None else min_confidence
         return cls(records, json.loads(model_row["settings_json"]), threshold)
 
-    def lookup(self, details: dict[str, Any], limit: int = 3) -> list[Match]:
-        """Candidate customers for ``details``, most confident first, at most ``limit``."""
-        record = query_record(details)
+    def lookup(self, details: dict[str, Any], limit: int = 3, country: str | None = None) -> list[Match]:
+        """Candidate customers for ``details``, most confident first, at most ``limit`` (``country``: where
+        a national phone number was written)."""
+        record = query_record(details, country)
         exact = [
             Match(customer_id, 1.0, key)
             for key, index in (("email", self._by_email), ("phone", self._by_phone))

@@ -1,9 +1,11 @@
 """Source customer records: read from the warehouse and normalised for matching.
 
-Matching compares normalised values (accents and punctuation folded out of names, e-mail lower-cased,
-phones reduced to ``+`` and digits, postcodes without spaces) so that formatting differences between
-systems (billing stores phones without spaces, one system writes ``Müller``, another ``Muller``) never
-decide a match. The original values stay in ``customer_records``; survivorship reads those.
+Matching compares normalised values (accents and punctuation folded out of names, e-mail addresses
+checked and lower-cased by ``email-validator``, phones in E.164 by ``phonenumbers``, Google's
+libphonenumber, read in the record's country, postcodes without spaces) so that formatting differences
+between systems (billing stores phones without spaces, the desk types the national ``01 62 55 24 99``
+or ``+33 (0)1 62 55 24 99``, one system writes ``Müller``, another ``Muller``) never decide a match.
+The original values stay in ``customer_records``; survivorship reads those.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import unicodedata
 
 import pandas as pd
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
 
 from crm_analytics.warehouse import Warehouse
 
@@ -55,25 +59,36 @@ def fold_text(value: object) -> str | None:
 
 
 def normalise_email(value: object) -> str | None:
-    """Trimmed, lower-case e-mail address, or None."""
+    """The address lower-cased if its syntax is valid (``email-validator``, no DNS look-up), else None."""
     if value is None or pd.isna(value):
         return None
-    text = str(value).strip().lower()
-    return text or None
+    try:
+        checked = validate_email(str(value).strip(), check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return str(checked.normalized).lower()
 
 
-def normalise_phone(value: object) -> str | None:
-    """``+`` and digits only, with an international ``00`` prefix written as ``+``: ``+44 20 1234 5678``
-    and ``+442012345678`` compare equal. Fewer than six digits is no phone number."""
+def normalise_phone(value: object, country: object = None) -> str | None:
+    """The number in E.164 (``+33162552499``) if it is a valid number, else None.
+
+    ``country`` (ISO 3166 alpha-2) is the region a national number (``01 62 55 24 99``) is read in, and
+    its international prefix (``00`` in most countries) is understood; a number written with ``+``
+    needs none. Without a country, a leading ``00`` is read as ``+`` (the ITU-recommended prefix).
+    """
     if value is None or pd.isna(value):
         return None
     text = str(value).strip()
-    digits = "".join(ch for ch in text if ch.isdigit())
-    if len(digits) < 6:
+    region = str(country).strip().upper() if isinstance(country, str) and country.strip() else None
+    if region is None and text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
         return None
-    if text.startswith("+"):
-        return "+" + digits
-    return "+" + digits[2:] if digits.startswith("00") else digits
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
 def normalise_code(value: object) -> str | None:
@@ -103,7 +118,11 @@ def match_frame(latest: pd.DataFrame) -> pd.DataFrame:
             "first_name": _column(latest, "first_name").map(fold_text),
             "last_name": _column(latest, "last_name").map(fold_text),
             "email": _column(latest, "email").map(normalise_email),
-            "phone": _column(latest, "phone").map(normalise_phone),
+            "phone": pd.Series(
+                map(normalise_phone, _column(latest, "phone"), _column(latest, "country")),
+                index=latest.index,
+                dtype=object,
+            ),
             "loyalty_id": _column(latest, "loyalty_id").map(normalise_code),
             "birth_date": birth.dt.strftime("%Y-%m-%d"),
             "street": _column(latest, "street").map(fold_text),

@@ -15,10 +15,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from crm_analytics.serving import booking_rules
+from crm_analytics.serving.booking_rules import BookingRules, BookingRulesMiddleware
 from crm_analytics.serving.docs import install_docs
 from crm_analytics.serving.guest_lookup import NameIndex
 from crm_analytics.serving.keys import KeyStore
@@ -57,6 +61,7 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
             log.error("serving store not ready: %s", problem)
         else:
             app.state.names.prepare(app.state.store, app.state.store.active_id())  # in the background
+            _use_rules(app, booking_rules.load(app.state.store, settings.serving_checkin_window_days))
         reloader = None
         if load_models:
             await asyncio.to_thread(_first_load, app.state.models)
@@ -81,6 +86,8 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.booking_rules = BookingRules(checkin_window_days=settings.serving_checkin_window_days)
+    _render_openapi_with_rules(app)
     app.state.metrics = RequestMetrics(CollectorRegistry())
     access_log = AccessLog(settings.access_log)
     install_problem_handlers(app)  # before the metering: its error middleware then sits inside
@@ -97,6 +104,7 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
     ):
         app.include_router(router)
     install_docs(app)
+    app.add_middleware(BookingRulesMiddleware)  # bodies are validated against the served catalogue
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.serving_max_body_bytes)
     # spent by auth.require once it knows the caller: per key id, and per address for failed keys
     shared = SharedBuckets(settings.serving_redis_url) if settings.serving_redis_url else None
@@ -119,12 +127,40 @@ def _first_load(holder: ModelHolder) -> None:
         log.error("models not loaded: %s", exc)
 
 
+def _use_rules(app: FastAPI, rules: BookingRules) -> None:
+    """Validate bookings with ``rules`` from now on; the document is rendered again with them."""
+    app.state.booking_rules = rules
+    app.openapi_schema = None
+
+
+def _render_openapi_with_rules(app: FastAPI) -> None:
+    """Render the OpenAPI document with the app's booking rules (the catalogue's enums) and render it
+    again each day (its examples are dated relative to today)."""
+    render = app.openapi
+    rendered_on: list[date] = []
+
+    def openapi() -> dict[str, Any]:
+        today = datetime.now(UTC).date()
+        if rendered_on != [today]:
+            app.openapi_schema, rendered_on[:] = None, [today]
+        with booking_rules.using(app.state.booking_rules):
+            return render()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 async def _reload_loop(app: FastAPI, every_seconds: float) -> None:
-    """Every ``every_seconds``: reload moved champions, and start the name index of a new snapshot."""
+    """Every ``every_seconds``: reload moved champions, and for a new snapshot start its name index and
+    validate bookings against its hotels catalogue."""
     holder: ModelHolder = app.state.models
+    settings: Settings = app.state.settings
     while True:
         await asyncio.sleep(every_seconds)
         if await asyncio.to_thread(app.state.store.schema_problem) is None:  # tables there
-            app.state.names.prepare(app.state.store, await asyncio.to_thread(app.state.store.active_id))
+            active = await asyncio.to_thread(app.state.store.active_id)
+            app.state.names.prepare(app.state.store, active)
+            if active != app.state.booking_rules.snapshot_id:
+                window = settings.serving_checkin_window_days
+                _use_rules(app, await asyncio.to_thread(booking_rules.load, app.state.store, window))
         if await asyncio.to_thread(holder.reload_if_moved):
             log.info("champions reloaded: %s", holder.current.header() if holder.current else "-")

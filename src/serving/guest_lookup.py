@@ -32,15 +32,18 @@ class NameIndex:
         self._state = threading.Lock()  # guards _snapshot and _index
         self._queries = threading.Lock()  # one look-up at a time on the index's connection
 
-    def best_match(self, store: ServingStore, snapshot_id: str, details: dict[str, Any]) -> Match | None:
+    def best_match(
+        self, store: ServingStore, snapshot_id: str, details: dict[str, Any], country: str | None = None
+    ) -> Match | None:
         """The one customer the details name with confidence at or above the profiles' threshold;
-        None when nobody does, when several do, or while the index is being built."""
+        None when nobody does, when several do, or while the index is being built. A national phone
+        number is read in ``country`` (the hotel's)."""
         index = self._ready(store, snapshot_id)
         if index is None:
             return None
         with self._queries:
             try:
-                matches = index.lookup(details, limit=2)
+                matches = index.lookup(details, limit=2, country=country)
             except ValueError:  # the details normalise to too little (e.g. a name of symbols only)
                 return None
         return matches[0] if len(matches) == 1 else None

@@ -49,7 +49,12 @@ class RankerCache:
         if snapshot is None:
             return None
         catalogue = pd.DataFrame(snapshot.catalogue)
-        ranker = ServedRanker(OfferRanker(models.offers_full, models.offers_context, catalogue), snapshot)
+        hotels = (
+            pd.DataFrame(snapshot.hotels, columns=["hotel_id", "facilities"]) if snapshot.hotels else None
+        )
+        ranker = ServedRanker(
+            OfferRanker(models.offers_full, models.offers_context, catalogue, hotels), snapshot
+        )
         with self._lock:
             self._key, self._ranker = (snapshot.snapshot_id, models.header()), ranker
         return ranker

@@ -2,14 +2,32 @@
 rejected, and no value is coerced: ``"3"`` is not a number, ``0`` not a boolean, a date is an ISO
 string), bounded, and documented with examples in the OpenAPI schema. What the OpenAPI document calls
 invalid is rejected and what it calls valid is accepted (tests/serving/test_schemathesis.py), but for
-inline score rows, which need the served churn model's features."""
+inline score rows, which need the served churn model's features, and for dates outside the ranges a
+JSON Schema cannot state (the check-in window around today, times 2000-01-01 to 2100-01-01, birth dates
+from 1900): those ranges are in the fields' descriptions and refused with 422.
+
+A booking's hotel and room type are checked against the served hotels catalogue
+(:mod:`crm_analytics.serving.booking_rules`), which the document lists as enums; its examples are dated
+relative to today."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from crm_analytics.serving import booking_rules
 
 # No whitespace or control character; C1 controls and U+FEFF are named since \s differs between
 # regex engines (Python and Rust count U+0085, JavaScript counts U+FEFF), so all agree on this one.
@@ -30,7 +48,15 @@ def _iso_text(value: Any) -> Any:
 
 Int = Annotated[int, BeforeValidator(_integral)]
 IsoDate = Annotated[date, Field(strict=False), BeforeValidator(_iso_text)]
-IsoDateTime = Annotated[datetime, Field(strict=False), BeforeValidator(_iso_text)]
+BirthDate = Annotated[
+    IsoDate, AfterValidator(booking_rules.sane_birth_date), Field(description=booking_rules.BIRTH_RANGE)
+]
+IsoDateTime = Annotated[
+    datetime,
+    Field(strict=False, description=booking_rules.TIME_RANGE),
+    BeforeValidator(_iso_text),
+    AfterValidator(booking_rules.sane_time),
+]
 
 
 class Strict(BaseModel):
@@ -38,19 +64,37 @@ class Strict(BaseModel):
 
 
 class Booking(Strict):
-    """The booking an offer would be shown for."""
+    """The booking an offer would be shown for: a hotel of the served catalogue, a room type that hotel
+    sells and a check-in from yesterday to the window's end."""
 
-    hotel_id: Id
+    model_config = ConfigDict(json_schema_extra=booking_rules.catalogue_enums)
+
+    hotel_id: Id = Field(description="A hotel of the served hotels catalogue.")
     check_in: IsoDate
     nights: Int = Field(ge=1, le=365)
     guests: Int = Field(ge=1, le=20)
-    room_type: Id
+    room_type: Id = Field(description="A room type the hotel sells (hotels catalogue).")
     channel: Id = "direct"
     purpose: Literal["business", "leisure"] = "leisure"
     upgrade_available: bool = False
     already_booked: list[Id] = Field(
         default_factory=list, max_length=50, description="Offer ids booked for this stay."
     )
+
+    @field_validator("hotel_id")
+    @classmethod
+    def _known_hotel(cls, hotel_id: str) -> str:
+        return booking_rules.current().check_hotel(hotel_id)
+
+    @field_validator("room_type")
+    @classmethod
+    def _sold_room_type(cls, room_type: str, info: ValidationInfo) -> str:
+        return booking_rules.current().check_room_type(room_type, info.data.get("hotel_id"))
+
+    @field_validator("check_in")
+    @classmethod
+    def _within_window(cls, check_in: date) -> date:
+        return booking_rules.current().check_check_in(check_in)
 
 
 class Guest(Strict):
@@ -63,7 +107,7 @@ class Guest(Strict):
     phone: str | None = Field(default=None, max_length=40)
     first_name: str | None = Field(default=None, max_length=100)
     last_name: str | None = Field(default=None, max_length=100)
-    birth_date: IsoDate | None = None
+    birth_date: BirthDate | None = None
     postcode: str | None = Field(default=None, max_length=20)
     street: str | None = Field(default=None, max_length=200)
     city: str | None = Field(default=None, max_length=100)
@@ -76,16 +120,10 @@ class Guest(Strict):
         return details if named and other else None
 
 
-EXAMPLE_BOOKING: dict[str, JsonValue] = {
-    "hotel_id": "H01",
-    "check_in": "2026-03-14",
-    "nights": 3,
-    "guests": 2,
-    "room_type": "standard",
-    "channel": "web",
-    "purpose": "leisure",
-    "upgrade_available": True,
-}
+def _offers_examples(schema: dict[str, Any]) -> None:
+    schema["examples"] = [
+        {"customer_id": "U001f2c155b0469e9", "booking": booking_rules.example_booking(), "top_k": 3}
+    ]
 
 
 class OffersRequest(Strict):
@@ -94,19 +132,7 @@ class OffersRequest(Strict):
     booking: Booking
     top_k: Int = Field(default=3, ge=1, le=10)
 
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
-        json_schema_extra={
-            "examples": [
-                {
-                    "customer_id": "U001f2c155b0469e9",
-                    "booking": EXAMPLE_BOOKING,
-                    "top_k": 3,
-                }
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra=_offers_examples)
 
 
 class Offer(BaseModel):
@@ -203,38 +229,40 @@ class AnswerEvent(Strict):
 FeedbackEvent = Annotated[ShownEvent | AnswerEvent, Field(discriminator="event")]
 
 
+def _feedback_examples(schema: dict[str, Any]) -> None:
+    """A shown offer and its acceptance, yesterday at 10:15 UTC (the document changes once a day)."""
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    shown_at = datetime.combine(yesterday, time(10, 15), UTC)
+    common = {
+        "offer_id": "O01",
+        "customer_id": "U001f2c155b0469e9",
+        "decision_id": "3f1c9e0b7a2d4c55a8e6b0d1f2a3b4c5",
+    }
+    schema["examples"] = [
+        {
+            "events": [
+                {
+                    "event_id": "pms-london-000123-shown-O01",
+                    "event": "shown",
+                    **common,
+                    "occurred_at": shown_at.isoformat().replace("+00:00", "Z"),
+                    "booking": booking_rules.example_booking(),
+                },
+                {
+                    "event_id": "pms-london-000123-accepted-O01",
+                    "event": "accepted",
+                    **common,
+                    "occurred_at": (shown_at + timedelta(minutes=2)).isoformat().replace("+00:00", "Z"),
+                },
+            ]
+        }
+    ]
+
+
 class FeedbackRequest(Strict):
     events: list[FeedbackEvent] = Field(min_length=1, max_length=500)
 
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
-        json_schema_extra={
-            "examples": [
-                {
-                    "events": [
-                        {
-                            "event_id": "pms-london-000123-shown-O01",
-                            "event": "shown",
-                            "offer_id": "O01",
-                            "customer_id": "U001f2c155b0469e9",
-                            "occurred_at": "2026-03-01T10:15:00Z",
-                            "decision_id": "3f1c9e0b7a2d4c55a8e6b0d1f2a3b4c5",
-                            "booking": EXAMPLE_BOOKING,
-                        },
-                        {
-                            "event_id": "pms-london-000123-accepted-O01",
-                            "event": "accepted",
-                            "offer_id": "O01",
-                            "customer_id": "U001f2c155b0469e9",
-                            "occurred_at": "2026-03-01T10:16:30Z",
-                            "decision_id": "3f1c9e0b7a2d4c55a8e6b0d1f2a3b4c5",
-                        },
-                    ]
-                }
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra=_feedback_examples)
 
 
 class FeedbackResponse(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, NamedTuple
@@ -29,6 +29,7 @@ class Snapshot:
     models: dict[str, str]
     customers: int
     catalogue: list[dict[str, Any]]
+    hotels: list[dict[str, Any]] = field(default_factory=list)  # the hotels catalogue (contract columns)
 
 
 class NameLookupData(NamedTuple):

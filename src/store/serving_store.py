@@ -157,6 +157,7 @@ class ServingStore:
                     models=json.dumps(snapshot.models),
                     customers=snapshot.customers,
                     catalogue=json.dumps(snapshot.catalogue, default=str),
+                    hotels=json.dumps(snapshot.hotels, default=str),
                     active=False,
                 )
             )
@@ -213,6 +214,7 @@ class ServingStore:
             json.loads(row["models"]),
             row["customers"],
             json.loads(row["catalogue"]),
+            json.loads(row["hotels"] or "[]"),
         )
 
     def active_id(self) -> str | None:

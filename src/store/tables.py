@@ -24,6 +24,7 @@ snapshots = Table(
     Column("models", Text, nullable=False),  # JSON: model name -> version
     Column("customers", Integer, nullable=False),
     Column("catalogue", Text, nullable=False),  # JSON: the offers catalogue the run scored against
+    Column("hotels", Text),  # JSON: the hotels catalogue (null for a snapshot made before it existed)
     Column("active", Boolean, nullable=False, default=False),
 )
 customers = Table(

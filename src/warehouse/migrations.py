@@ -175,9 +175,19 @@ _STABLE_CUSTOMER_IDS = (
     ),
 )
 
+_HOTELS = (
+    _table(
+        "hotels",
+        "hotel_id TEXT, name TEXT, city TEXT, country TEXT, currency TEXT, room_types TEXT, facilities TEXT,"
+        "ingest_batch_id TEXT, row_hash BIGINT",
+        key="hotel_id",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "release 0.1.0 schema", _RELEASE_0_1_0),
     Migration(2, "profiles: record versions for incremental builds, customer merges", _STABLE_CUSTOMER_IDS),
+    Migration(3, "hotels: country, room types and facilities of each hotel", _HOTELS),
 )
 HEAD = MIGRATIONS[-1].version
 

@@ -11,6 +11,7 @@ import pytest
 
 from crm_analytics.datasets.demo import DemoConfig, DemoData, generate_demo, write_demo
 from crm_analytics.datasets.demo.catalogue import hotels_frame
+from crm_analytics.models.offers.eligibility import REQUIRED_FACILITIES
 
 CONFIG = DemoConfig(customers=4_000, seed=7)
 LAST_SECOND = pd.Timestamp(CONFIG.end) + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
@@ -193,6 +194,7 @@ def test_generated_frames_pass_the_ingest_contracts(data: DemoData) -> None:
         ("transactions", data.transactions),
         ("transaction_items", data.transaction_items),
         ("offers", data.offers),
+        ("hotels", data.hotels),
         ("offer_log", data.offer_log),
     ]
     tables += [("customer_records", frame) for frame in data.customers.values()]
@@ -251,9 +253,9 @@ def test_offer_log_shows_only_eligible_offers(data: DemoData) -> None:
     for value, allowed in [("hotel_id", "hotel_ids"), ("room_type", "room_types")]:
         pairs = zip(log[value], log[allowed], strict=True)
         assert all(pd.isna(ok) or v in ok.split(";") for v, ok in pairs), allowed
-    assert hotels.loc[log.loc[log["requires_spa"], "hotel_id"], "has_spa"].all()
-    assert hotels.loc[log.loc[log["requires_parking"], "hotel_id"], "has_parking"].all()
-    assert hotels.loc[log.loc[log["requires_airport"], "hotel_id"], "airport_nearby"].all()
+    facilities = hotels["facilities"].fillna("").str.split(";")
+    for flag, facility in REQUIRED_FACILITIES.items():
+        assert all(facility in facilities[h] for h in log.loc[log[flag], "hotel_id"]), flag
     assert (log["nights"] >= log["min_nights"]).all()
     assert log.loc[log["category"] == "upgrade", "upgrade_available"].all()
     # no carpeted upgrade for a guest whose CRM record lists an allergy
@@ -339,6 +341,7 @@ def test_write_demo_parquet_and_csv(data: DemoData, tmp_path: Path) -> None:
         "customers_booking.parquet",
         "customers_billing.parquet",
         "offers.parquet",
+        "hotels.parquet",
         "offer_log.parquet",
         "truth/guests.parquet",
         "truth/identities.parquet",

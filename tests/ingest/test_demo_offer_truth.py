@@ -185,13 +185,13 @@ FINGERPRINTS = {
     "transactions": "bbd10d7a61624302",
     "transaction_items": "3c6e71c7055edef7",
     "offer_log": "5a5cafce9bca999d",
-    "customers_crm": "0df903b771e40c36",
-    "customers_booking": "bd929dd3fea3a6c7",
-    "customers_billing": "3f87402588254d13",
+    "customers_crm": "b4dab26d62f4a03b",  # phones valid for libphonenumber (demo/phones.py)
+    "customers_booking": "81a45b96d4592ea0",  # phones valid for libphonenumber (demo/phones.py)
+    "customers_billing": "83c0fd3559fea9b3",  # phones valid for libphonenumber (demo/phones.py)
     "truth_guests": "738ed54fc57a0f65",
     "truth_identities": "f884f594f988f300",
     "truth_offer_acceptance": "3e19b37d0db5418d",  # p_true rounded to 12 decimals
-    "offers_without_unit": "27171466e42d849b",
+    "offers_without_unit": "6b7806ac323b61e9",  # hotel_ids: explicit limits only (facilities in hotels)
 }
 
 

@@ -19,6 +19,7 @@ def test_every_example_file_ingests_cleanly(warehouse: Warehouse, settings: Sett
         "transaction_items.csv",
         "customers_crm.csv",
         "offers.csv",
+        "hotels.csv",
         "offer_log.csv",
     }
     for path in files:

@@ -54,7 +54,8 @@ def pick_person(data: DemoData) -> Person:
     records = pd.concat(data.customers.values(), ignore_index=True).merge(
         identities, on=["source", "source_customer_id"]
     )
-    records = records.assign(phone_key=records["phone"].map(normalise_phone))
+    keys = [normalise_phone(p, c) for p, c in zip(records["phone"], records["country"], strict=True)]
+    records = records.assign(phone_key=keys)
     transactions, offers = data.transactions, data.offer_log
     for person_id, own in records.groupby("person_id", sort=True):
         others = records[records["person_id"] != person_id]

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from crm_analytics.cli import app as cli
 from crm_analytics.serving.app import create_app
+from crm_analytics.serving.booking_rules import example_booking
 from crm_analytics.serving.keys import KeyStore
-from crm_analytics.serving.schemas import EXAMPLE_BOOKING
 from crm_analytics.settings import Settings
 from crm_analytics.store import ServingStore
 from tests.conftest import project_env
@@ -59,7 +59,7 @@ def auth(served: Served, role: str) -> dict[str, str]:
 
 def decide(client: TestClient, served: Served, customer_id: str | None, top_k: int = 3) -> dict[str, Any]:
     """A ``/v1/offers`` answer for the example booking (so a logged decision) for ``customer_id``."""
-    body = {"customer_id": customer_id, "booking": EXAMPLE_BOOKING, "top_k": top_k}
+    body = {"customer_id": customer_id, "booking": example_booking(), "top_k": top_k}
     response = client.post("/v1/offers", json=body, headers=auth(served, "booking"))
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()

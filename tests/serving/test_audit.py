@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from crm_analytics.serving import keys as key_roles
-from crm_analytics.serving.schemas import EXAMPLE_BOOKING
+from crm_analytics.serving.booking_rules import example_booking
 from tests.serving.conftest import Served, auth
 from tests.serving.test_routes import an_allergic_customer
 
@@ -59,7 +59,7 @@ def test_post_offers_brief_read_is_logged_and_denied_scopes_too(client: TestClie
     customer = an_allergic_customer(served)
     offers = client.post(
         "/v1/offers",
-        json={"customer_id": customer, "booking": EXAMPLE_BOOKING},
+        json={"customer_id": customer, "booking": example_booking()},
         headers=auth(served, "booking"),
     )
     denied = client.get(f"/v1/customers/{customer}", headers=auth(served, "booking"))
@@ -80,7 +80,7 @@ def test_post_offers_without_the_brief_scope_gets_offers_but_no_brief(
 
     limited = client.post(
         "/v1/offers",
-        json={"customer_id": customer, "booking": EXAMPLE_BOOKING},
+        json={"customer_id": customer, "booking": example_booking()},
         headers=auth(served, "booking"),
     )
 

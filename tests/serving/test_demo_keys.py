@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from crm_analytics.cli import app as cli
 from crm_analytics.errors import RefusedError
 from crm_analytics.serving.app import create_app
+from crm_analytics.serving.booking_rules import example_booking
 from crm_analytics.serving.demo_keys import DEMO_FILE, demo_keys
 from crm_analytics.serving.keys import ROLES, KeyStore
 from crm_analytics.settings import load_settings
@@ -27,7 +28,7 @@ from crm_analytics.store.serving_store import Snapshot
 from tests.serving.conftest import Served
 from tests.test_cli import crm, runner
 
-BOOKING = {"hotel_id": "H01", "check_in": "2026-03-14", "nights": 2, "guests": 2, "room_type": "standard"}
+BOOKING = example_booking() | {"nights": 2}  # checks in 30 days from today
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -33,6 +33,7 @@ from crm_analytics.jobs.score import latest_cutoff
 from crm_analytics.models.churn.family import NAME as CHURN_NAME
 from crm_analytics.models.gate import CHAMPION
 from crm_analytics.serving.app import create_app
+from crm_analytics.serving.booking_rules import example_booking
 from crm_analytics.settings import Settings, load_settings
 from crm_analytics.store import ServingStore
 from crm_analytics.tracking import configure
@@ -41,7 +42,7 @@ from tests.serving.conftest import Served, auth
 
 RELOAD_SECONDS = 0.5
 SWAP_DEADLINE_SECONDS = 20.0  # a reload loads all three champions again; slow under a busy test machine
-BOOKING = {"hotel_id": "H01", "check_in": "2026-03-14", "nights": 2, "guests": 2, "room_type": "standard"}
+BOOKING = example_booking() | {"nights": 2}  # checks in 30 days from today
 
 
 @dataclass

@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from crm_analytics.cli import app as cli
-from crm_analytics.serving.schemas import EXAMPLE_BOOKING
+from crm_analytics.serving.booking_rules import example_booking
 from crm_analytics.store import ServingStore
 from tests.serving.conftest import Served, auth, decide
 
-BOOKING = EXAMPLE_BOOKING  # the booking the OpenAPI document shows, so the routes prove it valid
+BOOKING = example_booking()  # the booking the OpenAPI document shows, so the routes prove it valid
 
 
 def store_rows(served: Served, sql: str) -> list[dict[str, Any]]:

@@ -122,6 +122,7 @@ def generate_demo(config: DemoConfig, progress: Callable[[str, float], None] | N
             "offer_options": option_truth,
         },
         shifts=c.shifts,
+        hotels=catalogue.hotels_frame(),
     )
 
 
@@ -151,10 +152,13 @@ def write_demo(data: DemoData, out_dir: Path, fmt: Literal["parquet", "csv"] = "
         "transaction_items": data.transaction_items,
         **{f"customers_{s}": data.customers[s] for s in ("crm", "booking", "billing")},
         "offers": data.offers,
+        "hotels": data.hotels,
         "offer_log": data.offer_log,
     }
     paths = []
     for name, frame in frames.items():
+        if frame.empty and not len(frame.columns):  # no hotels catalogue (a DemoData built without one)
+            continue
         paths.append(out_dir / f"{name}.{fmt}")
         _write_table(frame, paths[-1], fmt)
     for name, frame in data.truth.items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -48,28 +48,39 @@ class Hotel:
 
     hotel_id: str
     city: str
+    country: str  # ISO 3166-1 alpha-2: the region of phone numbers typed at its desk
     currency: str
     fx_per_eur: float  # local currency units per EUR
     has_spa: bool
     has_parking: bool
-    airport_nearby: bool
+    airport_nearby: bool  # sells airport transfers
     popularity: float  # relative share of bookings
     price_level: float  # multiplies the nightly rate
 
+    @property
+    def facilities(self) -> tuple[str, ...]:
+        """The facility names of the hotels contract (``Hotels.facilities``)."""
+        flags = (
+            ("spa", self.has_spa),
+            ("parking", self.has_parking),
+            ("airport_transfer", self.airport_nearby),
+        )
+        return tuple(name for name, present in flags if present)
+
 
 HOTELS: tuple[Hotel, ...] = (
-    Hotel("H01", "London", "GBP", 0.86, True, False, False, 1.6, 1.35),
-    Hotel("H02", "Paris", "EUR", 1.0, True, False, False, 1.5, 1.30),
-    Hotel("H03", "Paris-Roissy", "EUR", 1.0, False, True, True, 0.9, 0.95),
-    Hotel("H04", "Berlin", "EUR", 1.0, False, True, False, 1.2, 0.95),
-    Hotel("H05", "Munich Airport", "EUR", 1.0, True, True, True, 0.8, 1.0),
-    Hotel("H06", "Amsterdam", "EUR", 1.0, False, False, False, 1.3, 1.15),
-    Hotel("H07", "Barcelona", "EUR", 1.0, True, True, False, 1.2, 1.05),
-    Hotel("H08", "Madrid", "EUR", 1.0, False, True, False, 1.0, 0.9),
-    Hotel("H09", "Rome", "EUR", 1.0, True, False, False, 1.1, 1.1),
-    Hotel("H10", "Milan Linate", "EUR", 1.0, False, True, True, 0.7, 0.95),
-    Hotel("H11", "Vienna", "EUR", 1.0, True, True, False, 0.9, 1.0),
-    Hotel("H12", "Dublin", "EUR", 1.0, False, True, True, 0.8, 1.05),
+    Hotel("H01", "London", "GB", "GBP", 0.86, True, False, False, 1.6, 1.35),
+    Hotel("H02", "Paris", "FR", "EUR", 1.0, True, False, False, 1.5, 1.30),
+    Hotel("H03", "Paris-Roissy", "FR", "EUR", 1.0, False, True, True, 0.9, 0.95),
+    Hotel("H04", "Berlin", "DE", "EUR", 1.0, False, True, False, 1.2, 0.95),
+    Hotel("H05", "Munich Airport", "DE", "EUR", 1.0, True, True, True, 0.8, 1.0),
+    Hotel("H06", "Amsterdam", "NL", "EUR", 1.0, False, False, False, 1.3, 1.15),
+    Hotel("H07", "Barcelona", "ES", "EUR", 1.0, True, True, False, 1.2, 1.05),
+    Hotel("H08", "Madrid", "ES", "EUR", 1.0, False, True, False, 1.0, 0.9),
+    Hotel("H09", "Rome", "IT", "EUR", 1.0, True, False, False, 1.1, 1.1),
+    Hotel("H10", "Milan Linate", "IT", "EUR", 1.0, False, True, True, 0.7, 0.95),
+    Hotel("H11", "Vienna", "AT", "EUR", 1.0, True, True, False, 0.9, 1.0),
+    Hotel("H12", "Dublin", "IE", "EUR", 1.0, False, True, True, 0.8, 1.05),
 )
 
 
@@ -199,10 +210,9 @@ def offers_frame() -> pd.DataFrame:
     """The offers catalogue as written to ``offers.<ext>``."""
 
     def hotel_list(o: int) -> str | None:
-        """``;``-separated hotels selling offer ``o``, None if all do."""
-        allowed = HOTEL_OK[:, o]
-        names = [h.hotel_id for h, ok in zip(HOTELS, allowed, strict=True) if ok]
-        return None if allowed.all() else ";".join(names)
+        """``;``-separated hotels offer ``o`` is limited to, None if any hotel with the facilities it
+        requires may sell it (the eligibility rules read the facilities from the hotels catalogue)."""
+        return ";".join(OFFERS[o].only_hotels) or None
 
     return pd.DataFrame(
         {
@@ -225,5 +235,15 @@ def offers_frame() -> pd.DataFrame:
 
 
 def hotels_frame() -> pd.DataFrame:
-    """Hotel attributes (not written by :func:`write_demo`; used by tests and docs)."""
-    return pd.DataFrame([asdict(h) for h in HOTELS]).drop(columns=["popularity", "price_level"])
+    """The hotels catalogue as written to ``hotels.<ext>`` (the ``hotels`` contract's columns)."""
+    return pd.DataFrame(
+        {
+            "hotel_id": [h.hotel_id for h in HOTELS],
+            "name": [f"Demo {h.city}" for h in HOTELS],
+            "city": [h.city for h in HOTELS],
+            "country": [h.country for h in HOTELS],
+            "currency": [h.currency for h in HOTELS],
+            "room_types": ";".join(ROOM_TYPES),  # every hotel sells every room type
+            "facilities": pd.Series([";".join(h.facilities) or None for h in HOTELS], dtype="str"),
+        }
+    )

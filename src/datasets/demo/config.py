@@ -5,7 +5,7 @@ The generative process is described in ``docs/datasets.md`` (and the package doc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date
 
 import pandas as pd
@@ -75,3 +75,4 @@ class DemoData:
     offer_log: pd.DataFrame
     truth: dict[str, pd.DataFrame]  # "guests", "identities", "offer_acceptance", "offer_options"
     shifts: tuple[Shift, ...] = ()  # the shifts in effect, written to truth/shifts.json
+    hotels: pd.DataFrame = field(default_factory=lambda: pd.DataFrame())  # the hotels catalogue

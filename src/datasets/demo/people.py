@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crm_analytics.datasets.demo.config import DemoConfig
+from crm_analytics.datasets.demo.phones import valid_phones
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -150,11 +151,16 @@ def _render(rng: np.random.Generator, fmt: str, n: int) -> np.ndarray:
 
 def _by_city(rng: np.random.Generator, city: np.ndarray, formats: Sequence[str]) -> pa.Array:
     """Render each entry's city format (``formats[city]``, see :data:`CITIES`)."""
+    return pa.array(_render_by_city(rng, city, formats)).cast(pa.string())
+
+
+def _render_by_city(rng: np.random.Generator, city: np.ndarray, formats: Sequence[str]) -> np.ndarray:
+    """:func:`_by_city` as a fixed-width bytes array."""
     out = np.zeros(len(city), dtype=f"S{max(map(len, formats))}")
     for c, fmt in enumerate(formats):
         rows = np.flatnonzero(city == c)
         out[rows] = _render(rng, fmt, len(rows))
-    return pa.array(out).cast(pa.string())
+    return out
 
 
 @dataclass(frozen=True)
@@ -233,7 +239,7 @@ def _draw_persons(rng: np.random.Generator, n: int, config: DemoConfig) -> _Pers
         first=first,
         last=last,
         email=email,
-        phone=_by_city(rng, home, [c[2] for c in CITIES]),
+        phone=valid_phones(_render_by_city(rng, home, [c[2] for c in CITIES]), home, [c[2] for c in CITIES]),
         street=street,
         city=city,
         postcode=_by_city(rng, city, [c[3] for c in CITIES]),

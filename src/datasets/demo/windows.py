@@ -4,8 +4,8 @@ A window filters one generated world, so the windows of a seed partition its ful
 ``[start, D0]`` and then ``[D0 + 1, D1]``, ``[D1 + 1, D2]``, ... leaves the warehouse with exactly the
 rows of the full run. Each row is dated by when it happened: a transaction by ``timestamp`` (its line
 items with it), an offer-log row by ``responded_at`` (it is complete once the guest answered), a
-customer-record version by ``updated_at``. The offer catalogue is in every window (re-ingesting it
-adds nothing). The truth covers everything emitted up to ``until``.
+customer-record version by ``updated_at``. The offer and hotel catalogues are in every window
+(re-ingesting them adds nothing). The truth covers everything emitted up to ``until``.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def window(data: DemoData, config: DemoConfig, start: date | None, until: date |
         offer_log=_rows(log, inside(log["responded_at"])),
         truth=truth,
         shifts=tuple(s for s in data.shifts if s.date <= last),
+        hotels=data.hotels,
     )
 
 

@@ -14,8 +14,10 @@ Data conventions:
   null ``min_nights`` is 1; null ``nights`` is 0; a null count of offers shown is 0;
 * ``valid_from`` / ``valid_until`` (dates, optional, null = open) bound the nights of the stay: the
   first night (check-in day) is on or after ``valid_from``, the last night on or before ``valid_until``;
-* hotel facilities are not in the warehouse, so ``requires_spa/parking/airport`` are not read:
-  ``hotel_ids`` must already list only hotels that can sell the offer (the demo catalogue does);
+* ``requires_spa/parking/airport`` (null = False; columns optional) need the facilities ``spa``,
+  ``parking`` and ``airport_transfer`` of the booking's hotel in the hotels catalogue
+  (:class:`crm_analytics.ingest.contracts.Hotels`); a hotel missing from it, or no catalogue at all,
+  has no facilities, so an offer needing one is never shown there;
 * ``category`` "upgrade" ignores case and spaces; ids match exactly; unknown bought ids are ignored.
 """
 
@@ -35,6 +37,12 @@ OFFER_FLAGS = ("carpeted", "hypoallergenic")
 OFFER_COLUMNS = ("offer_id", "category", "hotel_ids", "room_types", "min_nights", *OFFER_FLAGS)
 OFFER_DATES = ("valid_from", "valid_until")  # optional: a catalogue without them has no date limits
 FACT_COLUMNS = ("has_allergy", "bought_this_stay", "offers_shown_recently")
+# offer flag -> the hotel facility (hotels contract) it needs
+REQUIRED_FACILITIES = {
+    "requires_spa": "spa",
+    "requires_parking": "parking",
+    "requires_airport": "airport_transfer",
+}
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,13 @@ def _hotel(offers: Columns, contexts: Columns, guests: GuestColumns) -> np.ndarr
     return _listed(offers["hotel_sets"], contexts["hotel_id"])
 
 
+def _facilities(offers: Columns, contexts: Columns, guests: GuestColumns) -> np.ndarray:
+    row = {hotel: i for i, hotel in enumerate(offers["facility_hotels"].tolist())}
+    unknown = len(row)  # the last row of facility_ok: a hotel without facilities
+    codes = [row.get(h, unknown) if isinstance(h, str) else unknown for h in contexts["hotel_id"].tolist()]
+    return np.asarray(offers["facility_ok"][codes], dtype=bool)
+
+
 def _room_type(offers: Columns, contexts: Columns, guests: GuestColumns) -> np.ndarray:
     return _listed(offers["room_type_sets"], contexts["room_type"])
 
@@ -158,6 +173,12 @@ def _contact_cap(offers: Columns, contexts: Columns, guests: GuestColumns) -> np
 
 RULES: tuple[Rule, ...] = (
     Rule("hotel", "sold at the booking's hotel (hotel_ids null or lists it)", _hotel),
+    Rule(
+        "facilities",
+        "the hotel has what the offer requires (requires_spa/parking/airport: spa, parking, "
+        "airport_transfer in the hotels catalogue)",
+        _facilities,
+    ),
     Rule("room_type", "applies to the booked room type (room_types null or lists it)", _room_type),
     Rule("min_nights", "the stay is at least min_nights long", _min_nights),
     Rule("dates", "every night of the stay lies within valid_from..valid_until (null = open)", _dates),
@@ -184,9 +205,10 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
             raise ValueError(f"{what}: missing column '{column}'")
 
 
-def prepare_catalogue(offers: pd.DataFrame) -> dict[str, np.ndarray]:
+def prepare_catalogue(offers: pd.DataFrame, hotels: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
     """The catalogue columns the rules read, nulls resolved and lists parsed: prepare once, reuse for
-    every booking (:func:`allowed`)."""
+    every booking (:func:`allowed`). ``hotels`` (``hotel_id``, ``facilities``) says which hotel can sell
+    an offer that requires a facility; without it no hotel can."""
     _require(offers, OFFER_COLUMNS, "offers")
     columns = {c: offers[c].to_numpy() for c in OFFER_COLUMNS}
     columns["min_nights"] = pd.to_numeric(offers["min_nights"]).fillna(1).to_numpy(dtype=np.int64)
@@ -197,7 +219,28 @@ def prepare_catalogue(offers: pd.DataFrame) -> dict[str, np.ndarray]:
     columns["hotel_sets"] = _sets(offers["hotel_ids"])
     columns["room_type_sets"] = _sets(offers["room_types"])
     columns["is_upgrade"] = np.array([str(c).strip().lower() == "upgrade" for c in offers["category"]], bool)
+    columns.update(_facility_columns(offers, hotels))
     return columns
+
+
+def _facility_columns(offers: pd.DataFrame, hotels: pd.DataFrame | None) -> dict[str, np.ndarray]:
+    """``facility_hotels`` (the catalogue's hotel ids) and ``facility_ok``, (n_hotels + 1, n_offers):
+    whether each hotel, then a hotel without facilities, has every facility each offer requires."""
+    hotels = hotels if hotels is not None else pd.DataFrame({"hotel_id": [], "facilities": []})
+    _require(hotels, ("hotel_id", "facilities"), "hotels")
+    needs = [
+        {facility for flag, facility in REQUIRED_FACILITIES.items() if flag in offers.columns and row[flag]}
+        for row in pd.DataFrame({f: _flag(offers[f]) for f in REQUIRED_FACILITIES if f in offers.columns})
+        .reindex(offers.index)
+        .fillna(False)
+        .to_dict("records")
+    ]
+    has = [_split(value) or frozenset() for value in hotels["facilities"]] + [frozenset()]
+    ok = np.array([[need <= facilities for need in needs] for facilities in has], dtype=bool)
+    return {
+        "facility_hotels": hotels["hotel_id"].astype(str).to_numpy(dtype=object),
+        "facility_ok": ok.reshape(len(has), len(needs)),
+    }
 
 
 def _sets(lists: pd.Series) -> np.ndarray:
@@ -245,11 +288,11 @@ def _verdicts(catalogue: Columns, contexts: Columns, guests: GuestColumns) -> np
 
 
 def _logged_verdicts(
-    offers: pd.DataFrame, contexts: pd.DataFrame, facts: pd.DataFrame, cap: int
+    offers: pd.DataFrame, contexts: pd.DataFrame, facts: pd.DataFrame, cap: int, hotels: pd.DataFrame | None
 ) -> np.ndarray:
     """:func:`_verdicts` for events given as frames (contexts and facts row-aligned)."""
     _check_cap(cap)
-    catalogue = prepare_catalogue(offers)
+    catalogue = prepare_catalogue(offers, hotels)
     _require(contexts, CONTEXT_COLUMNS, "contexts")
     _require(facts, FACT_COLUMNS, "facts")
     if len(facts) != len(contexts):
@@ -278,22 +321,31 @@ def _booking_verdicts(catalogue: Columns, context: BookingContext, facts: GuestF
 
 
 def eligibility_matrix(
-    offers: pd.DataFrame, contexts: pd.DataFrame, facts: pd.DataFrame, contact_cap: int = CONTACT_CAP
+    offers: pd.DataFrame,
+    contexts: pd.DataFrame,
+    facts: pd.DataFrame,
+    contact_cap: int = CONTACT_CAP,
+    hotels: pd.DataFrame | None = None,
 ) -> np.ndarray:
     """(n_events, n_offers) bool: which catalogue rows every rule allows for each logged event.
 
     ``contexts`` has the :class:`BookingContext` fields as columns; ``facts`` (row-aligned by position)
     has ``has_allergy`` (bool), ``bought_this_stay`` (list/tuple or ``;``-string of offer ids) and
-    ``offers_shown_recently`` (int).
+    ``offers_shown_recently`` (int); ``hotels`` is the hotels catalogue (facilities).
     """
-    return np.asarray(_logged_verdicts(offers, contexts, facts, contact_cap).all(axis=0), dtype=bool)
+    return np.asarray(_logged_verdicts(offers, contexts, facts, contact_cap, hotels).all(axis=0), dtype=bool)
 
 
 def eligible(
-    offers: pd.DataFrame, context: BookingContext, facts: GuestFacts, contact_cap: int = CONTACT_CAP
+    offers: pd.DataFrame,
+    context: BookingContext,
+    facts: GuestFacts,
+    contact_cap: int = CONTACT_CAP,
+    hotels: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The catalogue with ``eligible`` (bool) and ``excluded_by`` (first excluding rule, None if eligible)."""
-    verdicts = _booking_verdicts(prepare_catalogue(offers), context, facts, contact_cap)
+    """The catalogue with ``eligible`` (bool) and ``excluded_by`` (first excluding rule, None if eligible);
+    ``hotels`` is the hotels catalogue (facilities)."""
+    verdicts = _booking_verdicts(prepare_catalogue(offers, hotels), context, facts, contact_cap)
     failed = ~verdicts[:, 0, :].T  # (n_offers, n_rules)
     first = [next((r.name for r, f in zip(RULES, row, strict=True) if f), None) for row in failed]
     out = offers.copy()

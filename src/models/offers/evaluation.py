@@ -149,6 +149,14 @@ def guest_facts(con: BaseBackend, events: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def hotels_catalogue(con: BaseBackend) -> pd.DataFrame | None:
+    """The hotels catalogue (their facilities decide offers that require one); None before it is ingested."""
+    try:
+        return con.table("hotels").execute()
+    except TableNotFound:
+        return None
+
+
 def allergic_customers(con: BaseBackend) -> set[str]:
     """Unified customers with an allergy recorded by any source (empty before profiles are built)."""
     try:
@@ -250,7 +258,7 @@ def fit_and_evaluate(
     p_accept = acceptance_matrix(test, offers, full, context)
     margin = margins(offers, events["nights"].to_numpy(), events["guests"].to_numpy())
     facts = guest_facts(con, events)
-    allowed = eligibility_matrix(offers, events, facts)
+    allowed = eligibility_matrix(offers, events, facts, hotels=hotels_catalogue(con))
     logged = pd.Series(np.arange(len(offers)), index=offers["offer_id"])[events["offer_id"]].to_numpy()
     reward = events["accepted"].astype(float).to_numpy() * margin[rows, logged]
     popularity = train.events.groupby("offer_id")["accepted"].sum().reindex(offers["offer_id"]).fillna(0)

@@ -103,12 +103,18 @@ class _EncodedModel:
 class OfferRanker:
     """The top offers for a booking from one catalogue and the full and context-only models."""
 
-    def __init__(self, full: AcceptanceModel, context: AcceptanceModel, offers: pd.DataFrame) -> None:
+    def __init__(
+        self,
+        full: AcceptanceModel,
+        context: AcceptanceModel,
+        offers: pd.DataFrame,
+        hotels: pd.DataFrame | None = None,
+    ) -> None:
         missing = [c for c in (*OFFER_INPUTS, "name") if c not in offers.columns]
         if missing:
             raise ValueError(f"offers: missing column '{missing[0]}'")
         self.offers = offers.reset_index(drop=True)
-        self.catalogue = prepare_catalogue(self.offers)
+        self.catalogue = prepare_catalogue(self.offers, hotels)  # hotels: facilities (see eligibility)
         units = self.offers["unit"] if "unit" in self.offers.columns else pd.Series([None] * len(self.offers))
         self.units = Units.of(units)
         self.full = _EncodedModel(full, self.offers)

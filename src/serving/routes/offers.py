@@ -156,9 +156,10 @@ async def _resolve(
         return Recognised(guest, "customer_id", 1.0) if guest else None
     if body.guest is None:
         return None
+    country = request.app.state.booking_rules.country(body.booking.hotel_id)  # what the desk types
     for kind, value in (
         ("email", normalise_email(body.guest.email)),
-        ("phone", normalise_phone(body.guest.phone)),
+        ("phone", normalise_phone(body.guest.phone, country)),
     ):
         if value:
             found = store.find_contact(kind, value)
@@ -169,6 +170,6 @@ async def _resolve(
     if details is None or snapshot_id is None:
         return None
     names: NameIndex = request.app.state.names
-    match = await run_in_threadpool(names.best_match, store, snapshot_id, details)
+    match = await run_in_threadpool(names.best_match, store, snapshot_id, details, country)
     guest = store.booking_guest(match.customer_id, since) if match else None
     return Recognised(guest, "name", match.confidence) if guest and match else None

@@ -23,12 +23,14 @@ SPLIT, END = date(2025, 6, 30), date(2025, 12, 31)
 
 
 class Fitted(NamedTuple):
-    """The full and context-only acceptance models, the catalogue and the known guests' training events."""
+    """The full and context-only acceptance models, the catalogue and the known guests' training events,
+    and the hotels catalogue (facilities)."""
 
     full: AcceptanceModel
     context: AcceptanceModel
     offers: pd.DataFrame
     train: pd.DataFrame
+    hotels: pd.DataFrame
 
 
 @pytest.fixture(scope="package")
@@ -49,4 +51,5 @@ def models(demo: tuple[Warehouse, Path]) -> Fitted:
     config = FeatureConfig(as_of=SPLIT).resolved(con)
     train = rolling_windows(con, offers, SPLIT - timedelta(days=365), SPLIT, config, days=91)
     full, context = fit_models(train, seed=0)
-    return Fitted(full, context, offers, train.events[train.known])
+    hotels = con.table("hotels").execute()
+    return Fitted(full, context, offers, train.events[train.known], hotels)

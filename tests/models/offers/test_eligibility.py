@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from crm_analytics.datasets.demo import offers as demo_offers
-from crm_analytics.datasets.demo.catalogue import HOTELS, ROOM_TYPES, offers_frame
+from crm_analytics.datasets.demo.catalogue import HOTELS, ROOM_TYPES, hotels_frame, offers_frame
 from crm_analytics.models.offers import eligibility as elig
 from crm_analytics.models.offers.eligibility import (
     CONTEXT_COLUMNS,
@@ -18,11 +19,13 @@ from crm_analytics.models.offers.eligibility import (
     RULES,
     BookingContext,
     GuestFacts,
-    eligibility_matrix,
-    eligible,
 )
 
 DEMO = offers_frame()
+DEMO_HOTELS = hotels_frame()
+# every check here runs with the demo chain's hotels catalogue (facilities), as scoring and serving do
+eligible = partial(elig.eligible, hotels=DEMO_HOTELS)
+eligibility_matrix = partial(elig.eligibility_matrix, hotels=DEMO_HOTELS)
 BOOKING = BookingContext("H01", date(2024, 5, 1), 3, 2, "standard", "web", "leisure", upgrade_available=True)
 ALLERGIC = GuestFacts(allergies=("dust mites",))
 
@@ -66,6 +69,25 @@ SCENARIOS = (
         "O11",
     ),
     Scenario("hotel", "hand-made list", handmade(hotel_ids="H02; H03"), BOOKING, GuestFacts(), "X1"),
+    Scenario(
+        "facilities",
+        "spa package at a hotel without a spa",
+        DEMO,
+        replace(BOOKING, hotel_id="H04"),
+        GuestFacts(),
+        "O02",
+    ),
+    Scenario(
+        "facilities",
+        "airport transfer at a hotel missing from the catalogue",
+        DEMO,
+        replace(BOOKING, hotel_id="H99"),
+        GuestFacts(),
+        "O05",
+    ),
+    Scenario(
+        "facilities", "hand-made parking offer", handmade(requires_parking=True), BOOKING, GuestFacts(), "X1"
+    ),
     Scenario(
         "room_type",
         "deluxe upgrade from deluxe",
@@ -181,6 +203,21 @@ def test_eligible_keeps_the_catalogue_and_marks_allowed_offers() -> None:
     allowed = result[result["eligible"]]
     assert allowed["excluded_by"].isna().all()
     assert set(allowed["offer_id"]) == {"O01", "O02", "O03", "O06", "O07", "O08", "O09", "O10", "O11", "O12"}
+
+
+def test_an_offer_needing_a_facility_is_only_eligible_where_the_hotel_has_it() -> None:
+    """The demo catalogue limits no offer to hotels for its facilities: the hotels catalogue decides."""
+    spa = DEMO.loc[DEMO["requires_spa"], "offer_id"].tolist()
+    assert spa == ["O02", "O12"]
+    assert DEMO.set_index("offer_id").loc[spa, "hotel_ids"].isna().all()
+    with_spa = DEMO_HOTELS["facilities"].fillna("").str.contains("spa")
+    for hotel, has_spa in zip(DEMO_HOTELS["hotel_id"], with_spa, strict=True):
+        result = eligible(DEMO, replace(BOOKING, hotel_id=hotel), GuestFacts()).set_index("offer_id")
+        assert result.loc[spa, "eligible"].tolist() == [has_spa] * 2, hotel
+    without_catalogue = elig.eligible(DEMO, BOOKING, GuestFacts()).set_index("offer_id")
+    needs = DEMO.set_index("offer_id")[list(elig.REQUIRED_FACILITIES)].any(axis=1)
+    assert (without_catalogue.loc[needs, "excluded_by"] == "facilities").all()
+    assert without_catalogue.loc[~needs, "excluded_by"].ne("facilities").all()
 
 
 def test_contact_cap_is_a_parameter() -> None:

@@ -46,7 +46,7 @@ def _training_path(
     shown: datetime,
 ) -> dict[str, float]:
     """P(accept) of every eligible offer the way training scores events: frames through sklearn."""
-    verdicts = eligible(models.offers, booking, facts)
+    verdicts = eligible(models.offers, booking, facts, hotels=models.hotels)
     allowed = verdicts[verdicts["eligible"]]
     events = pd.DataFrame(
         {
@@ -66,7 +66,7 @@ def _training_path(
 
 
 def test_ranker_scores_what_the_training_path_scores(models: Fitted) -> None:
-    ranker = OfferRanker(models.full, models.context, models.offers)
+    ranker = OfferRanker(models.full, models.context, models.offers, models.hotels)
     history_columns = models.full.customer_columns_
     guests = models.train.drop_duplicates("customer_id").head(40)
     rng = np.random.default_rng(1)
@@ -98,7 +98,7 @@ def test_ranker_scores_what_the_training_path_scores(models: Fitted) -> None:
 
 
 def test_ranking_for_a_booking_respects_the_rules(models: Fitted) -> None:
-    ranker = OfferRanker(models.full, models.context, models.offers)
+    ranker = OfferRanker(models.full, models.context, models.offers, models.hotels)
     unknown = ranker.rank(BOOKING, GuestFacts(), top_k=12)
     assert len(unknown) > 3
     assert {"O06", "O07"} & {r.offer_id for r in unknown}  # carpeted upgrades are fine for this guest
@@ -113,6 +113,8 @@ def test_ranking_for_a_booking_respects_the_rules(models: Fitted) -> None:
     spa = [r for r in top if r.offer_id in ("O02", "O12")]
     assert spa
     assert all(r.reason == "took spa on 5 of 5 stays" for r in spa)
+    no_spa = OfferRanker(models.full, models.context, models.offers, models.hotels.assign(facilities=None))
+    assert not {"O02", "O12"} & {r.offer_id for r in no_spa.rank(BOOKING, GuestFacts(), regular, top_k=12)}
     nothing = ranker.rank(BOOKING, GuestFacts(offers_shown_recently=3))  # the contact cap is reached
     assert nothing == []
 
@@ -128,7 +130,7 @@ def test_compiling_needs_a_fitted_model() -> None:
 
 
 def test_exploration_shows_random_eligible_offers_with_their_true_propensity(models: Fitted) -> None:
-    ranker = OfferRanker(models.full, models.context, models.offers)
+    ranker = OfferRanker(models.full, models.context, models.offers, models.hotels)
     greedy = ranker.rank(BOOKING, GuestFacts(), top_k=2)
     assert all(r.propensity == 1.0 for r in greedy)  # no exploration: the list is certain
     rng = np.random.default_rng(7)
