@@ -16,9 +16,9 @@ from fastapi import APIRouter, Depends
 
 from crm_analytics.serving.auth import require
 from crm_analytics.serving.deps import Store
+from crm_analytics.serving.feedback_schemas import AnswerEvent, FeedbackRequest, FeedbackResponse, ShownEvent
 from crm_analytics.serving.keys import ApiKey
 from crm_analytics.serving.problems import ProblemError, problem_responses, require_json
-from crm_analytics.serving.schemas import AnswerEvent, FeedbackRequest, FeedbackResponse, ShownEvent
 from crm_analytics.store import Decision, now
 
 router = APIRouter(prefix="/v1/feedback", tags=["booking"])
