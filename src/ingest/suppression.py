@@ -62,7 +62,7 @@ def erasure_key_path(settings: Settings) -> Path:
     """The key file: ``CRM_ERASURE_KEY_FILE``; else ``<data_dir>/erasure.key`` if an earlier release
     created it there; else ``erasure.key`` in the user's config folder (``platformdirs``)."""
     if settings.erasure_key_file is not None:
-        return settings.erasure_key_file
+        return settings.erasure_key_file.expanduser()
     legacy = Path(settings.data_dir) / KEY_FILE
     if legacy.exists():
         return legacy

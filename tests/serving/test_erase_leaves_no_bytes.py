@@ -176,7 +176,8 @@ def test_erase_leaves_no_bytes_of_the_person_in_the_data_folder(
         erased = CliRunner().invoke(cli, ["erase", customer, "--yes", "--json"])
 
         assert erased.exit_code == 0, erased.output
-        assert files_holding(data, needles) == {}
+        left = files_holding(data, needles)
+        assert left == {}, f"the person is still in {sorted(left)}: {left}"
         report = json.loads(erased.stdout)
         assert (report["staging_tables_dropped"], report["serving_rows_discarded"]) == (3, 1)
         assert report["warehouse_rewritten"] is True
