@@ -87,7 +87,13 @@ class Settings(BaseSettings):
     erasure_key: SecretStr | None = Field(
         None,
         description="HMAC key for erasure suppression hashes; if unset a random key is created once in "
-        "<data_dir>/erasure.key with mode 0600.",
+        "the file CRM_ERASURE_KEY_FILE with mode 0600.",
+    )
+    erasure_key_file: Path | None = Field(
+        None,
+        description="File holding the erasure key when CRM_ERASURE_KEY is unset; unset: erasure.key in "
+        "the user's config folder (~/.config/crm-analytics on Linux), outside the data folder, or "
+        "<data_dir>/erasure.key where an earlier release created it (`crm erase` says how to move it).",
     )
 
     serving_max_body_bytes: Annotated[int, Field(gt=0)] = Field(

@@ -24,6 +24,8 @@ def project_env(folder: Path) -> dict[str, str]:
         "CRM_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}",
         "CRM_MLFLOW_ARTIFACT_ROOT": str(folder / "mlruns" / "artifacts"),
         "CRM_SERVING_STORE_URL": f"sqlite:///{folder / 'data' / 'serving.db'}",
+        # the key of erasures in this folder, whichever test erases (the default is per user)
+        "CRM_ERASURE_KEY_FILE": str(folder / "config" / "erasure.key"),
     }
 
 
@@ -43,10 +45,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run in a temporary folder with no CRM_* variables from the caller's shell or .env."""
+    """Run in a temporary folder with no CRM_* variables from the caller's shell or .env, and a per-user
+    config folder of its own (where the erasure key goes by default)."""
     for name in list(os.environ):
         if name.startswith("CRM_") and name != "CRM_TEST_POSTGRES_URL":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user-config"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

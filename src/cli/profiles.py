@@ -105,7 +105,8 @@ def erase(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Erase a person everywhere (raw records, quarantine, profile, features, scores) and suppress their
+    """Erase a person everywhere (raw records, quarantine, profile, features, scores, serving store,
+    access log, killed runs' leftovers), rewrite the files so no bytes of them remain, and suppress their
     source records so a later ingest drops them."""
     from crm_analytics.jobs import erase as erase_job
 
@@ -115,6 +116,16 @@ def erase(
         raise typer.Exit(1)
     report = erase_job.erase(settings(), customer_id)
     emit(report, as_json, lambda r: render_rows("erased", [r.as_dict()]))
+    if report.key_notice:
+        err.print(f"note: {report.key_notice}", markup=False, highlight=False, soft_wrap=True)
+    if report.serving_store_compacted is False:
+        err.print(
+            "note: a reader kept the serving store's write-ahead log busy; the erased rows' old pages "
+            "leave it at its next checkpoint",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _render_matches(result: dict[str, Any]) -> None:

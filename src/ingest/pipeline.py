@@ -30,6 +30,7 @@ from crm_analytics.ingest.tables import QUARANTINE_COLUMNS, QUARANTINE_KEY, cont
 from crm_analytics.ingest.validate import validate_chunk
 from crm_analytics.settings import Settings
 from crm_analytics.warehouse import Execute, Warehouse, create_table_sql, migrations
+from crm_analytics.warehouse.staging import STAGE_PREFIX, drop_staging_tables
 
 OnRows = Callable[[int], None]
 
@@ -131,8 +132,9 @@ def _ingest(
     on_rows: OnRows | None,
 ) -> BatchReport:
     migrations.upgrade(warehouse)  # ingest is the first writer: the tables exist from here on
+    drop_staging_tables(warehouse)  # a killed run's leftovers hold raw rows
     started_at = datetime.now(UTC).replace(tzinfo=None)
-    stage = f"_stage_{report.batch_id}"
+    stage = f"{STAGE_PREFIX}{report.batch_id}"
     with warehouse.transaction() as execute:
         execute(_stage_table_sql(stage, contract))
     try:

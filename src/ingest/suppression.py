@@ -7,11 +7,14 @@ person's rows are neither stored nor quarantined.
 
 The hash is keyed because source ids are short and sequential (``G0000042``): an unsalted SHA-256 of
 them could be reversed by hashing every possible id. The key is ``CRM_ERASURE_KEY`` or, when unset, a
-random key created once in ``<data_dir>/erasure.key`` (mode 0600). Keep it with the warehouse's
-backups: without it the recorded hashes can no longer be matched. Every host that ingests into the same
-warehouse needs the same key, so set ``CRM_ERASURE_KEY`` in production. A missing or different key is
-an error at ingest, never a silent miss: only an erasure creates a key, and the table holds a check
-hash of the key it was recorded with.
+random key created once in ``erasure_key_path(settings)`` (mode 0600): ``CRM_ERASURE_KEY_FILE``, else the
+user's config folder (``~/.config/crm-analytics/erasure.key`` on Linux), kept out of the data folder so a
+copy of the data does not carry the key that reverses its hashes; a key an earlier release created in
+``<data_dir>/erasure.key`` is still used there (``key_in_data_folder`` says how to move it). Back it up
+apart from the warehouse's backups: without it the recorded hashes can no longer be matched. Every host
+that ingests into the same warehouse needs the same key, so set ``CRM_ERASURE_KEY`` in production. A
+missing or different key is an error at ingest, never a silent miss: only an erasure creates a key, and
+the table holds a check hash of the key it was recorded with.
 
 Subjects are ``account`` (a source system's customer id: ``customer_records.source_customer_id`` and
 the ``customer_id`` of transactions and the offer log) and ``transaction`` (a source's
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
+import platformdirs
 
 from crm_analytics.settings import Settings
 from crm_analytics.warehouse import Execute, Warehouse
@@ -41,6 +45,7 @@ TABLE = "erasure_suppressions"
 COLUMNS = {"subject_hash": "TEXT", "kind": "TEXT", "erased_at": "TIMESTAMP"}
 REASON = "erased on request (suppressed)"
 KEY_FILE = "erasure.key"
+APP_NAME = "crm-analytics"  # the per-user config folder's name
 KEY_CHECK = "key_check"  # the kind of the row that identifies the key the table was recorded with
 
 # per raw table: which columns name a subject (always together with the row's ``source``)
@@ -53,22 +58,46 @@ SUBJECT_COLUMNS: dict[str, tuple[tuple[Kind, str], ...]] = {
 _ROWS_PER_INSERT = 500
 
 
+def erasure_key_path(settings: Settings) -> Path:
+    """The key file: ``CRM_ERASURE_KEY_FILE``; else ``<data_dir>/erasure.key`` if an earlier release
+    created it there; else ``erasure.key`` in the user's config folder (``platformdirs``)."""
+    if settings.erasure_key_file is not None:
+        return settings.erasure_key_file.expanduser()
+    legacy = Path(settings.data_dir) / KEY_FILE
+    if legacy.exists():
+        return legacy
+    return platformdirs.user_config_path(APP_NAME) / KEY_FILE
+
+
+def key_in_data_folder(settings: Settings) -> str | None:
+    """How to move a key file that still lives in the data folder (None when it does not)."""
+    legacy = Path(settings.data_dir) / KEY_FILE
+    if settings.erasure_key is not None or erasure_key_path(settings) != legacy:
+        return None
+    target = platformdirs.user_config_path(APP_NAME) / KEY_FILE
+    return (
+        f"the erasure key is in the data folder ({legacy}), so every copy of the data carries the key "
+        f"to its hashes; move it out: mkdir -p -m 700 {target.parent} && mv {legacy} {target} "
+        "(or set CRM_ERASURE_KEY_FILE, or CRM_ERASURE_KEY on every host)"
+    )
+
+
 def erasure_key(settings: Settings, *, create: bool = True) -> bytes:
-    """The HMAC key: ``CRM_ERASURE_KEY``, else ``<data_dir>/erasure.key`` (created once, mode 0600,
-    unless ``create`` is false: then a missing file is an error)."""
+    """The HMAC key: ``CRM_ERASURE_KEY``, else the file ``erasure_key_path(settings)`` (created once,
+    mode 0600, unless ``create`` is false: then a missing file is an error)."""
     if settings.erasure_key is not None:
         key = settings.erasure_key.get_secret_value().encode()
         if not key.strip():
             raise ValueError("CRM_ERASURE_KEY: must not be empty")
         return key
-    path = Path(settings.data_dir) / KEY_FILE
+    path = erasure_key_path(settings)
     if not path.exists() and not create:
         raise LookupError(
             f"{path}: no erasure key, but the warehouse holds erasure suppressions; "
-            "set CRM_ERASURE_KEY or restore the key file used by `crm erase`"
+            "set CRM_ERASURE_KEY or CRM_ERASURE_KEY_FILE, or restore the key file used by `crm erase`"
         )
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:  # another process created it first: use theirs
@@ -136,7 +165,7 @@ def load_suppressions(warehouse: Warehouse, settings: Settings) -> Suppressions 
     if key_check(key) not in hashes:
         raise LookupError(
             f"{TABLE}: recorded with another erasure key; set CRM_ERASURE_KEY (or restore "
-            f"<data_dir>/{KEY_FILE}) to the key `crm erase` used"
+            f"{erasure_key_path(settings)}) to the key `crm erase` used"
         )
     return Suppressions(key, hashes)
 

@@ -4,7 +4,8 @@ One row per customer and cutoff: P(alive), expected purchases and spend, CLV wit
 probability, and the model versions that made them. Chunks are staged as they are scored (memory stays
 bounded) and the cutoff's rows are replaced in one transaction once the serving snapshot has switched,
 so both hold the same run; a failed run leaves the table as it was (and should that last transaction
-fail, the table keeps the previous run while the store has the new one).
+fail, the table keeps the previous run while the store has the new one). A killed run's staging table
+is dropped when the next run starts (``warehouse.staging``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 
 from crm_analytics.store import now
 from crm_analytics.warehouse import Warehouse, create_table_sql, migrations
+from crm_analytics.warehouse.staging import STAGE_PREFIX, drop_staging_tables
 
 TABLE = "customer_scores"
 KEY_COLUMNS = {"customer_id": "TEXT", "as_of": "DATE"}
@@ -39,8 +41,9 @@ class ScoreTable:
         self.scored_at = now()
         self.outputs = list(outputs)
         self.columns = KEY_COLUMNS | dict.fromkeys(self.outputs, "DOUBLE PRECISION") | RUN_COLUMNS
-        self.stage = f"_stage_scores_{uuid.uuid4().hex}"
+        self.stage = f"{STAGE_PREFIX}scores_{uuid.uuid4().hex}"
         migrations.upgrade(warehouse)
+        drop_staging_tables(warehouse)  # a killed run's leftovers hold scores of customers
         with warehouse.transaction() as execute:
             for name in self.outputs:
                 execute(f'ALTER TABLE "{TABLE}" ADD COLUMN IF NOT EXISTS "{name}" DOUBLE PRECISION')

@@ -9,8 +9,10 @@ open keeps reading it (its inode lives until the last reader closes it); the nex
 
 Why a file copy and not ``ATTACH ...; COPY FROM DATABASE``: on a 77 MB demo warehouse (20,000 guests,
 2 cores) CHECKPOINT + file copy took 0.07-0.14 s and COPY FROM DATABASE 5.6-6.4 s, which decodes and
-re-encodes every table. The copy is consistent because only the one process that holds the warehouse
-read-write publishes, and it does not write meanwhile. PostgreSQL needs no copy (MVCC): readers open the
+re-encodes every table. The file copy also carries the bytes DuckDB leaves in freed blocks, so after an
+erasure the copy is published from the rewritten file instead (``warehouse.rewrite``). The copy is
+consistent because only the one process that holds the warehouse read-write publishes, and it does not
+write meanwhile. PostgreSQL needs no copy (MVCC): readers open the
 warehouse itself.
 """
 
@@ -45,18 +47,20 @@ def read_copy_path(settings: Settings) -> Path | None:
     return path.with_name(f"{path.stem}.read{path.suffix or '.duckdb'}")
 
 
-def publish_read_copy(warehouse: Warehouse, settings: Settings) -> Path | None:
+def publish_read_copy(warehouse: Warehouse, settings: Settings, *, source: Path | None = None) -> Path | None:
     """Publish a consistent read-only copy of ``warehouse`` (open read-write, schema current) at
     ``read_copy_path(settings)``, swapped in atomically; returns its path (None when the warehouse
     needs no copy: PostgreSQL, in-memory DuckDB). Publishing the same data twice changes nothing but
-    the recorded ``published_at``."""
+    the recorded ``published_at``. ``source``: a file holding the same data to copy instead of the
+    warehouse file (its rewrite, ``warehouse.rewrite``)."""
     destination = read_copy_path(settings)
     if destination is None or warehouse.backend != "duckdb":
         return None
     if warehouse.read_only:
         raise ValueError("publish_read_copy: needs the warehouse opened read-write")
-    source = Path(parse_warehouse_url(warehouse.url)[1])
-    if source.resolve() == destination.resolve():
+    warehouse_file = Path(parse_warehouse_url(warehouse.url)[1])
+    source = source or warehouse_file
+    if warehouse_file.resolve() == destination.resolve():
         raise ValueError("CRM_WAREHOUSE_READ_COPY: must not be the warehouse file itself")
     info = {
         "published_at": datetime.now(UTC).replace(tzinfo=None),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from crm_analytics.ingest.suppression import (
     Kind,
     Suppressions,
     erasure_key,
+    erasure_key_path,
+    key_in_data_folder,
     load_suppressions,
     record_suppressions,
     subject_hash,
@@ -38,13 +41,40 @@ OFFER = {
 def test_key_file_is_created_once_with_mode_0600_and_the_hash_is_stable(settings: Settings) -> None:
     key = erasure_key(settings)
 
-    path = settings.data_dir / "erasure.key"
+    path = erasure_key_path(settings)
+    assert path == Path(os.environ["XDG_CONFIG_HOME"]) / "crm-analytics" / "erasure.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert not (settings.data_dir / "erasure.key").exists()  # a copy of the data carries no key
+    assert key_in_data_folder(settings) is None
     assert erasure_key(load_settings()) == key  # a later run reads the same key
     first = subject_hash(key, "account", "shop", "C1")
     assert subject_hash(erasure_key(load_settings()), "account", "shop", "C1") == first
     assert len(first) == 64
     assert "C1" not in first
+
+
+def test_a_key_an_earlier_release_left_in_the_data_folder_is_used_and_a_move_is_advised(
+    settings: Settings,
+) -> None:
+    legacy = settings.data_dir / "erasure.key"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text("old-key\n")
+
+    assert erasure_key(settings) == b"old-key"
+    assert erasure_key_path(settings) == legacy
+    advice = key_in_data_folder(settings)
+    assert advice is not None
+    assert f"mv {legacy} {Path(os.environ['XDG_CONFIG_HOME']) / 'crm-analytics' / 'erasure.key'}" in advice
+    assert not (Path(os.environ["XDG_CONFIG_HOME"]) / "crm-analytics").exists()  # no second key made
+
+
+def test_a_configured_key_file_is_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CRM_ERASURE_KEY_FILE", str(tmp_path / "secrets" / "crm.key"))
+    key = erasure_key(load_settings())
+
+    assert (tmp_path / "secrets" / "crm.key").read_bytes().strip() == key
+    assert key_in_data_folder(load_settings()) is None
 
 
 def test_hash_is_keyed_and_separates_kinds_and_sources(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,7 +84,7 @@ def test_hash_is_keyed_and_separates_kinds_and_sources(monkeypatch: pytest.Monke
     two = erasure_key(load_settings())
 
     assert one == b"key-one"
-    assert not (load_settings().data_dir / "erasure.key").exists()  # a configured key writes no file
+    assert not erasure_key_path(load_settings()).exists()  # a configured key writes no file
     hashes = {
         subject_hash(one, "account", "shop", "C1"),
         subject_hash(two, "account", "shop", "C1"),
@@ -76,7 +106,7 @@ def test_nothing_is_checked_and_no_key_is_made_while_nobody_was_erased(
     with warehouse.transaction() as execute:
         record_suppressions(execute, b"k", [])
     assert load_suppressions(warehouse, settings) is None  # empty table
-    assert not (settings.data_dir / "erasure.key").exists()
+    assert not erasure_key_path(settings).exists()
 
 
 def test_recording_is_idempotent_and_stores_no_ids(warehouse: Warehouse, settings: Settings) -> None:
@@ -99,10 +129,10 @@ def test_ingest_refuses_to_run_with_a_lost_or_different_key(
     warehouse: Warehouse, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _erase(warehouse, settings)
-    (settings.data_dir / "erasure.key").unlink()
+    erasure_key_path(settings).unlink()
     with pytest.raises(LookupError, match="no erasure key, but the warehouse holds erasure suppressions"):
         load_suppressions(warehouse, settings)
-    assert not (settings.data_dir / "erasure.key").exists()  # never replaced by a fresh key silently
+    assert not erasure_key_path(settings).exists()  # never replaced by a fresh key silently
 
     monkeypatch.setenv("CRM_ERASURE_KEY", "another key")
     with pytest.raises(LookupError, match="erasure_suppressions: recorded with another erasure key"):
