@@ -17,7 +17,14 @@ def test_main_job_generates_ingests_and_summarises() -> None:
     code, result, _ = crm("run", "--customers", "300", "--json")
     assert code == 0, result
     totals = result["ingest"]["totals"]
-    assert set(totals) == {"transactions", "transaction_items", "customer_records", "offers", "offer_log"}
+    assert set(totals) == {
+        "transactions",
+        "transaction_items",
+        "customer_records",
+        "offers",
+        "offer_log",
+        "hotels",
+    }
     assert all(t["rows_rejected"] == 0 for t in totals.values())
     assert result["summary"]["tables"]["transactions"] == totals["transactions"]["rows_new"] > 300
     assert result["features"]["labels"] is True
