@@ -169,13 +169,10 @@ def score_all(
             yield from rows
 
     try:
-        catalogue = warehouse.ibis.table("offers").order_by("offer_id").execute()
-        catalogue = catalogue.drop(columns=["ingest_batch_id", "row_hash"], errors="ignore")
-        offers = [score_rows.clean(row) for row in catalogue.to_dict(orient="records")]
+        offers = score_rows.catalogue(warehouse, "offers", "offer_id")
+        hotels = score_rows.catalogue(warehouse, "hotels", "hotel_id")
         made_with = models | segment_versions(warehouse)  # the segments' definitions made it too
-        snapshot = Snapshot(
-            uuid.uuid4().hex, now(), str(as_of), made_with, len(ids), offers, score_rows.hotels(warehouse)
-        )
+        snapshot = Snapshot(uuid.uuid4().hex, now(), str(as_of), made_with, len(ids), offers, hotels)
         store.write_snapshot(
             snapshot,
             customer_rows(),

@@ -119,11 +119,12 @@ def json_rows(frame: pd.DataFrame) -> dict[str, str]:
     return {str(cid): json.dumps(dict(zip(names, values, strict=True))) for cid, values in rows}
 
 
-def hotels(warehouse: Warehouse) -> list[dict[str, Any]]:
-    """The hotels catalogue (contract columns), empty before a hotels file was ingested."""
-    if not warehouse.has_table("hotels"):
+def catalogue(warehouse: Warehouse, table: str, key: str) -> list[dict[str, Any]]:
+    """A catalogue source's rows in ``key`` order, contract columns only (the offers, the hotels); empty
+    before such a file was ingested."""
+    if not warehouse.has_table(table):
         return []
-    frame = warehouse.ibis.table("hotels").order_by("hotel_id").execute()
+    frame = warehouse.ibis.table(table).order_by(key).execute()
     frame = frame.drop(columns=["ingest_batch_id", "row_hash"], errors="ignore")
     return [clean(row) for row in frame.to_dict(orient="records")]
 
