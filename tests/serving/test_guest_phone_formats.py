@@ -90,7 +90,10 @@ def story(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Story:
     """The served chain's data copied (models shared), Camille ingested, profiles built, scored."""
     folder = tmp_path_factory.mktemp("story")
     shutil.copytree(served.folder / "data", folder / "data", ignore=shutil.ignore_patterns("demo"))
-    env = project_env(folder) | {k: v for k, v in served.env.items() if k.startswith("CRM_MLFLOW")}
+    # the models are shared, and so is the erasure key: the copied warehouse holds the suppressions of any
+    # erasure another test of this worker made on the served chain before
+    shared = ("CRM_MLFLOW", "CRM_ERASURE_KEY")
+    env = project_env(folder) | {k: v for k, v in served.env.items() if k.startswith(shared)}
     (folder / "raw").mkdir()
     _story_files(folder / "raw")
     with pytest.MonkeyPatch.context() as patch:
