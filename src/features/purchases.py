@@ -24,9 +24,12 @@ def known_at(transactions: ir.Table, as_of: date) -> ir.Table:
 def purchases_as_of(transactions: ir.Table, as_of: date) -> ir.Table:
     """Purchases known at ``as_of`` and not cancelled by then, with their ``day``."""
     known = known_at(transactions, as_of)
-    cancelled = known.filter(known.type == "cancellation").select(cancelled_id=known.reference_id)
+    cancellations = known.filter((known.type == "cancellation") & known.reference_id.notnull())
     purchases = known.filter(known.type == "purchase")
-    purchases = purchases.anti_join(cancelled, purchases.transaction_id == cancelled.cancelled_id)
+    # NOT IN (a subquery), not an anti-join: PostgreSQL estimates a filtered CTE at a few rows and then
+    # anti-joins by nested loop, quadratic in the purchases (45 s instead of 0.6 s a day at 2,000 guests
+    # once its statistics moved); NOT IN is a hashed subplan there, and DuckDB and Spark anti-join it
+    purchases = purchases.filter(~purchases.transaction_id.isin(cancellations.reference_id))
     return purchases.mutate(day=purchases.timestamp.date())
 
 

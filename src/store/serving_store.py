@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnClause
 
 from crm_analytics.store import migrations
+from crm_analytics.store.bulk_insert import insert_rows
 from crm_analytics.store.decision_log import Decision
 from crm_analytics.store.records import (
     BOOKING_GUEST,
@@ -165,7 +166,7 @@ class ServingStore:
         for table, batch in (*batches, (lookup_records, lookup_rows)):
             for chunk in chunks(({"snapshot_id": sid, **row} for row in batch), STAGE_ROWS):
                 with self.engine.begin() as conn:
-                    conn.execute(insert(table), chunk)
+                    insert_rows(conn, table, chunk)
         with self.engine.begin() as conn:
             if linkage is not None:
                 conn.execute(insert(linkage_models).values(snapshot_id=sid, **linkage))

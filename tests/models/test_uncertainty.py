@@ -13,6 +13,7 @@ from sklearn.exceptions import NotFittedError
 
 from crm_analytics.datasets.cdnow import write_cdnow
 from crm_analytics.features.build import FeatureConfig, feature_table
+from crm_analytics.models.clv import uncertainty
 from crm_analytics.models.clv.model import PERIODS_PER_MONTH, CLVModel
 from crm_analytics.models.clv.uncertainty import holdout_distribution, simulate_value, value_distribution
 from crm_analytics.warehouse import Warehouse
@@ -121,7 +122,9 @@ def test_intervals_and_probabilities_are_consistent(
     assert ((wide["p_no_purchase"] > 0) & (wide["p_no_purchase"] <= 1)).all()
 
 
-def test_results_depend_on_the_seed_only(cdnow_weeks: pd.DataFrame, fitted: dict[str, CLVModel]) -> None:
+def test_results_depend_on_the_seed_only(
+    cdnow_weeks: pd.DataFrame, fitted: dict[str, CLVModel], monkeypatch: pytest.MonkeyPatch
+) -> None:
     model = fitted["mbgnbd"]
     calls: list[tuple[int, int]] = []
     small = value_distribution(
@@ -134,6 +137,11 @@ def test_results_depend_on_the_seed_only(cdnow_weeks: pd.DataFrame, fitted: dict
     )
     large = value_distribution(model, cdnow_weeks, thresholds=(100,), draws=500, chunk_customers=100_000)
     pd.testing.assert_frame_equal(small, large)  # chunks change memory use, never results
+    for threads in (1, 3):  # nor do threads: each block has its own stream
+        monkeypatch.setattr(uncertainty, "simulation_threads", lambda threads=threads: threads)
+        alone = value_distribution(model, cdnow_weeks, thresholds=(100,), draws=500, chunk_customers=500)
+        pd.testing.assert_frame_equal(alone, large)
+    monkeypatch.undo()
     assert calls == [(1000, 2357), (2000, 2357), (2357, 2357)]  # chunks are whole blocks of 1,000
     other = value_distribution(model, cdnow_weeks, thresholds=(100,), draws=500, seed=1)
     assert not np.allclose(other["clv_mean"], large["clv_mean"])
