@@ -95,6 +95,7 @@ def copy_of(folder: Path, name: str) -> Path:
     target = folder.parent / name
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(folder, target)
+    os.sync()  # the copy's writes reach the disk now, not during the contender's first checkpoint
     return target
 
 
