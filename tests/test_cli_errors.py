@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pytest
 
 from crm_analytics.models.segments.membership import write_memberships
 from crm_analytics.warehouse import Warehouse
@@ -53,6 +54,7 @@ def test_nothing_to_score_says_what_to_run(tmp_path: Path) -> None:
     assert_one_line(crm(tmp_path, "score"), 1, "no feature build yet; run `crm features build")
 
 
+@pytest.mark.slow  # a whole demo chain: in `make test`, not in the fast loop
 def test_export_into_an_unwritable_place_fails_cleanly(tmp_path: Path) -> None:
     url = project_env(tmp_path)["CRM_WAREHOUSE_URL"]
     members = pd.DataFrame(

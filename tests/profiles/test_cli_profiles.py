@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from tests.test_cli import crm
 
 
+@pytest.mark.slow  # a whole demo chain: in `make test`, not in the fast loop
 def test_build_show_lookup_then_erase() -> None:
     assert crm("data", "demo", "--customers", "400", "--seed", "4", "--out", "demo")[0] == 0
     assert crm("ingest", "demo", "--json")[0] == 0

@@ -139,6 +139,7 @@ def traces(warehouse: Warehouse, needles: tuple[str, ...]) -> dict[str, list[str
     return found
 
 
+@pytest.mark.slow  # a whole demo chain: in `make test`, not in the fast loop
 def test_erased_person_leaves_no_trace_and_stays_out(
     warehouse: Warehouse, settings: Settings, demo: tuple[Path, DemoData], tmp_path: Path
 ) -> None:

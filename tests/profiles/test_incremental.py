@@ -196,6 +196,7 @@ def test_an_incremental_build_with_nothing_new_changes_nothing(
         pd.testing.assert_frame_equal(after[table], frame, obj=table)
 
 
+@pytest.mark.slow  # a whole demo chain: in `make test`, not in the fast loop
 def test_incremental_equals_full_on_a_day_of_new_and_changed_records(
     tmp_path: Path, settings: Settings
 ) -> None:

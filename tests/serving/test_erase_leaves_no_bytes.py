@@ -128,6 +128,7 @@ def leave_killed_runs(settings: Settings, customer_id: str) -> None:
     store.engine.dispose()
 
 
+@pytest.mark.slow  # a whole demo chain: in `make test`, not in the fast loop
 def test_erase_leaves_no_bytes_of_the_person_in_the_data_folder(
     served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -268,6 +268,7 @@ def test_served_offers_and_their_feedback_reach_the_offer_log(
         assert warehouse.fetch(f"SELECT 1 FROM offer_log WHERE event_id IN ({quoted})").empty
 
 
+@pytest.mark.slow  # a whole demo chain: in `make test`, not in the fast loop
 def test_post_offers_is_503_when_the_decision_log_cannot_be_written(
     client: TestClient, served: Served
 ) -> None:

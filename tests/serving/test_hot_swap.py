@@ -208,6 +208,7 @@ def test_promoting_a_champion_swaps_it_in_while_requests_run(
     assert {h for path, _, h in seen if path != "/v1/scores#rows"} == {stored("1")}
 
 
+@pytest.mark.slow  # a whole demo chain: in `make test`, not in the fast loop
 def test_crm_promote_rescores_and_every_answer_names_the_versions_of_its_scores(
     copy: Copy, running: tuple[TestClient, Traffic]
 ) -> None:
