@@ -26,14 +26,11 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     compiled = insert(table).compile(dialect=conn.dialect, column_keys=names)
     order = compiled.positiontup or []
     processors = [table.c[name].type.bind_processor(conn.dialect) for name in order]
-    if any(processors):
-        params = [
-            tuple(
-                value if process is None else process(value)
-                for value, process in zip((row[name] for name in order), processors, strict=True)
-            )
-            for row in rows
-        ]
-    else:
-        params = [tuple(row[name] for name in order) for row in rows]
+    params = [
+        tuple(
+            value if process is None else process(value)
+            for value, process in zip((row[name] for name in order), processors, strict=True)
+        )
+        for row in rows
+    ]
     conn.exec_driver_sql(compiled.string, params)

@@ -35,10 +35,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,6 +56,7 @@ from crm_analytics.models.clv.model import (
 from crm_analytics.models.inputs import NOT_FITTED
 
 Progress = Callable[[int, int], None]
+Map = Callable[..., Iterable[Any]]  # ``map`` or ``ThreadPoolExecutor.map``
 STREAM_BLOCK = 1_000  # patterns or customers per random stream; chunks are whole numbers of blocks
 MIN_DRAWS = 100
 MAX_THREADS = 8
@@ -251,17 +254,20 @@ def _simulate(
     monetary = np.maximum(summary["monetary_value"].to_numpy(float), 0.0)
     pattern_draws = _PatternDraws(model, patterns, horizon, draws, seed)
     chunk = math.ceil(chunk_customers / STREAM_BLOCK) * STREAM_BLOCK
-    with ThreadPoolExecutor(max_workers=simulation_threads()) as pool:
+    # a pool only when there are blocks to share: one block (an API request's few rows) runs inline
+    threads = min(simulation_threads(), math.ceil(len(order) / STREAM_BLOCK))
+    with ThreadPoolExecutor(max_workers=threads) if threads > 1 else nullcontext() as pool:
+        run = pool.map if pool is not None else map
         for start in range(0, len(order), chunk):
             rows = order[start : start + chunk]
             purchases = np.empty((len(rows), draws), dtype=np.int32)
             value = np.empty((len(rows), draws))
-            pattern_draws.prepare(codes[rows], pool)
+            pattern_draws.prepare(codes[rows], run)
             starts = list(range(0, len(rows), STREAM_BLOCK))
             block_rows = [rows[b : b + STREAM_BLOCK] for b in starts]
             streams = [(start + b) // STREAM_BLOCK for b in starts]
             spend = partial(_block_value, pattern_draws, codes, frequency, monetary, seed)
-            for b, (count, spent) in zip(starts, pool.map(spend, block_rows, streams), strict=True):
+            for b, (count, spent) in zip(starts, run(spend, block_rows, streams), strict=True):
                 purchases[b : b + STREAM_BLOCK], value[b : b + STREAM_BLOCK] = count, spent
             yield rows, purchases, value
 
@@ -290,8 +296,8 @@ class _PatternDraws:
     """Purchase draws per pattern, simulated block by block (each block its own stream) as chunks need them.
 
     Chunks move through the patterns in order, so blocks before the current chunk are dropped.
-    ``prepare`` simulates a chunk's missing blocks (on the pool's threads); ``take`` only reads them, so
-    threads may take at once.
+    ``prepare`` simulates a chunk's missing blocks (on threads, when there are several); ``take`` only
+    reads them, so threads may take at once.
     """
 
     def __init__(
@@ -300,12 +306,13 @@ class _PatternDraws:
         self.model, self.patterns, self.horizon, self.draws, self.seed = model, patterns, horizon, draws, seed
         self.blocks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def prepare(self, codes: np.ndarray, pool: ThreadPoolExecutor) -> None:
-        """Simulate the blocks the pattern codes of a chunk need (``codes`` in any order)."""
+    def prepare(self, codes: np.ndarray, run: Map) -> None:
+        """Simulate the blocks the pattern codes of a chunk need (``codes`` in any order), through ``run``
+        (``map``, or a thread pool's)."""
         first, last = int(codes.min()) // STREAM_BLOCK, int(codes.max()) // STREAM_BLOCK
         self.blocks = {b: arrays for b, arrays in self.blocks.items() if b >= first}
         missing = [b for b in range(first, last + 1) if b not in self.blocks]
-        self.blocks.update(zip(missing, pool.map(self._block, missing), strict=True))
+        self.blocks.update(zip(missing, run(self._block, missing), strict=True))
 
     def _block(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         block = self.patterns.iloc[b * STREAM_BLOCK : (b + 1) * STREAM_BLOCK]
