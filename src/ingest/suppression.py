@@ -63,23 +63,31 @@ def erasure_key_path(settings: Settings) -> Path:
     created it there; else ``erasure.key`` in the user's config folder (``platformdirs``)."""
     if settings.erasure_key_file is not None:
         return settings.erasure_key_file.expanduser()
-    legacy = Path(settings.data_dir) / KEY_FILE
-    if legacy.exists():
-        return legacy
-    return platformdirs.user_config_path(APP_NAME) / KEY_FILE
+    legacy = _data_folder_key(settings)
+    return legacy if legacy.exists() else _user_config_key()
 
 
 def key_in_data_folder(settings: Settings) -> str | None:
     """How to move a key file that still lives in the data folder (None when it does not)."""
-    legacy = Path(settings.data_dir) / KEY_FILE
+    legacy = _data_folder_key(settings)
     if settings.erasure_key is not None or erasure_key_path(settings) != legacy:
         return None
-    target = platformdirs.user_config_path(APP_NAME) / KEY_FILE
+    target = _user_config_key()
     return (
         f"the erasure key is in the data folder ({legacy}), so every copy of the data carries the key "
         f"to its hashes; move it out: mkdir -p -m 700 {target.parent} && mv {legacy} {target} "
         "(or set CRM_ERASURE_KEY_FILE, or CRM_ERASURE_KEY on every host)"
     )
+
+
+def _data_folder_key(settings: Settings) -> Path:
+    """Where an earlier release kept the key: in the data folder."""
+    return Path(settings.data_dir) / KEY_FILE
+
+
+def _user_config_key() -> Path:
+    """The default key file: in the user's config folder, outside the data folder."""
+    return platformdirs.user_config_path(APP_NAME) / KEY_FILE
 
 
 def erasure_key(settings: Settings, *, create: bool = True) -> bytes:
