@@ -15,7 +15,14 @@ time):
 
 Both end with the same day served; the script checks that the two snapshots serve the same customers.
 
+``--without-profiles`` (the 1M run, until [scale] brings profiles at 1M): the chain delivers transactions
+only (its customer-record files are dropped), so neither contender links records; the champions come
+from a ``crm run --customers 3000`` beside it (its own warehouse, the same MLflow registry), the history
+is ingested and served by a first ``crm refresh``.
+
     .venv/bin/python benchmarks/refresh_days.py          # 20,000 guests, 3 rounds -> refresh_days.json
+    .venv/bin/python benchmarks/refresh_days.py --customers 1000000 --without-profiles --runs 1 \
+        --out benchmarks/refresh_days_1m.json
     .venv/bin/python benchmarks/refresh_days.py --customers 2000 --runs 1 --out /tmp/r.json  # a quick look
 """
 
@@ -54,13 +61,14 @@ def env_for(folder: Path) -> dict[str, str]:
     }
 
 
-def crm(folder: Path, *args: str) -> dict[str, Any]:
-    """Run ``crm args`` in ``folder`` under GNU time: wall seconds and peak RSS (GiB)."""
+def crm(folder: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``crm args`` in ``folder`` under GNU time: wall seconds and peak RSS (GiB). ``env``: settings
+    that differ from ``env_for(folder)``'s."""
     started = time.perf_counter()
     done = subprocess.run(
         ["/usr/bin/time", "-f", "peak_kib=%M", str(BIN / "crm"), *args],
         cwd=folder,
-        env=env_for(folder),
+        env=env_for(folder) | (env or {}),
         capture_output=True,
         text=True,
         check=False,
@@ -90,6 +98,37 @@ def set_up(folder: Path, customers: int, seed: int) -> None:
     (folder / "ready").write_text("set up\n")
 
 
+def set_up_without_profiles(folder: Path, customers: int, seed: int) -> None:
+    """Champions from a small run, the big chain's history (transactions only) served, one day
+    delivered; skipped when already there."""
+    if (folder / "ready").exists():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    small = folder / "small"
+    champions = {
+        "CRM_DATA_DIR": str(small),
+        "CRM_WAREHOUSE_URL": f"duckdb:///{small / 'warehouse.duckdb'}",
+        "CRM_SERVING_STORE_URL": f"sqlite:///{small / 'serving.db'}",
+    }
+    print("set-up: champions from crm run --customers 3000", flush=True)
+    crm(folder, "run", "--customers", "3000", "--seed", str(seed), "--json", env=champions)
+    print(f"set-up: {customers:,} guests' history, transactions only", flush=True)
+    history = ("--customers", str(customers), "--seed", str(seed))
+    crm(folder, "data", "demo", *history, "--until", str(HISTORY_END), "--out", "data/demo")
+    drop_customer_records(folder / "data" / "demo")
+    crm(folder, "ingest", "data/demo", "--json")
+    crm(folder, "refresh", "--json")
+    crm(folder, "data", "demo", *history, "--incoming", "--from", str(DAY), "--until", str(DAY))
+    drop_customer_records(folder / "data" / "incoming")
+    (folder / "ready").write_text("set up\n")
+
+
+def drop_customer_records(folder: Path) -> None:
+    """The CRM, booking and billing systems' customer files removed: a transactions-only chain."""
+    for path in folder.rglob("customers_*"):
+        path.unlink()
+
+
 def copy_of(folder: Path, name: str) -> Path:
     """A copy of the set-up folder (the registry's artifact paths still point into the original)."""
     target = folder.parent / name
@@ -108,7 +147,7 @@ def served_customers(folder: Path) -> tuple[str, int]:
     return str(as_of), int(customers)
 
 
-def one_run(base: Path) -> dict[str, Any]:
+def one_run(base: Path, profiles: bool = True) -> dict[str, Any]:
     """Both contenders on fresh copies of the set-up: their steps, and the ratio of their times."""
     load_before = os.getloadavg()
     incremental_folder = copy_of(base, "incremental")
@@ -116,7 +155,7 @@ def one_run(base: Path) -> dict[str, Any]:
     full_folder = copy_of(base, "full")
     full = [
         crm(full_folder, "ingest", "data/demo", f"data/incoming/{DAY}", "--json"),  # all of it again
-        crm(full_folder, "profiles", "build", "--json"),
+        *([crm(full_folder, "profiles", "build", "--json")] if profiles else []),
         crm(full_folder, "features", "build", "--as-of", str(DAY), "--json"),
         crm(full_folder, "segments", "build", "--as-of", str(DAY), "--json"),
         crm(full_folder, "score", "--as-of", str(DAY), "--json"),
@@ -145,14 +184,18 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="keep the set-up here (and reuse it)")
     parser.add_argument("--runs", type=int, default=3, help="rounds, each on fresh copies (default 3)")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".json"))
+    parser.add_argument(
+        "--without-profiles", action="store_true", help="a transactions-only chain (the 1M run)"
+    )
     args = parser.parse_args()
     root = args.workdir or Path(tempfile.mkdtemp(prefix="refresh-bench-"))
-    base = root / f"setup-{args.customers}"
+    profiles = not args.without_profiles
+    base = root / f"setup-{args.customers}{'' if profiles else '-without-profiles'}"
     started = time.perf_counter()
-    set_up(base, args.customers, args.seed)
+    (set_up if profiles else set_up_without_profiles)(base, args.customers, args.seed)
     setup_seconds = time.perf_counter() - started
     load_before = os.getloadavg()
-    runs = [one_run(base) for _ in range(args.runs)]
+    runs = [one_run(base, profiles) for _ in range(args.runs)]
     speedups = [run["speedup"] for run in runs]
     result = {
         "benchmark": "refresh_days",
@@ -161,6 +204,7 @@ def main() -> None:
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "customers": args.customers,
+        "profiles": profiles,
         "history_end": str(HISTORY_END),
         "day": str(DAY),
         "setup_seconds": setup_seconds,

@@ -92,7 +92,10 @@ def ingest_stage(day: Day) -> dict[str, Any]:
 
 def profiles_stage(day: Day) -> dict[str, Any]:
     """When customer records arrived since the last profile build, re-link the customers they touch
-    with the stored linkage model (ids stay stable; merges and splits are recorded)."""
+    with the stored linkage model (ids stay stable; merges and splits are recorded). A chain that
+    delivers no customer records (transactions only) has nothing to link: its ids are the sources'."""
+    if not has_customer_records(day.warehouse):
+        return {"relinked": False, "customer_records": 0}
     if not relink_needed(day.warehouse):
         return {"relinked": False}
     day.progress("linking customer records")
@@ -286,6 +289,11 @@ def ingested_digests(warehouse: Warehouse) -> set[str]:
         return set()
     frame = warehouse.fetch("SELECT DISTINCT file_sha256 FROM ingest_batches")
     return {str(d) for d in frame["file_sha256"].dropna()}
+
+
+def has_customer_records(warehouse: Warehouse) -> bool:
+    """Whether any customer record was ever accepted (a transactions-only chain has none)."""
+    return warehouse.has_table("customer_records") and warehouse.count("customer_records") > 0
 
 
 def relink_needed(warehouse: Warehouse) -> bool:

@@ -168,16 +168,20 @@ class Warehouse:
             columns = [d.name for d in cursor.description]
             return pd.DataFrame(cursor.fetchall(), columns=columns)
 
-    def load_frame(self, table: str, frame: pd.DataFrame) -> None:
-        """Append a DataFrame to an existing table (bulk: DuckDB scan or PostgreSQL COPY)."""
+    def load_frame(self, table: str, frame: pd.DataFrame, *, upsert: bool = False) -> None:
+        """Append a DataFrame to an existing table (bulk: DuckDB scan or PostgreSQL COPY). ``upsert``
+        (DuckDB only): rows whose primary key is there replace those rows."""
         if frame.empty:
             return
         columns = ", ".join(f'"{c}"' for c in frame.columns)
+        if upsert and self.backend != "duckdb":
+            raise NotImplementedError("load_frame(upsert=True) is for DuckDB")
         if self.backend == "duckdb":
+            insert = "INSERT OR REPLACE" if upsert else "INSERT"
             self._native.register("_incoming_frame", frame)
             try:
                 self._native.execute(
-                    f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM _incoming_frame'
+                    f'{insert} INTO "{table}" ({columns}) SELECT {columns} FROM _incoming_frame'
                 )
             finally:
                 self._native.unregister("_incoming_frame")
