@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     serving_auth_failure_window_seconds: Annotated[float, Field(gt=0)] = Field(
         60.0, description="The window of CRM_SERVING_AUTH_FAILURES."
     )
+    serving_guests_per_key_hour: Annotated[int, Field(gt=0)] = Field(
+        500,
+        description="Distinct guests an API key may read per clock hour through /v1/offers (per worker "
+        "unless CRM_SERVING_REDIS_URL is set); past it the key's identified requests get 429 until the "
+        "hour ends.",
+    )
     serving_access_log: Path | None = Field(
         None,
         description="The API's access log (JSON lines, mode 0600, an audit store that `crm erase` "

@@ -24,6 +24,7 @@ from crm_analytics.cli.common import (
     render_rows,
     settings,
 )
+from crm_analytics.errors import InvalidInputError
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # as serving/metering.py reads it (not imported: it loads the app)
 
@@ -120,12 +121,35 @@ def _run_workers(config: Any) -> None:
 def keys_create(
     name: Annotated[str, typer.Argument(help="Who the key is for, e.g. 'pms-london'.")],
     role: Annotated[list[str], typer.Option(help="marketing, booking, analyst or admin (repeatable).")],
+    hotel: Annotated[
+        list[str] | None, typer.Option(help="The only hotel it may book for (repeatable; default: all).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a key; its secret is shown once, only its hash is stored."""
-    key, secret = _key_store().create(name, role)
-    result = {"key_id": key.key_id, "name": key.name, "roles": list(key.roles), "secret": secret}
+    key, secret = _key_store().create(name, role, _known_hotels(hotel) if hotel else None)
+    result = {
+        "key_id": key.key_id,
+        "name": key.name,
+        "roles": list(key.roles),
+        "hotels": sorted(key.hotels) if key.hotels is not None else None,
+        "secret": secret,
+    }
     emit(result, as_json, _render_secret)
+
+
+@keys_app.command("bind")
+@handle_errors
+def keys_bind(
+    key_id: Annotated[str, typer.Argument(help="The key's id (k_...).")],
+    hotel: Annotated[list[str], typer.Option(help="A hotel it may book for (repeatable).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Bind a key to these hotels (replacing any earlier binding): it answers for bookings there only,
+    within the service's key cache time. A key never bound books for every hotel."""
+    key = _key_store().bind(key_id, _known_hotels(hotel))
+    result = {"key_id": key.key_id, "hotels": sorted(key.hotels or ())}
+    emit(result, as_json, lambda r: out.print(f"{r['key_id']} books for {', '.join(r['hotels'])}"))
 
 
 @keys_app.command("list")
@@ -137,6 +161,7 @@ def keys_list(as_json: JsonOption = False) -> None:
             "key_id": k.key_id,
             "name": k.name,
             "roles": ",".join(k.roles),
+            "hotels": ",".join(sorted(k.hotels)) if k.hotels is not None else "all",
             "created_at": str(k.created_at),
             "revoked_at": str(k.revoked_at or ""),
         }
@@ -189,6 +214,18 @@ def _key_store() -> KeyStore:
     from crm_analytics.serving.keys import KeyStore
 
     return KeyStore(open_store(settings()).engine)
+
+
+def _known_hotels(hotels: list[str]) -> list[str]:
+    """The hotel ids, each in the served hotels catalogue (when one is served), else an error naming it."""
+    from crm_analytics.jobs.common import open_store
+    from crm_analytics.serving import booking_rules
+
+    rules = booking_rules.load(open_store(settings()), settings().serving_checkin_window_days)
+    unknown = sorted(h for h in hotels if rules.hotels and h not in rules.hotels)
+    if unknown:
+        raise InvalidInputError(f"--hotel: {unknown[0]!r} is not a hotel of the served hotels catalogue")
+    return hotels
 
 
 def _render_secret(result: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ from crm_analytics.serving import booking_rules
 from crm_analytics.serving.booking_rules import BookingRules, BookingRulesMiddleware
 from crm_analytics.serving.docs import install_docs
 from crm_analytics.serving.guest_lookup import NameIndex
+from crm_analytics.serving.guest_quota import GuestQuota
 from crm_analytics.serving.keys import KeyStore
 from crm_analytics.serving.limits import BodyLimitMiddleware, FailedAuthThrottle, KeyRateLimit
 from crm_analytics.serving.metering import MeteringMiddleware, RequestMetrics
@@ -115,16 +116,23 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
     app.state.auth_failures = FailedAuthThrottle(
         settings.serving_auth_failures, settings.serving_auth_failure_window_seconds, shared=shared
     )
+    app.state.guest_quota = GuestQuota(
+        settings.serving_guests_per_key_hour, app.state.metrics.registry, shared=shared
+    )
     return app
 
 
 def _first_load(holder: ModelHolder) -> None:
-    """Load the champions at start; a missing champion leaves the service up but not ready."""
+    """Load the champions at start (an earlier version for one that does not load); a family with no
+    loadable version, or an unreachable registry, leaves the service up but not ready."""
     try:
         holder.load()
     except LookupError as exc:
         holder.last_error = str(exc)
         log.error("models not loaded: %s", exc)
+    except Exception as exc:  # the registry unreachable, a warm-up failing: not ready, not dead
+        holder.last_error = type(exc).__name__
+        log.error("models not loaded (%s)", type(exc).__name__)
 
 
 def _use_rules(app: FastAPI, rules: BookingRules) -> None:

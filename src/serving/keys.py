@@ -43,10 +43,14 @@ class ApiKey:
     scopes: frozenset[str]
     created_at: datetime
     revoked_at: datetime | None = None
+    hotels: frozenset[str] | None = None  # the hotels it may book for; None: every hotel
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    def serves_hotel(self, hotel_id: str) -> bool:
+        return self.hotels is None or hotel_id in self.hotels
 
 
 def hash_secret(secret: str) -> str:
@@ -77,6 +81,19 @@ def validate_roles(roles: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(role for role in ROLES if role in wanted)
 
 
+def validate_hotels(hotels: Iterable[str] | None) -> tuple[str, ...] | None:
+    """Hotel ids, sorted and without repeats; None (every hotel) stays None; an empty list is refused."""
+    if hotels is None:
+        return None
+    wanted = sorted({str(h).strip() for h in hotels} - {""})
+    if not wanted:
+        raise InvalidInputError("hotels: give at least one hotel id")
+    for hotel in wanted:
+        if len(hotel) > 64 or not hotel.isprintable() or "," in hotel:
+            raise InvalidInputError("hotels: a hotel id is 1-64 printable characters without commas")
+    return tuple(wanted)
+
+
 def _utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes: they were stored as UTC."""
     if value is None or value.tzinfo is not None:
@@ -88,7 +105,8 @@ def _to_key(row: sa.Row) -> ApiKey:
     roles = tuple(row.roles.split(","))
     created_at = _utc(row.created_at)
     assert created_at is not None
-    return ApiKey(row.key_id, row.name, roles, scopes_of(roles), created_at, _utc(row.revoked_at))
+    hotels = frozenset(row.hotels.split(",")) if row.hotels else None
+    return ApiKey(row.key_id, row.name, roles, scopes_of(roles), created_at, _utc(row.revoked_at), hotels)
 
 
 class KeyStore:
@@ -121,10 +139,14 @@ class KeyStore:
         self._loaded_at = float("-inf")
         self._lock = threading.Lock()
 
-    def create(self, name: str, roles: str | Iterable[str]) -> tuple[ApiKey, str]:
-        """A new key and its secret; the secret is not stored and cannot be shown again."""
+    def create(
+        self, name: str, roles: str | Iterable[str], hotels: Iterable[str] | None = None
+    ) -> tuple[ApiKey, str]:
+        """A new key and its secret (the secret is not stored and cannot be shown again); ``hotels``:
+        the only hotels it may book for (default: every hotel)."""
         name = validate_name(name)
         role_names = validate_roles(roles)
+        hotel_ids = validate_hotels(hotels)
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
         created_at = datetime.now(UTC)
         for _attempt in range(5):  # 32-bit ids: a clash is rare, retry it
@@ -138,11 +160,13 @@ class KeyStore:
                             roles=",".join(role_names),
                             secret_sha256=hash_secret(secret),
                             created_at=created_at,
+                            hotels=",".join(hotel_ids) if hotel_ids else None,
                         )
                     )
             except sa.exc.IntegrityError:
                 continue
-            key = ApiKey(key_id, name, role_names, scopes_of(role_names), created_at)
+            bound = frozenset(hotel_ids) if hotel_ids else None
+            key = ApiKey(key_id, name, role_names, scopes_of(role_names), created_at, hotels=bound)
             with self._lock:
                 self._known[hash_secret(secret)] = key
             return key, secret
@@ -170,6 +194,22 @@ class KeyStore:
         with self._lock:
             self._known = {d: key for d, key in self._known.items() if key.key_id != key_id}
         return revoked
+
+    def bind(self, key_id: str, hotels: Iterable[str]) -> ApiKey:
+        """Bind a key to these hotels (replacing any earlier binding): it books for them only, in this
+        worker at once and in the others within ``cache_ttl``. Unknown id -> LookupError."""
+        hotel_ids = validate_hotels(hotels)
+        assert hotel_ids is not None
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                api_keys.update().where(api_keys.c.key_id == key_id).values(hotels=",".join(hotel_ids))
+            )
+            if updated.rowcount == 0:
+                raise LookupError(f"unknown API key id {key_id!r}")
+            bound = _to_key(conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).one())
+        with self._lock:
+            self._known = {d: bound if key.key_id == key_id else key for d, key in self._known.items()}
+        return bound
 
     def cached_verdict(self, secret: str) -> tuple[bool, ApiKey | None]:
         """``(True, key or None)`` when memory alone decides (no database access), else ``(False, None)``:

@@ -3,8 +3,12 @@ warmed up, swapped as a whole when an alias moves.
 
 :class:`ModelHolder` keeps one immutable :class:`ServedModels`; a request takes a reference at its start,
 so a reload in the background never changes the models under a running request. ``reload_if_moved``
-compares the aliases with the loaded versions and loads a moved champion completely (and warms it up)
+compares the aliases with the ones loaded last and loads a moved champion completely (and warms it up)
 before swapping; a failed load is logged and the old models keep serving.
+
+A champion that does not load (its artifacts gone, say) does not take the service down: that family
+falls back to its previously promoted version, with a logged error, and ``/readyz`` reports which
+versions serve and whether they are the current aliases.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from crm_analytics.errors import InvalidInputError
 from crm_analytics.models import registry
-from crm_analytics.models.gate import champion_versions, load_champions
+from crm_analytics.models.gate import champion_versions, load_version
 from crm_analytics.models.offers.acceptance import AcceptanceModel
 from crm_analytics.models.offers.family import FAMILY as OFFERS
 
@@ -39,6 +44,12 @@ class ServedModels:
     loaded_at: datetime
     pyfuncs: dict[str, Any]
     inputs: dict[str, list[str]] = field(default_factory=dict)  # name -> its signature's input columns
+    aliases: dict[str, str] = field(default_factory=dict)  # name -> @champion's version when loaded
+
+    @property
+    def fallbacks(self) -> dict[str, str]:
+        """name -> the @champion version that did not load (an earlier version serves instead)."""
+        return {name: alias for name, alias in self.aliases.items() if self.versions.get(name) != alias}
 
     @property
     def offers_full(self) -> AcceptanceModel:
@@ -74,19 +85,45 @@ def versions_header(versions: dict[str, str]) -> str:
 
 
 def load_models(client: MlflowClient) -> ServedModels:
-    """Load and warm up the served champions (one prediction each), so a ready service answers fast."""
-    found, loaded = load_champions(client, registry.served())
+    """Load and warm up the served champions (one prediction each), so a ready service answers fast; a
+    champion that does not load is replaced by its family's previously promoted version (logged). A
+    LookupError when a family has no champion, or no version of it loads."""
+    aliases = champion_versions(client, registry.served())
+    registry_uri = mlflow.get_registry_uri()
+    chosen, loaded = {}, {}
+    for name, champion in aliases.items():
+        for version, run_id in (champion, *earlier_champions(client, name, champion[0])):
+            try:
+                loaded[name] = load_version(registry_uri, name, version, run_id)
+            except Exception as exc:  # any failure to load: try the version before
+                log.error("%s version %s does not load (%s)", name, version, type(exc).__name__)
+                continue
+            chosen[name] = (version, run_id)
+            if version != champion[0]:
+                log.error("%s: version %s serves instead of the champion %s", name, version, champion[0])
+            break
+        else:
+            raise LookupError(f"{name}: neither the champion v{champion[0]} nor an earlier version loads")
     models = ServedModels(
-        versions={name: v for name, (v, _) in found.items()},
-        run_ids={name: run for name, (_, run) in found.items()},
+        versions={name: v for name, (v, _) in chosen.items()},
+        run_ids={name: run for name, (_, run) in chosen.items()},
         loaded_at=datetime.now(UTC).replace(tzinfo=None),
         pyfuncs=loaded,
         inputs={
             name: list(model.metadata.get_input_schema().input_names()) for name, model in loaded.items()
         },
+        aliases={name: version for name, (version, _) in aliases.items()},
     )
     warm_up(models)
     return models
+
+
+def earlier_champions(client: MlflowClient, name: str, version: str) -> list[tuple[str, str]]:
+    """The versions of ``name`` older than ``version`` that were once promoted (a ``promotion`` tag),
+    newest first, as (version, run id)."""
+    found = client.search_model_versions(f"name = '{name}'")
+    promoted = [v for v in found if "promotion" in (v.tags or {}) and int(v.version) < int(version)]
+    return [(str(v.version), str(v.run_id)) for v in sorted(promoted, key=lambda v: -int(v.version))]
 
 
 def warm_up(models: ServedModels) -> None:
@@ -106,23 +143,33 @@ class ModelHolder:
         self.client = client
         self.current: ServedModels | None = None
         self.last_error: str | None = None
+        self.aliases: dict[str, str] = {}  # the @champion versions at the last look
 
     def load(self) -> ServedModels:
         self.current = load_models(self.client)
+        self.aliases = dict(self.current.aliases)
+        self.last_error = _not_loaded(self.current)
         return self.current
 
     def reload_if_moved(self) -> bool:
-        """Load the champions again if any alias points elsewhere; True when the served set changed."""
+        """Load the champions again if any alias points elsewhere than when they were loaded; True when
+        the served set changed."""
         try:
             found = champion_versions(self.client, registry.served())
-            if self.current is not None and all(
-                self.current.versions.get(name) == version for name, (version, _) in found.items()
-            ):
+            self.aliases = {name: version for name, (version, _) in found.items()}
+            if self.current is not None and self.current.aliases == self.aliases:
                 return False
             self.current = load_models(self.client)
-            self.last_error = None
+            self.last_error = _not_loaded(self.current)
             return True
         except Exception as exc:  # keep serving the loaded models
             self.last_error = type(exc).__name__
             log.error("model reload failed (%s); the loaded models keep serving", type(exc).__name__)
             return False
+
+
+def _not_loaded(models: ServedModels) -> str | None:
+    """What to report when a champion did not load (an earlier version serving), else None."""
+    if not models.fallbacks:
+        return None
+    return "champions not loaded: " + ", ".join(f"{n} v{v}" for n, v in sorted(models.fallbacks.items()))

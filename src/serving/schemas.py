@@ -165,7 +165,8 @@ class GuestBrief(BaseModel):
 class OffersResponse(BaseModel):
     decision_id: str = Field(description="Names this answer; send it with the feedback on its offers.")
     customer_id: str | None = Field(
-        description="Our id when the guest is known for certain (not for a match by name), else null."
+        description="Our id, only when the request sent it and the guest is known; a guest found by "
+        "e-mail, phone or name is served without it (the decision id names the answer for feedback)."
     )
     known_guest: bool
     matched_by: Literal["customer_id", "email", "phone", "name"] | None = Field(

@@ -50,18 +50,27 @@ class SharedBuckets:
         self._down_until = float("-inf")  # no request waits for a timeout while Redis is known down
 
     async def take(self, caller: str, rate: float, burst: int) -> float | None:
-        now = time.monotonic()
-        if now < self._down_until:
+        if not self.available():
             return None
         try:
             wait = await self._script(keys=[self.prefix + caller], args=[rate, burst])
         except (RedisError, OSError) as exc:
-            self._down_until = now + self.retry_after
-            if now - self._last_warning > 60:
-                self._last_warning = now
-                log.warning("shared rate limit unavailable (%s); limiting per worker", type(exc).__name__)
+            self.went_down(exc)
             return None
         return float(wait)
+
+    def available(self) -> bool:
+        """False for ``retry_after`` seconds after Redis failed to answer."""
+        return time.monotonic() >= self._down_until
+
+    def went_down(self, exc: BaseException) -> None:
+        """Redis did not answer: the callers count per worker for ``retry_after`` seconds (logged at
+        most once a minute)."""
+        now = time.monotonic()
+        self._down_until = now + self.retry_after
+        if now - self._last_warning > 60:
+            self._last_warning = now
+            log.warning("shared limits unavailable (%s); limiting per worker", type(exc).__name__)
 
     async def close(self) -> None:
         await self.client.aclose()

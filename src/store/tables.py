@@ -108,6 +108,7 @@ api_keys = Table(
     Column("secret_sha256", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("hotels", Text, nullable=True),  # comma-separated hotel ids the key may book for; NULL: all
 )
 
 SNAPSHOT_TABLES = (customers, segment_members, contacts, lookup_records, linkage_models)

@@ -90,10 +90,12 @@ def test_post_offers_finds_the_guest_by_email_or_phone(client: TestClient, serve
         json={"guest": {"phone": billing["phone"]}, "booking": BOOKING},
         headers=auth(served, "booking"),
     ).json()
-    assert by_email["known_guest"] is True
-    assert by_email["customer_id"] == by_phone["customer_id"]
+    assert by_email["known_guest"] is by_phone["known_guest"] is True
     assert (by_email["matched_by"], by_phone["matched_by"]) == ("email", "phone")
     assert by_email["match_confidence"] == 1.0
+    assert by_email["brief"] == by_phone["brief"]
+    # found by a contact, the guest stays anonymous to the caller: our id only to who sent it
+    assert by_email["customer_id"] is by_phone["customer_id"] is None
 
 
 def test_post_offers_finds_the_guest_by_name_and_one_more_detail(client: TestClient, served: Served) -> None:

@@ -28,11 +28,12 @@ async def post_reload(
     request: Request, store: Store, _key: Annotated[ApiKey, Depends(require("reload"))]
 ) -> Reloaded:
     """What the background check does every ``CRM_SERVING_RELOAD_SECONDS``, at once, in the worker that
-    answers (the others follow at their next check). A failed load keeps the loaded models: 503."""
+    answers (the others follow at their next check). A failed load keeps the loaded models, and a
+    champion that does not load is replaced by its previous version: both 503, naming what failed."""
     holder: ModelHolder = request.app.state.models
     holder.last_error = None  # this attempt's error only
     reloaded = await run_in_threadpool(holder.reload_if_moved)
-    if holder.current is None or (not reloaded and holder.last_error):
+    if holder.current is None or holder.last_error:
         raise not_ready(
             f"champions not loaded ({holder.last_error or 'none'}); the loaded models keep serving"
         )

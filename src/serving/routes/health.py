@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
@@ -25,16 +25,25 @@ async def livez() -> dict[str, str]:
 
 
 @router.get("/readyz", responses=problem_responses(503))
-async def readyz(request: Request) -> dict[str, str]:
+async def readyz(request: Request) -> dict[str, Any]:
     """Ready once the serving store's schema is current, the champions are loaded and warmed up and a
-    scoring snapshot is there."""
+    scoring snapshot is there; says which model versions serve, whether they are the ``@champion``
+    aliases as last seen (checked every ``CRM_SERVING_RELOAD_SECONDS``), and any champion that did not
+    load (an earlier version serving in its place)."""
     if (problem := request.app.state.store.schema_problem()) is not None:
         raise not_ready(problem)
-    if request.app.state.models.current is None:
+    holder = request.app.state.models
+    served = holder.current
+    if served is None:
         raise not_ready(MODELS_NOT_LOADED)
     if request.app.state.store.active_id() is None:
         raise not_ready(NO_SNAPSHOT)
-    return {"status": "ready"}
+    return {
+        "status": "ready",
+        "models": dict(sorted(served.versions.items())),
+        "aliases_current": served.versions == holder.aliases,
+        "champions_not_loaded": served.fallbacks,
+    }
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

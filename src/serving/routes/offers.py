@@ -27,11 +27,13 @@ from crm_analytics.profiles.records import normalise_email, normalise_phone
 from crm_analytics.serving.auth import holds, require
 from crm_analytics.serving.deps import Models, Rankers, Store
 from crm_analytics.serving.guest_lookup import NameIndex
+from crm_analytics.serving.guest_quota import GuestQuota
 from crm_analytics.serving.keys import ApiKey
 from crm_analytics.serving.metering import note_customers_read
 from crm_analytics.serving.models import versions_header
 from crm_analytics.serving.problems import (
     NO_SNAPSHOT,
+    ProblemError,
     not_ready,
     problem_responses,
     require_json,
@@ -64,11 +66,27 @@ async def post_offers(
 ) -> OffersResponse:
     """Top-k eligible offers by expected margin, each with a reason, and what staff must know about the
     guest (keys with the ``brief`` scope). An unknown guest gets context-only offers and an empty brief.
+    A key bound to hotels answers for bookings there only (403); a key that read more distinct guests
+    this hour than ``CRM_SERVING_GUESTS_PER_KEY_HOUR`` gets 429 until the hour ends. Our customer id is
+    returned only to a caller that sent it: a guest found by e-mail, phone or name stays anonymous.
     The answer is in the decision log before it is sent (503 when the log cannot be written: nothing
     leaves unlogged)."""
+    if not key.serves_hotel(body.booking.hotel_id):
+        raise ProblemError(
+            403,
+            "Forbidden",
+            "booking.hotel_id: this API key is bound to other hotels",
+            type_suffix="forbidden",
+        )
+    quota: GuestQuota = request.app.state.guest_quota
+    identified = body.customer_id is not None or body.guest is not None
+    if identified:
+        quota.check(key.key_id)
     now = datetime.now(UTC).replace(tzinfo=None)
     recognised = await _resolve(request, store, body, since=now - timedelta(days=CONTACT_WINDOW_DAYS))
     guest = recognised.guest if recognised else None
+    if guest is not None:
+        await quota.note(key.key_id, guest.customer_id)
     served = rankers.get(store, models, guest.snapshot_id if guest else None)
     if served is None:
         raise not_ready(NO_SNAPSHOT)
@@ -122,7 +140,7 @@ async def post_offers(
     response.headers["X-Model-Versions"] = versions_header(versions)
     return OffersResponse(
         decision_id=decision.decision_id,
-        customer_id=recognised.guest.customer_id if recognised and recognised.matched_by != "name" else None,
+        customer_id=body.customer_id if guest is not None else None,
         known_guest=guest is not None,
         matched_by=recognised.matched_by if recognised else None,
         match_confidence=recognised.confidence if recognised else None,

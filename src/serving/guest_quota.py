@@ -1,0 +1,123 @@
+"""How many distinct guests one API key may read per hour (``CRM_SERVING_GUESTS_PER_KEY_HOUR``).
+
+A booking key recognises guests by e-mail, phone or name, and a recognised guest's answer carries what
+the desk must know about them. A desk reads a few guests an hour; a key reading hundreds is someone
+walking the guest list. Each clock hour, a key may read ``per_hour`` distinct guests (reading one again
+is free). The read that would be one too many is refused (429), and so is every identified request of
+that key for the rest of the hour: had only recognised guests been refused, a 429 would tell which
+e-mails belong to guests. Refusals count in ``/metrics`` (``crm_guest_quota_refusals_total`` by key id).
+
+The count is per worker, or shared by every worker and host through Redis when
+``CRM_SERVING_REDIS_URL`` is set (one Lua script a recognised guest; the guests' ids go there hashed,
+and expire with the hour). While Redis cannot be reached each worker counts on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter
+from redis.exceptions import RedisError
+
+from crm_analytics.serving.limits import too_many_requests
+from crm_analytics.serving.shared_limits import SharedBuckets
+
+HOUR = 3600
+# KEYS[1] the key's set of guests this hour, KEYS[2] its refusal flag; ARGV: the guest (hashed), the
+# quota, seconds to the end of the hour. Returns 1 (allowed) or 0 (refused).
+NOTE_GUEST = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
+  return 0
+end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+class GuestQuota:
+    """``per_hour`` distinct guests per key and clock hour; ``shared``: count in Redis."""
+
+    def __init__(
+        self,
+        per_hour: int,
+        registry: CollectorRegistry,
+        *,
+        shared: SharedBuckets | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if per_hour < 1:
+            raise ValueError("per_hour must be >= 1")
+        self.per_hour = per_hour
+        self.shared = shared
+        self.clock = clock
+        self.refusals = Counter(
+            "crm_guest_quota_refusals",
+            "Requests refused because their key read more distinct guests this hour than allowed",
+            ["key_id"],
+            registry=registry,
+        )
+        self._script = shared.client.register_script(NOTE_GUEST) if shared else None
+        self._hour = -1
+        self._seen: dict[str, set[str]] = {}  # key id -> guests read this hour (this worker)
+        self._refused: set[str] = set()  # key ids refused for the rest of this hour
+
+    def check(self, key_id: str) -> None:
+        """Before the guest is looked up: 429 while ``key_id`` is refused for this hour."""
+        self._roll()
+        if key_id in self._refused:
+            self._refuse(key_id)
+
+    async def note(self, key_id: str, customer_id: str) -> None:
+        """A guest about to be read: allowed, or 429 (and the key refused until the hour ends)."""
+        self._roll()
+        allowed = await self._note_shared(key_id, customer_id)
+        if allowed is None:
+            allowed = self._note_here(key_id, customer_id)
+        if not allowed:
+            self._refused.add(key_id)
+            self._refuse(key_id)
+
+    def _note_here(self, key_id: str, customer_id: str) -> bool:
+        seen = self._seen.setdefault(key_id, set())
+        if customer_id in seen:
+            return True
+        if len(seen) >= self.per_hour:
+            return False
+        seen.add(customer_id)
+        return True
+
+    async def _note_shared(self, key_id: str, customer_id: str) -> bool | None:
+        """Redis's verdict, or None when it did not answer (this worker counts on its own then)."""
+        if self._script is None or self.shared is None or not self.shared.available():
+            return None
+        guest = hashlib.sha256(customer_id.encode()).hexdigest()[:32]
+        prefix = f"crm:guests:{self._hour}:{key_id}"
+        try:
+            allowed = await self._script(
+                keys=[prefix, prefix + ":refused"], args=[guest, self.per_hour, self._left()]
+            )
+        except (RedisError, OSError) as exc:
+            self.shared.went_down(exc)
+            return None
+        return bool(int(allowed))
+
+    def _roll(self) -> None:
+        """A new clock hour: every count starts again."""
+        hour = int(self.clock() // HOUR)
+        if hour != self._hour:
+            self._hour, self._seen, self._refused = hour, {}, set()
+
+    def _left(self) -> int:
+        return max(1, HOUR - int(self.clock() % HOUR))
+
+    def _refuse(self, key_id: str) -> None:
+        self.refusals.labels(key_id=key_id).inc()
+        raise too_many_requests(
+            f"This API key read more than {self.per_hour} distinct guests this hour", self._left()
+        )
