@@ -50,6 +50,7 @@ def test_unknown_option_and_command_are_usage_errors(tmp_path: Path) -> None:
     assert_one_line(crm(tmp_path, "nothing"), 2, "No such command 'nothing'")
 
 
+@pytest.mark.slow  # whole runs: left to `make test`, out of the fast loop
 def test_nothing_to_score_says_what_to_run(tmp_path: Path) -> None:
     assert_one_line(crm(tmp_path, "score"), 1, "no feature build yet; run `crm features build")
 

@@ -16,6 +16,7 @@ from tests.features.conftest import load
 
 
 @pytest.mark.postgres
+@pytest.mark.slow  # whole runs: left to `make test`, out of the fast loop
 def test_postgres_builds_the_same_feature_table_as_duckdb(
     demo: Warehouse, demo_folder: Path, postgres_url: str
 ) -> None:

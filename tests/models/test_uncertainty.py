@@ -234,6 +234,7 @@ def test_holdout_intervals_and_probabilities_are_calibrated(holdout: pd.DataFram
     assert failures(checks) == []
 
 
+@pytest.mark.slow  # whole runs: left to `make test`, out of the fast loop
 def test_the_holdout_checks_reject_broken_methods(
     holdout: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:

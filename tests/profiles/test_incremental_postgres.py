@@ -17,6 +17,7 @@ from tests.profiles.test_incremental import links
 
 
 @pytest.mark.postgres
+@pytest.mark.slow  # whole runs: left to `make test`, out of the fast loop
 def test_an_incremental_day_on_postgres_matches_a_full_rebuild(
     postgres_url: str, tmp_path: Path, settings: Settings
 ) -> None:

@@ -377,4 +377,4 @@ def test_without_redis_each_worker_still_limits_on_its_own(caplog: pytest.LogCap
 
     waits = anyio.run(run)
     assert [w == 0 for w in waits] == [True, True, False]
-    assert "shared rate limit unavailable" in caplog.text
+    assert "shared limits unavailable" in caplog.text

@@ -43,6 +43,7 @@ def snapshot_rows(url: str) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+@pytest.mark.slow  # whole runs: left to `make test`, out of the fast loop
 def test_chunks_give_the_same_snapshot_as_one_pass(served: Served, tmp_path: Path) -> None:
     whole, chunked = (f"sqlite:///{tmp_path / name}.db" for name in ("whole", "chunked"))
     seen: list[tuple[str, int, int]] = []

@@ -86,6 +86,7 @@ def run_crm(folder: Path, *args: str, **env: str) -> tuple[subprocess.CompletedP
     return result, time.monotonic() - started
 
 
+@pytest.mark.slow  # whole runs: left to `make test`, out of the fast loop
 def test_a_second_writer_waits_then_names_the_holder_in_one_line(
     held: tuple[Settings, subprocess.Popen[str]], tmp_path: Path
 ) -> None:

@@ -24,7 +24,7 @@ such choices earn nothing in the exact value and are counted as ``violations``;
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,8 @@ from ibis.backends import BaseBackend
 from ibis.common.exceptions import TableNotFound
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from crm_analytics.features.build import FeatureConfig, feature_table
+from crm_analytics.features.build import FeatureConfig
+from crm_analytics.features.cutoffs import feature_frames
 from crm_analytics.models.offers.acceptance import (
     CONTEXT_CATEGORIES,
     CONTEXT_NUMBERS,
@@ -63,13 +64,12 @@ class OfferSplit:
 
 
 def window(
-    con: BaseBackend, offers: pd.DataFrame, start: date, end: date, config: FeatureConfig
+    con: BaseBackend, offers: pd.DataFrame, start: date, end: date, features: pd.DataFrame
 ) -> OfferSplit:
-    """Events shown in (start, end], joined with customer features as of ``start`` (columns of ``config``)."""
+    """Events shown in (start, end], joined with customer ``features`` as of ``start``."""
     log = linked_to_customers(con, "offer_log")
     shown = log.filter((log.shown_at >= start + timedelta(days=1)) & (log.shown_at < end + timedelta(days=1)))
     events = event_frame(shown.order_by("event_id").execute(), offers)
-    features = feature_table(con, replace(config, as_of=start)).execute()
     columns = customer_columns(features)
     joined = events.merge(features[["customer_id", *columns]], on="customer_id", how="left")
     return OfferSplit(joined, joined["customer_id"].isin(features["customer_id"]).to_numpy())
@@ -78,13 +78,15 @@ def window(
 def rolling_windows(
     con: BaseBackend, offers: pd.DataFrame, start: date, end: date, config: FeatureConfig, days: int = 30
 ) -> OfferSplit:
-    """Events in (start, end] in windows of ``days``, each with features as of its own start, so
-    a guest's history is never more than one window old when their answer is learned from or judged."""
-    parts = []
-    cutoff = start
-    while cutoff < end:
-        parts.append(window(con, offers, cutoff, min(cutoff + timedelta(days=days), end), config))
-        cutoff += timedelta(days=days)
+    """Events in (start, end] in windows of ``days``, each with features as of its own start (columns
+    of ``config``, resolved), so a guest's history is never more than one window old when their answer
+    is learned from or judged."""
+    starts = [start + timedelta(days=days * k) for k in range(max(0, -(-(end - start).days // days)))]
+    tables = feature_frames(con, config, starts)
+    parts = [
+        window(con, offers, cutoff, min(cutoff + timedelta(days=days), end), features)
+        for cutoff, features in zip(starts, tables, strict=True)
+    ]
     return OfferSplit(
         pd.concat([p.events for p in parts], ignore_index=True), np.concatenate([p.known for p in parts])
     )
