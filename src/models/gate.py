@@ -7,6 +7,7 @@ without a gate (a segment definition) makes every new version the champion.
 from __future__ import annotations
 
 import functools
+import subprocess
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -20,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from crm_analytics.errors import InvalidInputError, NotReadyError, RefusedError
 from crm_analytics.models import registry
 from crm_analytics.models.family import ModelFamily
+from crm_analytics.models.load_check import check_in_fresh_process
 from crm_analytics.models.requirements import warn_if_unmet
 
 CHAMPION = "champion"
@@ -41,6 +43,22 @@ class Promotion:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def loads_like_champion(name: str, candidate: str, champion: str) -> None:
+    """A PromotionRefusedError unless ``candidate`` loads in a fresh process and has the champion's
+    output columns (``load_check``): the API would fail to start on it, or answer in another shape."""
+    try:
+        ours = check_in_fresh_process(name, candidate)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        raise PromotionRefusedError(f"{exc}; the champion stays v{champion}") from None
+    signature = mlflow.models.get_model_info(f"models:/{name}/{champion}").signature
+    theirs = None if signature is None or signature.outputs is None else signature.outputs.input_names()
+    if theirs is not None and ours != [str(c) for c in theirs]:
+        raise PromotionRefusedError(
+            f"{name} v{candidate} answers with columns {ours}, the champion v{champion} with "
+            f"{[str(c) for c in theirs]}; the champion stays"
+        )
 
 
 def champion_version(client: MlflowClient, name: str) -> Any | None:
@@ -96,7 +114,9 @@ def load_version(registry_uri: str, name: str, version: str, run_id: str) -> Any
 def promote(
     client: MlflowClient, name: str, version: str | None = None, force: bool = False, reason: str = ""
 ) -> Promotion:
-    """Point ``name@champion`` at ``version`` (default: the newest) if it wins the gate, or if forced."""
+    """Point ``name@champion`` at ``version`` (default: the newest) if it wins the gate, or if forced;
+    either way a candidate replacing a champion must load in a fresh process with the champion's output
+    columns (``loads_like_champion``)."""
     item = registry.family(name)
     if force and not reason.strip():
         raise InvalidInputError("--reason: a forced promotion must say why")
@@ -137,6 +157,8 @@ def promote(
                 f"{item.name} v{candidate.version}: {metric} {score:.4f} does not beat the champion "
                 f"v{current.version} ({champion_score:.4f}) on the same holdout"
             )
+    if current is not None and str(current.version) != str(candidate.version):
+        loads_like_champion(item.name, str(candidate.version), str(current.version))
     client.set_registered_model_alias(item.name, CHAMPION, candidate.version)
     note = (
         reason if force else ("first champion" if current is None else f"beat v{current.version} on {metric}")
