@@ -39,7 +39,8 @@ def feature_frames(
     if config.channels is None or config.extra_categories is None:
         raise ValueError("config: resolve it first (FeatureConfig.resolved) so every cutoff has one schema")
     expr = feature_table(con, replace(config, as_of=SENTINEL))
-    sql = _parameterised(con, expr)
+    # labels end at a day derived from the cutoff (another literal): those tables compile per cutoff
+    sql = _parameterised(con, expr) if config.horizon_days is None else None
     for cutoff in cutoffs:
         if sql is None:
             yield feature_table(con, replace(config, as_of=cutoff)).execute()

@@ -52,7 +52,10 @@ def loads_like_champion(name: str, candidate: str, champion: str) -> None:
         ours = check_in_fresh_process(name, candidate)
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         raise PromotionRefusedError(f"{exc}; the champion stays v{champion}") from None
-    signature = mlflow.models.get_model_info(f"models:/{name}/{champion}").signature
+    try:
+        signature = mlflow.models.get_model_info(f"models:/{name}/{champion}").signature
+    except (MlflowException, OSError):  # the champion itself is broken: replacing it is the point
+        return
     theirs = None if signature is None or signature.outputs is None else signature.outputs.input_names()
     if theirs is not None and ours != [str(c) for c in theirs]:
         raise PromotionRefusedError(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -37,10 +38,21 @@ def check_in_fresh_process(name: str, version: str, timeout: float = 300.0) -> l
     command = [sys.executable, "-m", "crm_analytics.models.load_check", name, str(version)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"{name} v{version} does not load in a fresh process ({last.split(':')[0]})")
-    found: list[str] | None = json.loads(done.stdout.strip().splitlines()[-1])["outputs"]
+        raise RuntimeError(f"{name} v{version} does not load in a fresh process ({_error_type(done.stderr)})")
+    try:
+        found: list[str] | None = json.loads(done.stdout.strip().splitlines()[-1])["outputs"]
+    except (IndexError, KeyError, ValueError):
+        raise RuntimeError(f"{name} v{version}: the load check printed no output columns") from None
     return found
+
+
+def _error_type(stderr: str) -> str:
+    """The exception type a traceback ends with (never its message, which may quote paths)."""
+    for line in reversed(stderr.splitlines()):
+        found = re.match(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt))\b", line)
+        if found:
+            return found.group(1)
+    return "no error named"
 
 
 def main() -> None:

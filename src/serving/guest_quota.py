@@ -8,8 +8,9 @@ that key for the rest of the hour: had only recognised guests been refused, a 42
 e-mails belong to guests. Refusals count in ``/metrics`` (``crm_guest_quota_refusals_total`` by key id).
 
 The count is per worker, or shared by every worker and host through Redis when
-``CRM_SERVING_REDIS_URL`` is set (one Lua script a recognised guest; the guests' ids go there hashed,
-and expire with the hour). While Redis cannot be reached each worker counts on its own.
+``CRM_SERVING_REDIS_URL`` is set: one ``EXISTS`` of the key's refusal flag per identified request, so a
+refusal anywhere holds everywhere, and one Lua script per recognised guest (the guests' ids go there
+hashed, unsalted, and expire with the hour). While Redis cannot be reached each worker counts on its own.
 """
 
 from __future__ import annotations
@@ -67,20 +68,30 @@ class GuestQuota:
         self._seen: dict[str, set[str]] = {}  # key id -> guests read this hour (this worker)
         self._refused: set[str] = set()  # key ids refused for the rest of this hour
 
-    def check(self, key_id: str) -> None:
-        """Before the guest is looked up: 429 while ``key_id`` is refused for this hour."""
-        self._roll()
+    async def check(self, key_id: str) -> None:
+        """Before the guest is looked up: 429 while ``key_id`` is refused for this hour (in this worker,
+        or, with Redis, in any: otherwise another worker would still answer unknown guests 200)."""
+        hour = self._roll()
+        if key_id not in self._refused and self.shared is not None and self.shared.available():
+            try:
+                refused = await self.shared.client.exists(self._redis_key(hour, key_id) + ":refused")
+            except (RedisError, OSError) as exc:
+                self.shared.went_down(exc)
+                refused = 0
+            if refused and hour == self._hour:
+                self._refused.add(key_id)
         if key_id in self._refused:
             self._refuse(key_id)
 
     async def note(self, key_id: str, customer_id: str) -> None:
         """A guest about to be read: allowed, or 429 (and the key refused until the hour ends)."""
-        self._roll()
-        allowed = await self._note_shared(key_id, customer_id)
+        hour = self._roll()
+        allowed = await self._note_shared(hour, key_id, customer_id)
         if allowed is None:
             allowed = self._note_here(key_id, customer_id)
         if not allowed:
-            self._refused.add(key_id)
+            if hour == self._hour:  # the hour did not turn while Redis answered
+                self._refused.add(key_id)
             self._refuse(key_id)
 
     def _note_here(self, key_id: str, customer_id: str) -> bool:
@@ -92,12 +103,12 @@ class GuestQuota:
         seen.add(customer_id)
         return True
 
-    async def _note_shared(self, key_id: str, customer_id: str) -> bool | None:
+    async def _note_shared(self, hour: int, key_id: str, customer_id: str) -> bool | None:
         """Redis's verdict, or None when it did not answer (this worker counts on its own then)."""
         if self._script is None or self.shared is None or not self.shared.available():
             return None
         guest = hashlib.sha256(customer_id.encode()).hexdigest()[:32]
-        prefix = f"crm:guests:{self._hour}:{key_id}"
+        prefix = self._redis_key(hour, key_id)
         try:
             allowed = await self._script(
                 keys=[prefix, prefix + ":refused"], args=[guest, self.per_hour, self._left()]
@@ -107,11 +118,16 @@ class GuestQuota:
             return None
         return bool(int(allowed))
 
-    def _roll(self) -> None:
-        """A new clock hour: every count starts again."""
+    @staticmethod
+    def _redis_key(hour: int, key_id: str) -> str:
+        return f"crm:guests:{hour}:{key_id}"
+
+    def _roll(self) -> int:
+        """A new clock hour: every count starts again. Returns the hour."""
         hour = int(self.clock() // HOUR)
         if hour != self._hour:
             self._hour, self._seen, self._refused = hour, {}, set()
+        return hour
 
     def _left(self) -> int:
         return max(1, HOUR - int(self.clock() % HOUR))

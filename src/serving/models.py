@@ -152,13 +152,15 @@ class ModelHolder:
         return self.current
 
     def reload_if_moved(self) -> bool:
-        """Load the champions again if any alias points elsewhere than when they were loaded; True when
-        the served set changed."""
+        """Load the champions again if any alias points elsewhere than when they were loaded, or an
+        earlier version serves for one that did not load (a passing artifact-store failure heals);
+        True when the set was loaded again."""
         try:
             found = champion_versions(self.client, registry.served())
             self.aliases = {name: version for name, (version, _) in found.items()}
-            if self.current is not None and self.current.aliases == self.aliases:
-                return False
+            settled = self.current is not None and not self.current.fallbacks
+            if settled and self.current is not None and self.current.aliases == self.aliases:
+                return False  # a fallback serving is tried again at every check
             self.current = load_models(self.client)
             self.last_error = _not_loaded(self.current)
             return True
@@ -172,4 +174,4 @@ def _not_loaded(models: ServedModels) -> str | None:
     """What to report when a champion did not load (an earlier version serving), else None."""
     if not models.fallbacks:
         return None
-    return "champions not loaded: " + ", ".join(f"{n} v{v}" for n, v in sorted(models.fallbacks.items()))
+    return ", ".join(f"{n} v{v}" for n, v in sorted(models.fallbacks.items())) + " did not load"

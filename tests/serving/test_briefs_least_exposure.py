@@ -139,3 +139,6 @@ def test_post_offers_guest_quota_is_shared_by_workers_through_redis(served: Serv
         assert offers(other, secret, customer_id=third).status_code == 200
         assert offers(other, secret, customer_id=fourth).status_code == 429
         assert offers(one, secret, customer_id=first).status_code == 429  # refused everywhere
+    with TestClient(create_app(shared)) as third_worker:  # has seen no refusal of its own
+        unknown = offers(third_worker, secret, guest={"email": "nobody@nowhere.example"})
+        assert unknown.status_code == 429  # not 200: a 429 must not tell who is a guest

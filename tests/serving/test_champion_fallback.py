@@ -33,6 +33,7 @@ def test_start_with_an_unloadable_champion_serves_the_one_before(
     with TestClient(create_app(settings)) as api:
         ready = api.get("/readyz")
         listed = api.get("/v1/models", headers=auth(served, "analyst")).json()
+        reload = api.post("/v1/admin/reload", headers=auth(served, "admin"))  # tries again, still broken
     models = {m["name"]: m["version"] for m in listed}
 
     assert ready.status_code == 200
@@ -41,6 +42,8 @@ def test_start_with_an_unloadable_champion_serves_the_one_before(
     assert body["aliases_current"] is False
     assert body["champions_not_loaded"] == {CHURN: str(broken.version)}
     assert f"{CHURN} version {broken.version} does not load" in caplog.text
+    assert reload.status_code == 503
+    assert f"{CHURN} v{broken.version}" in reload.json()["detail"]
     configure(served.settings)  # the other tests of this worker use the served chain's store
 
 

@@ -62,3 +62,13 @@ def test_promote_takes_a_candidate_that_loads_like_the_champion(registry: Mlflow
 
     promotion = gate.promote(registry, CHURN, str(same.version), force=True, reason="same model again")
     assert promotion.version == str(same.version) == champion(registry, CHURN)
+
+
+def test_promote_replaces_a_champion_that_does_not_load(registry: MlflowClient, tmp_path: Path) -> None:
+    good = registry.get_model_version(CHURN, champion(registry, CHURN))
+    broken = registry.create_model_version(CHURN, source=str(tmp_path / "gone"), run_id=good.run_id)
+    registry.set_registered_model_alias(CHURN, gate.CHAMPION, broken.version)  # moved in the MLflow UI
+    again = registry.create_model_version(CHURN, source=str(good.source), run_id=good.run_id)
+
+    promotion = gate.promote(registry, CHURN, str(again.version), force=True, reason="repair the champion")
+    assert promotion.version == str(again.version) == champion(registry, CHURN)

@@ -61,7 +61,10 @@ def write_memberships(
             # few customers gone (stamped with an earlier ``scored_at``)
             warehouse.load_frame(TABLE, rows[list(COLUMNS)], upsert=True)
             for family, _, _ in families:
-                execute(f'DELETE FROM "{TABLE}" WHERE family = ? AND scored_at <> ?', [family, scored_at])
+                execute(
+                    f'DELETE FROM "{TABLE}" WHERE family = ? AND scored_at IS DISTINCT FROM ?',
+                    [family, scored_at],
+                )
         else:
             for family, _, _ in families:
                 execute(f'DELETE FROM "{TABLE}" WHERE family = ?', [family])

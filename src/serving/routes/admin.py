@@ -33,7 +33,7 @@ async def post_reload(
     holder: ModelHolder = request.app.state.models
     holder.last_error = None  # this attempt's error only
     reloaded = await run_in_threadpool(holder.reload_if_moved)
-    if holder.current is None or holder.last_error:
+    if holder.current is None or holder.last_error or holder.current.fallbacks:
         raise not_ready(
             f"champions not loaded ({holder.last_error or 'none'}); the loaded models keep serving"
         )

@@ -81,7 +81,7 @@ async def post_offers(
     quota: GuestQuota = request.app.state.guest_quota
     identified = body.customer_id is not None or body.guest is not None
     if identified:
-        quota.check(key.key_id)
+        await quota.check(key.key_id)
     now = datetime.now(UTC).replace(tzinfo=None)
     recognised = await _resolve(request, store, body, since=now - timedelta(days=CONTACT_WINDOW_DAYS))
     guest = recognised.guest if recognised else None
