@@ -222,8 +222,7 @@ def _known_hotels(hotels: list[str]) -> list[str]:
     from crm_analytics.serving import booking_rules
 
     rules = booking_rules.load(open_store(settings()), settings().serving_checkin_window_days)
-    unknown = sorted(h for h in hotels if rules.hotels and h not in rules.hotels)
-    if unknown:
+    if unknown := rules.unknown_hotels(hotels):
         raise InvalidInputError(f"--hotel: {unknown[0]!r} is not a hotel of the served hotels catalogue")
     return hotels
 

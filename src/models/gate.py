@@ -56,11 +56,13 @@ def loads_like_champion(name: str, candidate: str, champion: str) -> None:
         signature = mlflow.models.get_model_info(f"models:/{name}/{champion}").signature
     except (MlflowException, OSError):  # the champion itself is broken: replacing it is the point
         return
-    theirs = None if signature is None or signature.outputs is None else signature.outputs.input_names()
-    if theirs is not None and ours != [str(c) for c in theirs]:
+    if signature is None or signature.outputs is None:
+        return
+    theirs = [str(column) for column in signature.outputs.input_names()]
+    if ours != theirs:
         raise PromotionRefusedError(
-            f"{name} v{candidate} answers with columns {ours}, the champion v{champion} with "
-            f"{[str(c) for c in theirs]}; the champion stays"
+            f"{name} v{candidate} answers with columns {ours}, the champion v{champion} with {theirs}; "
+            "the champion stays"
         )
 
 

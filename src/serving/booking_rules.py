@@ -12,7 +12,7 @@ room types as enums (see ``schemas.Booking``), rendered with the same rules.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -93,9 +93,13 @@ class BookingRules:
         return today - timedelta(days=CHECKIN_GRACE_DAYS), today + timedelta(days=self.checkin_window_days)
 
     def check_hotel(self, hotel_id: str) -> str:
-        if self.hotels and hotel_id not in self.hotels:
+        if self.unknown_hotels([hotel_id]):
             raise ValueError("not a hotel of the hotels catalogue")
         return hotel_id
+
+    def unknown_hotels(self, hotel_ids: Iterable[str]) -> list[str]:
+        """The ids not in the catalogue, sorted (none while no catalogue is known)."""
+        return sorted(h for h in hotel_ids if self.hotels and h not in self.hotels)
 
     def check_room_type(self, room_type: str, hotel_id: str | None) -> str:
         hotel = self.hotels.get(hotel_id or "")

@@ -74,7 +74,7 @@ class GuestQuota:
         hour = self._roll()
         if key_id not in self._refused and self.shared is not None and self.shared.available():
             try:
-                refused = await self.shared.client.exists(self._redis_key(hour, key_id) + ":refused")
+                refused = await self.shared.client.exists(self._redis_keys(hour, key_id)[1])
             except (RedisError, OSError) as exc:
                 self.shared.went_down(exc)
                 refused = 0
@@ -108,10 +108,9 @@ class GuestQuota:
         if self._script is None or self.shared is None or not self.shared.available():
             return None
         guest = hashlib.sha256(customer_id.encode()).hexdigest()[:32]
-        prefix = self._redis_key(hour, key_id)
         try:
             allowed = await self._script(
-                keys=[prefix, prefix + ":refused"], args=[guest, self.per_hour, self._left()]
+                keys=list(self._redis_keys(hour, key_id)), args=[guest, self.per_hour, self._left()]
             )
         except (RedisError, OSError) as exc:
             self.shared.went_down(exc)
@@ -119,8 +118,10 @@ class GuestQuota:
         return bool(int(allowed))
 
     @staticmethod
-    def _redis_key(hour: int, key_id: str) -> str:
-        return f"crm:guests:{hour}:{key_id}"
+    def _redis_keys(hour: int, key_id: str) -> tuple[str, str]:
+        """The key's set of guests this hour, and its refusal flag (``NOTE_GUEST``'s KEYS)."""
+        seen = f"crm:guests:{hour}:{key_id}"
+        return seen, seen + ":refused"
 
     def _roll(self) -> int:
         """A new clock hour: every count starts again. Returns the hour."""

@@ -158,9 +158,9 @@ class ModelHolder:
         try:
             found = champion_versions(self.client, registry.served())
             self.aliases = {name: version for name, (version, _) in found.items()}
-            settled = self.current is not None and not self.current.fallbacks
-            if settled and self.current is not None and self.current.aliases == self.aliases:
-                return False  # a fallback serving is tried again at every check
+            current = self.current  # a fallback serving is tried again at every check
+            if current is not None and not current.fallbacks and current.aliases == self.aliases:
+                return False
             self.current = load_models(self.client)
             self.last_error = _not_loaded(self.current)
             return True

@@ -174,8 +174,8 @@ class Warehouse:
         if frame.empty:
             return
         columns = ", ".join(f'"{c}"' for c in frame.columns)
-        if upsert and self.backend != "duckdb":
-            raise NotImplementedError("load_frame(upsert=True) is for DuckDB")
+        if upsert and self.backend != "duckdb":  # no key columns here for PostgreSQL's ON CONFLICT
+            raise ValueError("upsert: DuckDB only; on PostgreSQL delete the rows, then load them")
         if self.backend == "duckdb":
             insert = "INSERT OR REPLACE" if upsert else "INSERT"
             self._native.register("_incoming_frame", frame)

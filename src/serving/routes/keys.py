@@ -66,8 +66,7 @@ def _info(key: ApiKey) -> KeyInfo:
 def _known_hotels(request: Request, hotels: list[str] | None) -> list[str] | None:
     """``hotels``, each checked against the served catalogue: 422 naming the field otherwise."""
     rules: BookingRules = request.app.state.booking_rules
-    unknown = [h for h in hotels or () if rules.hotels and h not in rules.hotels]
-    if unknown:
+    if rules.unknown_hotels(hotels or ()):
         raise ProblemError(422, "Unprocessable Content", "hotels: not a hotel of the hotels catalogue")
     return hotels
 
