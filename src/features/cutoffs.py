@@ -46,7 +46,7 @@ def feature_frames(
             yield feature_table(con, replace(config, as_of=cutoff)).execute()
             continue
         midnight = datetime.combine(cutoff + timedelta(days=1), time())
-        arrow = con.con.execute(sql, [cutoff, midnight]).to_arrow_table()
+        arrow = con.con.sql(sql, params=[cutoff, midnight]).to_arrow_table()
         yield _as_ibis_frame(arrow, expr)
 
 

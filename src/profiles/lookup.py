@@ -2,7 +2,8 @@
 detail (birth date, postcode, street or city).
 
 An exact e-mail or phone on record identifies the customer outright (confidence 1, as in linkage). A
-name is scored against the stored records with the linkage model (Splink), so a typo or a missing
+name is scored against the stored records with the linkage model (Splink's, applied by
+:class:`~crm_analytics.profiles.name_scorer.NameScorer`), so a typo or a missing
 detail lowers the confidence instead of failing the lookup; matches below ``min_confidence`` (default:
 the threshold the profiles were built with) are not returned. Load a :class:`ProfileIndex` once and
 reuse it: the booking-time API keeps one in memory.
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from splink import DuckDBAPI, Linker, block_on
 
+from crm_analytics.profiles.name_scorer import NameScorer
 from crm_analytics.profiles.records import (
     MATCH_COLUMNS,
     fold_text,
@@ -83,10 +84,7 @@ class ProfileIndex:
         self._by_email = records.dropna(subset=["email"]).groupby("email")["customer_id"].agg(set)
         self._by_phone = records.dropna(subset=["phone"]).groupby("phone")["customer_id"].agg(set)
         self._customer = records.set_index("unique_id")["customer_id"]
-        self._db = DuckDBAPI()
-        self._stored = self._db.register(records[["unique_id", *MATCH_COLUMNS]].copy())
-        self._linker = Linker(self._stored, model, log_level="ERROR")
-        self._queries = 0
+        self._names = NameScorer(records, model, MATCH_COLUMNS, LOOKUP_BLOCKS)
 
     @classmethod
     def load(cls, warehouse: Warehouse, min_confidence: float | None = None) -> ProfileIndex:
@@ -117,26 +115,9 @@ class ProfileIndex:
 
     def _score_name(self, record: dict[str, Any]) -> list[Match]:
         """The linkage model's probability that the query is each blocked stored record's person."""
-        self._queries += 1
-        query = pd.DataFrame([{"unique_id": f"query:{self._queries}", **record}])
-        registered = self._db.register(query[["unique_id", *MATCH_COLUMNS]])
-        try:
-            scored = self._linker.inference.predict_between(
-                registered,
-                self._stored,
-                blocking_rules_to_generate_predictions=[block_on(*cols) for cols in LOOKUP_BLOCKS],
-                warning_mode="never",
-            ).as_pandas_dataframe()
-        finally:
-            registered.drop_table_from_database_and_remove_from_cache(force_non_splink_table=True)
-        if scored.empty:
-            return []
-        other = scored["unique_id_r"].where(
-            scored["unique_id_l"] == query["unique_id"][0], scored["unique_id_l"]
-        )
-        best = (
-            scored.assign(customer_id=other.map(self._customer))
-            .groupby("customer_id")["match_probability"]
-            .max()
-        )
-        return [Match(str(c), float(p), "name") for c, p in best.items()]
+        scored = self._names.score(record)
+        best: dict[str, float] = {}
+        for unique_id, probability in scored.items():
+            customer_id = str(self._customer[unique_id])
+            best[customer_id] = max(best.get(customer_id, 0.0), probability)
+        return [Match(c, p, "name") for c, p in best.items()]

@@ -44,6 +44,8 @@ class Decision:
     offers: tuple[tuple[str, float], ...]  # (offer id, propensity), in the order shown
     models: Mapping[str, str] = field(default_factory=dict)
     key_id: str = ""
+    hotel_id: str | None = None  # the booking's hotel
+    matched_by: str | None = None  # how the guest was recognised; None: unknown guest
 
     @property
     def propensities(self) -> dict[str, float]:
@@ -59,6 +61,8 @@ class Decision:
             "offers": json.dumps([{"offer_id": o, "propensity": p} for o, p in self.offers]),
             "models": json.dumps(dict(self.models)),
             "key_id": self.key_id,
+            "hotel_id": self.hotel_id,
+            "matched_by": self.matched_by,
         }
 
     @classmethod
@@ -71,6 +75,8 @@ class Decision:
             offers,
             json.loads(row["models"]),
             row["key_id"],
+            row.get("hotel_id"),
+            row.get("matched_by"),
         )
 
 

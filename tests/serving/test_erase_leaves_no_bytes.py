@@ -161,8 +161,7 @@ def test_erase_leaves_no_bytes_of_the_person_in_the_data_folder(
         shown = {
             "event_id": f"fb-{offered.json()['decision_id']}",
             "event": "shown",
-            "offer_id": offered.json()["offers"][0]["offer_id"],
-            "customer_id": customer,
+            "offer_id": offered.json()["offers"][0]["offer_id"],  # the guest: from the decision log
             "occurred_at": pd.Timestamp.now("UTC").isoformat(),
             "decision_id": offered.json()["decision_id"],
             "booking": booking,

@@ -9,6 +9,7 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from crm_analytics.cli import app as cli
 from crm_analytics.jobs.feedback import FeedbackReport, collect_feedback, offer_log_rows
 from crm_analytics.profiles.links import linked_to_customers
+from crm_analytics.serving.keys import KeyStore
 from crm_analytics.store import Decision, ServingStore
 from crm_analytics.warehouse import Warehouse
 from tests.serving.conftest import Served, auth, decide
@@ -285,3 +287,48 @@ def test_post_offers_is_503_when_the_decision_log_cannot_be_written(
     assert response.headers["Retry-After"] == "1"
     assert "decision log" in response.json()["detail"]
     assert decide(client, served, customer)["decision_id"]  # and once the lock is gone, answers flow
+
+
+def test_post_feedback_sees_only_the_keys_hotels_and_never_confirms_an_unnamed_guest(
+    client: TestClient, served: Served
+) -> None:
+    """A key bound to other hotels gets the unknown-decision 404; an answer that found its guest by
+    e-mail did not name them, so no customer_id is accepted for it, the right one included."""
+    keys = KeyStore(ServingStore(served.settings.serving_store_url).engine, cache_ttl=0)
+    _key, elsewhere = keys.create("desk-h02", ["booking"], hotels=["H02"])  # before the service reads keys
+    _key, here = keys.create("desk-h01", ["booking"], hotels=["H01"])
+    billing = pd.read_parquet(served.folder / "data" / "demo" / "customers_billing.parquet").iloc[0]
+    found = client.post(
+        "/v1/offers",
+        json={"guest": {"email": billing["email"]}, "booking": BOOKING},  # hotel H01
+        headers=auth(served, "booking"),
+    ).json()
+    assert found["matched_by"] == "email"
+    assert found["customer_id"] is None
+    logged = store_rows(
+        served, f"SELECT customer_id FROM serving_decisions WHERE decision_id = '{found['decision_id']}'"
+    )
+    guest = logged[0]["customer_id"]
+    answer = {
+        "event_id": "ev-unnamed",
+        "event": "accepted",
+        "offer_id": found["offers"][0]["offer_id"],
+        "occurred_at": "2026-03-01T10:00:00Z",
+        "decision_id": found["decision_id"],
+    }
+    other_hotel = client.post("/v1/feedback", json={"events": [answer]}, headers={"X-API-Key": elsewhere})
+    assert other_hotel.status_code == 404, other_hotel.text
+    assert other_hotel.json()["detail"].startswith("events[0].decision_id: ")
+
+    details = set()
+    for named in (guest, "U-someone-else"):  # right or wrong: the same answer
+        body = {"events": [answer | {"customer_id": named}]}
+        response = client.post("/v1/feedback", json=body, headers=auth(served, "booking"))
+        assert response.status_code == 422
+        details.add(response.json()["detail"])
+    assert details == {"events[0].customer_id: that /v1/offers answer did not name its guest; leave it out"}
+    kept = client.post("/v1/feedback", json={"events": [answer]}, headers={"X-API-Key": here})
+    assert kept.status_code == 200
+    assert store_rows(served, "SELECT customer_id FROM serving_feedback WHERE event_id = 'ev-unnamed'") == [
+        {"customer_id": guest}
+    ]

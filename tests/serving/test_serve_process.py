@@ -13,12 +13,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from tests.serving.conftest import Served
 
 REQUESTS = 24
+MAX_REQUESTS = 400
 
 
 def free_port() -> int:
@@ -37,10 +40,10 @@ def get(url: str, secret: str | None = None) -> int:
         return error.code
 
 
-def wait_ready(base: str, process: subprocess.Popen[str], seconds: float = 180.0) -> None:
+def wait_ready(base: str, process: subprocess.Popen[str], log: Path, seconds: float = 180.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert process.poll() is None, log.read_text()[-3000:]
         try:
             if get(f"{base}/readyz") == 200:
                 return
@@ -50,43 +53,68 @@ def wait_ready(base: str, process: subprocess.Popen[str], seconds: float = 180.0
     pytest.fail("crm serve did not get ready")
 
 
+def wait_for_workers(log: Path, workers: int, seconds: float = 180.0) -> None:
+    """Until every worker has finished its start-up (``/readyz`` answers as soon as one has)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if log.read_text().count("Application startup complete") >= workers:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"not all {workers} workers started: {log.read_text()[-3000:]}")
+
+
+def sample_files(served: Served) -> list[Path]:
+    folders = sorted(served.settings.data_dir.glob("metrics-*"))
+    return [path for folder in folders for path in folder.glob("counter_*.db")]
+
+
 @pytest.mark.slow
-def test_serve_workers_share_the_access_log_and_the_metrics(served: Served) -> None:
+def test_serve_workers_share_the_access_log_and_the_metrics(served: Served, tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     access_log = served.settings.access_log
     before = len(access_log.read_text().splitlines()) if access_log.exists() else 0
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crm_analytics.cli", "serve", "--workers", "2", "--port", str(port)],
-        cwd=served.folder,
-        env={**os.environ, **served.env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    service_log = tmp_path / "serve.log"
+    with service_log.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crm_analytics.cli", "serve", "--workers", "2", "--port", str(port)],
+            cwd=served.folder,
+            env={**os.environ, **served.env},
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            text=True,
+        )
     try:
-        wait_ready(base, process)
-        codes = [get(f"{base}/v1/models", served.keys["analyst"]) for _ in range(REQUESTS)]
+        wait_ready(base, process, service_log)
+        wait_for_workers(service_log, 2)
+        codes: list[int] = []
+        # The kernel hands connections to whichever worker accepts first; keep asking (a few
+        # at a time) until both have answered, so both have written their own sample file.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            while len(codes) < MAX_REQUESTS and (len(codes) < REQUESTS or len(sample_files(served)) < 2):
+                urls = [f"{base}/v1/models"] * 4
+                codes += pool.map(get, urls, [served.keys["analyst"]] * 4)
         denied = get(f"{base}/v1/models", served.keys["marketing"])
         metrics = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
         folders = sorted(served.settings.data_dir.glob("metrics-*"))
-        metric_files = [p for folder in folders for p in folder.glob("counter_*.db")]
+        metric_files = sample_files(served)
     finally:
         process.send_signal(signal.SIGTERM)  # the process this test started, by its own handle
-        _, errors = process.communicate(timeout=60)
+        process.wait(timeout=60)
+    errors = service_log.read_text()
 
-    assert codes == [200] * REQUESTS
+    assert codes == [200] * len(codes)
     assert denied == 403
     served_total = re.search(
         r'crm_requests_total\{method="GET",route="/v1/models",status="200"\} (\S+)', metrics
     )
     assert served_total is not None
-    assert float(served_total.group(1)) == REQUESTS  # every worker's answers, summed
+    assert float(served_total.group(1)) == len(codes)  # every worker's answers, summed
     assert len(metric_files) >= 2  # one sample file per worker
     assert not any(folder.exists() for folder in folders)  # removed when the service stops
     lines = [json.loads(line) for line in access_log.read_text().splitlines()[before:]]
     models_reads = [line for line in lines if line["route"] == "/v1/models"]
-    assert len(models_reads) == REQUESTS + 1
+    assert len(models_reads) == len(codes) + 1
     assert {line["roles"][0] for line in models_reads} == {"analyst", "marketing"}
     assert [line["denied_scope"] for line in models_reads if line["status"] == 403] == ["models"]
     assert "GET /v1/models 200" in errors  # our request log reaches the service's log too

@@ -1,9 +1,12 @@
 """``POST /v1/feedback`` (booking systems): offers shown, accepted or declined.
 
 Every event must name a logged ``/v1/offers`` answer (the decision log, ``store.decision_log``): an
-unknown ``decision_id`` is a 404, an offer that answer did not make or another guest than its own a
-422, and nothing of the request is stored then. The guest is taken from the decision log when the event
-omits it, and the caller's ``propensity`` is ignored: the offer log takes it from the decision log.
+unknown ``decision_id``, or one for a booking at a hotel the key is not bound to, is a 404 (the same
+answer: no way to learn of other hotels' decisions); an offer that answer did not make or another guest
+than its own a 422, and nothing of the request is stored then. A guest the answer did not name (found
+by e-mail, phone or name) may not be named in its feedback either: any ``customer_id`` is a 422 there,
+right or wrong, so feedback cannot confirm a guess of our id. The guest is taken from the decision log,
+and the caller's ``propensity`` is ignored: the offer log takes it from the decision log.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ def post_feedback(
     """Each event is committed to disk before the answer; a retried event id is not stored twice.
     Events must come from a logged ``/v1/offers`` answer (see the module docstring)."""
     logged = store.decisions(event.decision_id for event in body.events)
-    guests = [_guest_of(i, event, logged.get(event.decision_id)) for i, event in enumerate(body.events)]
+    visible = {i: d for i, d in logged.items() if d.hotel_id is None or key.serves_hotel(d.hotel_id)}
+    guests = [_guest_of(i, event, visible.get(event.decision_id)) for i, event in enumerate(body.events)]
     stored = duplicates = 0
     for event, guest in zip(body.events, guests, strict=True):
         shown = event if isinstance(event, ShownEvent) else None
@@ -75,6 +79,13 @@ def _guest_of(index: int, event: ShownEvent | AnswerEvent, decision: Decision | 
             422,
             "Not that decision's",
             f"{field}.offer_id: not among the offers of that /v1/offers answer",
+            type_suffix="decision-mismatch",
+        )
+    if event.customer_id is not None and decision.matched_by not in (None, "customer_id"):
+        raise ProblemError(
+            422,
+            "Not that decision's",
+            f"{field}.customer_id: that /v1/offers answer did not name its guest; leave it out",
             type_suffix="decision-mismatch",
         )
     if event.customer_id is not None and event.customer_id != decision.customer_id:
