@@ -3,16 +3,17 @@
 Splink's ``predict_between`` is the reference (``tests/profiles/test_name_scorer.py`` checks that both
 give the same probabilities), but a call builds and runs ~15 SQL statements and parses them with
 sqlglot: 50-105 ms per look-up on the 2,000-guest demo (5,477 records), against the booking desk's
-30 ms p99 (#16). Measured on the same records: this module takes ~7 ms (a loaded machine), so it is
-hand-written around Splink's own pieces (its settings objects give each comparison level's SQL
-condition and match weight):
+30 ms p99 (#16). So this is hand-written around Splink's own pieces (its settings objects give each
+comparison level's SQL condition and match weight):
 
 - blocking is a dictionary look-up per blocking pair (built once), so a query touches only its
   candidates, however many records the chain has;
-- the candidates are scored by one DuckDB statement, compiled once from the model: each comparison's
-  levels become a ``CASE`` of their SQL conditions (DuckDB evaluates Splink's own ``jaro_winkler`` and
-  ``levenshtein`` conditions), summed with the prior's weight into the Fellegi-Sunter match weight
-  ``w``, and the probability is ``2^w / (1 + 2^w)``, as Splink's predict computes them.
+- each candidate's match weight ``w`` is the prior's weight plus, per comparison, the weight of the
+  first level whose condition holds; the probability is ``2^w / (1 + 2^w)``, as Splink's predict
+  computes them. The conditions run in Python (``level_conditions.py``: ~0.1 ms a look-up) or, for
+  a condition that module cannot evaluate exactly, in one DuckDB statement compiled from the model
+  (each comparison a ``CASE`` of its levels: ~3.5 ms a look-up, nearly all of it DuckDB planning the
+  statement).
 
 Models with term-frequency adjustments are refused (ours have none): their weights need the
 frequency tables, which this does not carry.
@@ -20,7 +21,7 @@ frequency tables, which this does not carry.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import duckdb
@@ -28,6 +29,16 @@ import numpy as np
 import pandas as pd
 from splink import SettingsCreator
 from splink.internals.misc import prob_to_match_weight
+from splink.internals.settings import Settings
+
+from crm_analytics.profiles.level_conditions import (
+    DISTANCES,
+    SIMILARITIES,
+    UnsupportedConditionError,
+    compile_condition,
+)
+
+Level = tuple[Callable[[dict[str, Any]], bool] | None, float | None]  # condition (None: ELSE), weight
 
 
 class NameScorer:
@@ -40,15 +51,34 @@ class NameScorer:
         model: dict[str, Any],
         columns: Sequence[str],
         blocks: Sequence[tuple[str, ...]],
+        *,
+        engine: str = "python",
     ) -> None:
+        """``engine``: where the conditions run, ``python`` (DuckDB for a model it cannot evaluate)
+        or ``duckdb``."""
         self._columns = list(columns)
         stored = records[["unique_id", *self._columns]].astype(object)
         self._rows = stored.where(stored.notna(), None).to_numpy(dtype=object)
         self._blocks = [
             (pair, records.groupby(list(pair), dropna=True, sort=False).indices) for pair in blocks
         ]
-        self._sql = compile_scoring_sql(model, self._columns)
+        settings = _settings(model)
+        self._sql = compile_scoring_sql(settings, self._columns)
         self._db = duckdb.connect()
+        self._prior = prob_to_match_weight(settings.core_model_settings.probability_two_random_records_match)
+        self._comparisons: list[list[Level]] | None = None
+        if engine == "python":
+            try:
+                self._comparisons = [
+                    [
+                        (self._condition(level.sql_condition), level._match_weight)
+                        for level in c.comparison_levels
+                    ]
+                    for c in settings.comparisons
+                ]
+            except UnsupportedConditionError:
+                self._comparisons = None
+        self.engine = "python" if self._comparisons is not None else "duckdb"
 
     def score(self, query: dict[str, Any]) -> dict[str, float]:
         """The match probability of each stored record blocked with ``query`` (by unique id)."""
@@ -61,9 +91,34 @@ class NameScorer:
             return {}
         names = ["unique_id", *self._columns]
         candidates = [dict(zip(names, self._rows[i], strict=True)) for i in sorted(found)]
-        values = [query.get(column) for column in self._columns]
-        scored = self._db.execute(self._sql, [*values, candidates]).fetchall()
+        if self._comparisons is None:
+            values = [query.get(column) for column in self._columns]
+            scored = self._db.execute(self._sql, [*values, candidates]).fetchall()
+        else:
+            scored = [(c["unique_id"], self._weight(query, c)) for c in candidates]
         return {str(uid): probability(weight) for uid, weight in scored if weight is not None}
+
+    def _weight(self, query: dict[str, Any], candidate: dict[str, Any]) -> float | None:
+        pair = {f"{c}_l": query.get(c) for c in self._columns} | {
+            f"{c}_r": candidate[c] for c in self._columns
+        }
+        total = self._prior
+        for levels in self._comparisons or []:
+            weight = next((w for condition, w in levels if condition is None or condition(pair)), None)
+            if weight is None:  # an untrained level, or no level applies: NULL, as in SQL
+                return None
+            total += weight
+        return total
+
+    def _condition(self, sql: str) -> Callable[[dict[str, Any]], bool] | None:
+        return None if sql.strip().upper() == "ELSE" else compile_condition(sql, self._exact)
+
+    def _exact(self, function: str, left: str, right: str) -> float:
+        """DuckDB's own value of a string function (for the cases rapidfuzz could differ on)."""
+        if function not in SIMILARITIES and function not in DISTANCES:
+            raise UnsupportedConditionError(f"{function}: not a known string function")
+        row = self._db.execute(f"SELECT {function}($1, $2)", [left, right]).fetchone()
+        return float(row[0]) if row and row[0] is not None else float("nan")
 
 
 def probability(match_weight: float) -> float:
@@ -74,27 +129,33 @@ def probability(match_weight: float) -> float:
     return float(np.exp2(match_weight) / (1.0 + np.exp2(match_weight)))
 
 
-def compile_scoring_sql(model: dict[str, Any], columns: Sequence[str]) -> str:
-    """One DuckDB statement: ``$1..$n`` the query's ``columns``, ``$n+1`` the candidates as a list of
-    structs; it returns each candidate's ``unique_id`` and match weight (NULL where the model has an
-    untrained level, as in Splink). The weights are Splink's own (its settings objects: clamping,
-    defaults and unobserved levels included)."""
+def _settings(model: dict[str, Any]) -> Settings:
+    """Splink's settings objects for the model; refuses term-frequency adjustments."""
     settings = SettingsCreator.from_path_or_dict(model).get_settings("duckdb")
-    prior = settings.core_model_settings.probability_two_random_records_match
-    weights = [_literal(prob_to_match_weight(prior))]
     for comparison in settings.comparisons:
         if comparison._has_tf_adjustments:
             raise ValueError(
                 f"{comparison.output_column_name}: term-frequency adjustments are not supported by the "
                 "look-up scorer"
             )
+    return settings
+
+
+def compile_scoring_sql(settings: Settings | dict[str, Any], columns: Sequence[str]) -> str:
+    """One DuckDB statement: ``$1..$n`` the query's ``columns``, ``$n+1`` the candidates as a list of
+    structs; it returns each candidate's ``unique_id`` and match weight (NULL where the model has an
+    untrained level, as in Splink)."""
+    if isinstance(settings, dict):
+        settings = _settings(settings)
+    prior = settings.core_model_settings.probability_two_random_records_match
+    weights = [_literal(prob_to_match_weight(prior))]
+    for comparison in settings.comparisons:
         cases = []
         for level in comparison.comparison_levels:
             condition = level.sql_condition.strip()
             weight = _literal(level._match_weight)
-            cases.append(
-                f"ELSE {weight}" if condition.upper() == "ELSE" else f"WHEN {condition} THEN {weight}"
-            )
+            is_else = condition.upper() == "ELSE"
+            cases.append(f"ELSE {weight}" if is_else else f"WHEN {condition} THEN {weight}")
         weights.append(f"(CASE {' '.join(cases)} END)")
     query = ", ".join(f"${i}::VARCHAR AS {column}_l" for i, column in enumerate(columns, start=1))
     candidate = ", ".join(f"{column}::VARCHAR AS {column}_r" for column in columns)

@@ -76,14 +76,27 @@ def active_id() -> Any:
 
 
 def active_customers() -> Any:
-    """Customer rows of the active snapshot with its ``as_of`` and ``models`` (add the filters)."""
+    """Customer rows of the active snapshot with its ``as_of`` and ``models`` (add the filters).
+
+    The snapshot id is also given as a value (``active_id()``), not only through the join: then the
+    database reads a customer by the primary key (snapshot id, customer id); with the join alone SQLite
+    scanned every stored customer per request (tests/store/test_query_plans.py)."""
     joined = customers.join(snapshots, snapshots.c.snapshot_id == customers.c.snapshot_id)
     return (
-        select(customers, snapshots.c.as_of, snapshots.c.models).select_from(joined).where(snapshots.c.active)
+        select(customers, snapshots.c.as_of, snapshots.c.models)
+        .select_from(joined)
+        .where(and_(snapshots.c.active, customers.c.snapshot_id == active_id()))
     )
 
 
-BOOKING_GUEST = (
+SHOWN_SINCE = select(func.count()).where(
+    and_(
+        feedback.c.customer_id == bindparam("customer_id"),
+        feedback.c.event == "shown",
+        feedback.c.occurred_at >= bindparam("since"),
+    )
+)
+BOOKING_GUEST = (  # one statement per booking: the guest's row and the offers shown since (contact cap)
     select(
         customers.c.customer_id,
         customers.c.snapshot_id,
@@ -92,15 +105,15 @@ BOOKING_GUEST = (
         customers.c.brief,
         snapshots.c.as_of,
         snapshots.c.models,
+        SHOWN_SINCE.scalar_subquery().label("shown_since"),
     )
     .select_from(customers.join(snapshots, snapshots.c.snapshot_id == customers.c.snapshot_id))
-    .where(and_(snapshots.c.active, customers.c.customer_id == bindparam("customer_id")))
-)
-SHOWN_SINCE = select(func.count()).where(
-    and_(
-        feedback.c.customer_id == bindparam("customer_id"),
-        feedback.c.event == "shown",
-        feedback.c.occurred_at >= bindparam("since"),
+    .where(
+        and_(
+            snapshots.c.active,
+            customers.c.snapshot_id == active_id(),  # by primary key (see active_customers)
+            customers.c.customer_id == bindparam("customer_id"),
+        )
     )
 )
 

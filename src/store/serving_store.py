@@ -43,7 +43,6 @@ from crm_analytics.store.bulk_insert import insert_rows
 from crm_analytics.store.decision_log import Decision
 from crm_analytics.store.records import (
     BOOKING_GUEST,
-    SHOWN_SINCE,
     BookingGuest,
     CustomerRecord,
     NameLookupData,
@@ -232,12 +231,13 @@ class ServingStore:
 
     def booking_guest(self, customer_id: str, shown_since: datetime) -> BookingGuest | None:
         """The guest's row for a booking and the offers shown to them since ``shown_since`` (the contact
-        cap), on one connection with statements compiled once."""
+        cap), in one statement compiled once."""
         with self.engine.connect() as conn:
-            row = conn.execute(BOOKING_GUEST, {"customer_id": customer_id}).mappings().first()
-            if row is None:
-                return None
-            shown = conn.execute(SHOWN_SINCE, {"customer_id": customer_id, "since": shown_since}).scalar()
+            parameters = {"customer_id": customer_id, "since": shown_since}
+            row = conn.execute(BOOKING_GUEST, parameters).mappings().first()
+        if row is None:
+            return None
+        shown = row["shown_since"]
         return BookingGuest(
             customer_id=row["customer_id"],
             snapshot_id=row["snapshot_id"],
@@ -277,7 +277,7 @@ class ServingStore:
                 snapshots.c.as_of,
             )
             .select_from(segment_members.join(snapshots, snapshots.c.snapshot_id == m.snapshot_id))
-            .where(snapshots.c.active)
+            .where(and_(snapshots.c.active, m.snapshot_id == active_id()))
             .group_by(m.family, m.segment, snapshots.c.as_of)
             .order_by(m.family, m.segment)
         )
@@ -295,7 +295,7 @@ class ServingStore:
     ) -> list[dict[str, Any]]:
         """Consenting members of ``segment`` after the cursor ``after`` (a customer id), in id order."""
         m = segment_members.c
-        conditions = [snapshots.c.active, m.segment == segment, m.consent]
+        conditions = [snapshots.c.active, m.snapshot_id == active_id(), m.segment == segment, m.consent]
         if after is not None:
             conditions.append(m.customer_id > after)
         if min_clv is not None:
