@@ -55,6 +55,12 @@ class Similarity(float):
     function: str
     arguments: tuple[str, str]
 
+    @classmethod
+    def of(cls, value: float, function: str, left: str, right: str) -> Similarity:
+        similarity = cls(value)
+        similarity.function, similarity.arguments = function, (left, right)
+        return similarity
+
 
 def compile_condition(sql: str, exact: Exact) -> Callable[[Pair], bool]:
     """The condition as a function of a pair's values: True only where SQL would say true."""
@@ -103,6 +109,11 @@ def _logical(node: exp.And | exp.Or, exact: Exact) -> Expression:
 
 
 def _comparison(node: exp.Expression, exact: Exact) -> Expression:
+    sides = (node.this, node.expression)
+    if any(isinstance(side, exp.Column) for side in sides) and any(
+        isinstance(side, exp.Literal) and not side.is_string for side in sides
+    ):  # DuckDB would cast the text; Python would fail
+        raise UnsupportedConditionError(f"{node.sql(dialect='duckdb')}: a column compared with a number")
     compare = COMPARISONS[type(node)]
     left, right = _compile(node.this, exact), _compile(node.expression, exact)
 
@@ -138,9 +149,7 @@ def _function(node: exp.Expression, exact: Exact) -> Expression:
             return None
         if not a or not b:  # DuckDB's own convention for empty strings
             return exact(name, a, b)
-        value = Similarity(similarity(a, b))
-        value.function, value.arguments = name, (a, b)
-        return value
+        return Similarity.of(similarity(a, b), name, a, b)
 
     return evaluate
 

@@ -144,7 +144,7 @@ def _settings(model: dict[str, Any]) -> Settings:
 def compile_scoring_sql(settings: Settings | dict[str, Any], columns: Sequence[str]) -> str:
     """One DuckDB statement: ``$1..$n`` the query's ``columns``, ``$n+1`` the candidates as a list of
     structs; it returns each candidate's ``unique_id`` and match weight (NULL where the model has an
-    untrained level, as in Splink)."""
+    untrained level: that candidate is not scored)."""
     if isinstance(settings, dict):
         settings = _settings(settings)
     prior = settings.core_model_settings.probability_two_random_records_match

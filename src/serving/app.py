@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from crm_analytics.ingest.suppression import erasure_key
 from crm_analytics.serving import booking_rules
 from crm_analytics.serving.booking_rules import BookingRules, BookingRulesMiddleware
 from crm_analytics.serving.docs import install_docs
@@ -117,7 +118,10 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
         settings.serving_auth_failures, settings.serving_auth_failure_window_seconds, shared=shared
     )
     app.state.guest_quota = GuestQuota(
-        settings.serving_guests_per_key_hour, app.state.metrics.registry, shared=shared
+        settings.serving_guests_per_key_hour,
+        app.state.metrics.registry,
+        shared=shared,
+        pseudonym_key=erasure_key(settings) if shared else b"",  # only Redis sees the pseudonyms
     )
     return app
 

@@ -4,10 +4,10 @@
 API does not need the warehouse. :class:`NameIndex` keeps one :class:`ProfileIndex` for the active
 snapshot. Building it takes seconds for a large chain, so it is built in a background thread (at start
 and whenever the snapshot changes) and a name look-up before it is ready finds nobody rather than
-waiting; look-ups take a few milliseconds (``profiles/name_scorer.py``) and are serialised, as the
-index's DuckDB connection is not shared between threads. The caller runs them in a thread. An erased
-guest is never returned (their store rows are gone), though their normalised names stay in this memory
-until the next snapshot or restart.
+waiting; look-ups take ~0.2 ms (``profiles/name_scorer.py``; ~3.5 ms for a model it must run in
+DuckDB) and are serialised, as the index's DuckDB connection is not shared between threads. The caller
+runs them in a thread. An erased guest is never returned (their store rows are gone), though their
+normalised names stay in this memory until the next snapshot or restart.
 """
 
 from __future__ import annotations

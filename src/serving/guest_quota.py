@@ -9,13 +9,16 @@ e-mails belong to guests. Refusals count in ``/metrics`` (``crm_guest_quota_refu
 
 The count is per worker, or shared by every worker and host through Redis when
 ``CRM_SERVING_REDIS_URL`` is set: one ``EXISTS`` of the key's refusal flag per identified request, so a
-refusal anywhere holds everywhere, and one Lua script per recognised guest (the guests' ids go there
-hashed, unsalted, and expire with the hour). While Redis cannot be reached each worker counts on its own.
+refusal anywhere holds everywhere, and one Lua script per recognised guest (the guests' ids go there as
+keyed hashes, HMAC-SHA256 under a key derived from the deployment's erasure key, so a list of our
+customer ids does not tell whom a desk read; they expire with the hour). While Redis cannot be reached
+each worker counts on its own.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
 from collections.abc import Callable
 
@@ -50,10 +53,14 @@ class GuestQuota:
         registry: CollectorRegistry,
         *,
         shared: SharedBuckets | None = None,
+        pseudonym_key: bytes = b"",
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``pseudonym_key``: the secret the guests' ids are hashed with before they go to Redis (the
+        same in every worker and host)."""
         if per_hour < 1:
             raise ValueError("per_hour must be >= 1")
+        self._pseudonym_key = hmac.new(pseudonym_key, b"crm-guest-quota", hashlib.sha256).digest()
         self.per_hour = per_hour
         self.shared = shared
         self.clock = clock
@@ -107,7 +114,7 @@ class GuestQuota:
         """Redis's verdict, or None when it did not answer (this worker counts on its own then)."""
         if self._script is None or self.shared is None or not self.shared.available():
             return None
-        guest = hashlib.sha256(customer_id.encode()).hexdigest()[:32]
+        guest = self.pseudonym(customer_id)
         try:
             allowed = await self._script(
                 keys=list(self._redis_keys(hour, key_id)), args=[guest, self.per_hour, self._left()]
@@ -116,6 +123,10 @@ class GuestQuota:
             self.shared.went_down(exc)
             return None
         return bool(int(allowed))
+
+    def pseudonym(self, customer_id: str) -> str:
+        """What Redis holds for the guest: a keyed hash of our id."""
+        return hmac.new(self._pseudonym_key, customer_id.encode(), hashlib.sha256).hexdigest()[:32]
 
     @staticmethod
     def _redis_keys(hour: int, key_id: str) -> tuple[str, str]:

@@ -82,7 +82,7 @@ decisions = Table(  # the decision log: every /v1/offers answer, committed befor
     Column("offers", Text, nullable=False),  # JSON: [{"offer_id", "propensity"}] in the order shown
     Column("models", Text, nullable=False),  # JSON: model name -> version behind the answer
     Column("key_id", String(64), nullable=False),  # the API key that asked
-    Column("hotel_id", String(64)),  # the booking's hotel (null: logged before 0006)
+    Column("hotel_id", String(128)),  # the booking's hotel (null: logged before 0006)
     Column("matched_by", String(16)),  # customer_id | email | phone | name (null: unknown guest, or pre-0006)
 )
 Index("serving_decisions_customer", decisions.c.customer_id)

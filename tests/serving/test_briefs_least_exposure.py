@@ -3,12 +3,15 @@ and hour (shared through Redis when set), shown in /metrics; bound over the CLI 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -139,6 +142,12 @@ def test_post_offers_guest_quota_is_shared_by_workers_through_redis(served: Serv
         assert offers(other, secret, customer_id=third).status_code == 200
         assert offers(other, secret, customer_id=fourth).status_code == 429
         assert offers(one, secret, customer_id=first).status_code == 429  # refused everywhere
+        quota = one.app.state.guest_quota  # type: ignore[attr-defined]
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    held = {str(m) for m in client.smembers(f"crm:guests:{int(time.time() // 3600)}:{_key.key_id}")}
+    assert held == {quota.pseudonym(g) for g in (first, second, third)}
+    plain = {hashlib.sha256(g.encode()).hexdigest()[:32] for g in (first, second, third)}
+    assert not plain & held  # keyed: not a plain hash anyone holding our ids could recompute
     with TestClient(create_app(shared)) as third_worker:  # has seen no refusal of its own
         unknown = offers(third_worker, secret, guest={"email": "nobody@nowhere.example"})
         assert unknown.status_code == 429  # not 200: a 429 must not tell who is a guest

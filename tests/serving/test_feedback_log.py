@@ -332,3 +332,33 @@ def test_post_feedback_sees_only_the_keys_hotels_and_never_confirms_an_unnamed_g
     assert store_rows(served, "SELECT customer_id FROM serving_feedback WHERE event_id = 'ev-unnamed'") == [
         {"customer_id": guest}
     ]
+
+
+def test_post_feedback_on_a_decision_logged_before_hotels_were_recorded(
+    client: TestClient, served: Served
+) -> None:
+    """A decision from before migration 0006 (no hotel, no matched_by): only unbound keys (or the key
+    that asked) see it, and no customer_id may be named for it."""
+    store = ServingStore(served.settings.serving_store_url)
+    keys = KeyStore(store.engine, cache_ttl=0)
+    _key, bound = keys.create("desk-bound", ["booking"], hotels=["H01"])
+    guest = an_allergic_customer(served)
+    old = Decision(
+        "d-before-0006", guest, datetime(2026, 1, 5), (("O01", 0.4),), {"crm-offers": "1"}, "k_old"
+    )
+    store.record_decisions([old])
+    answer = {
+        "event_id": "ev-old",
+        "event": "accepted",
+        "offer_id": "O01",
+        "occurred_at": "2026-01-06T10:00:00Z",
+        "decision_id": old.decision_id,
+    }
+    unseen = client.post("/v1/feedback", json={"events": [answer]}, headers={"X-API-Key": bound})
+    assert unseen.status_code == 404
+    named = client.post(
+        "/v1/feedback", json={"events": [answer | {"customer_id": guest}]}, headers=auth(served, "booking")
+    )
+    assert named.status_code == 422
+    kept = client.post("/v1/feedback", json={"events": [answer]}, headers=auth(served, "booking"))
+    assert kept.status_code == 200

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from crm_analytics.store import ServingStore
+from crm_analytics.store.tables import contacts, customers, segment_members, snapshots
 
 PER_CUSTOMER_TABLES = (
     "serving_customers",
@@ -32,9 +33,51 @@ READS: dict[str, Callable[[ServingStore], Any]] = {
 }
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ServingStore]:
+@pytest.fixture(params=["no statistics", "analysed"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServingStore]:
+    """A store as the jobs leave it (no ``ANALYZE`` statistics: SQLite's planner then guesses), and
+    one with two snapshots of 2,000 guests (one active), analysed."""
     serving = ServingStore(f"sqlite:///{tmp_path / 'serving.db'}").upgrade()
+    if request.param == "no statistics":
+        yield serving
+        serving.engine.dispose()
+        return
+    with serving.engine.begin() as conn:
+        for number, active in ((1, False), (2, True)):
+            snapshot = f"s{number}"
+            conn.execute(
+                snapshots.insert(),
+                {
+                    "snapshot_id": snapshot,
+                    "created_at": datetime(2026, 1, number),
+                    "as_of": f"2025-12-0{number}",
+                    "models": "{}",
+                    "customers": 2000,
+                    "catalogue": "[]",
+                    "active": active,
+                },
+            )
+            ids = [f"U{i}" for i in range(2000)]
+            conn.execute(
+                customers.insert(),
+                [{"snapshot_id": snapshot, "customer_id": c, "scores": "{}", "consent": True} for c in ids],
+            )
+            conn.execute(
+                segment_members.insert(),
+                [
+                    {"snapshot_id": snapshot, "segment": f"S{i % 7}", "customer_id": c, "family": "rfm"}
+                    | {"clv": float(i), "churn_probability": 0.5, "consent": True}
+                    for i, c in enumerate(ids)
+                ],
+            )
+            conn.execute(
+                contacts.insert(),
+                [
+                    {"snapshot_id": snapshot, "kind": "email", "value": f"{c}@x.example", "customer_id": c}
+                    for c in ids
+                ],
+            )
+        conn.exec_driver_sql("ANALYZE")
     yield serving
     serving.engine.dispose()
 

@@ -4,9 +4,10 @@ Every event must name a logged ``/v1/offers`` answer (the decision log, ``store.
 unknown ``decision_id``, or one for a booking at a hotel the key is not bound to, is a 404 (the same
 answer: no way to learn of other hotels' decisions); an offer that answer did not make or another guest
 than its own a 422, and nothing of the request is stored then. A guest the answer did not name (found
-by e-mail, phone or name) may not be named in its feedback either: any ``customer_id`` is a 422 there,
-right or wrong, so feedback cannot confirm a guess of our id. The guest is taken from the decision log,
-and the caller's ``propensity`` is ignored: the offer log takes it from the decision log.
+by e-mail, phone or name, or logged before that was recorded) may not be named in its feedback either:
+any ``customer_id`` is a 422 there, right or wrong, so feedback cannot confirm a guess of our id. The
+guest is taken from the decision log, and the caller's ``propensity`` is ignored: the offer log takes
+it from the decision log.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def post_feedback(
     """Each event is committed to disk before the answer; a retried event id is not stored twice.
     Events must come from a logged ``/v1/offers`` answer (see the module docstring)."""
     logged = store.decisions(event.decision_id for event in body.events)
-    visible = {i: d for i, d in logged.items() if d.hotel_id is None or key.serves_hotel(d.hotel_id)}
+    visible = {decision_id: d for decision_id, d in logged.items() if _visible(d, key)}
     guests = [_guest_of(i, event, visible.get(event.decision_id)) for i, event in enumerate(body.events)]
     stored = duplicates = 0
     for event, guest in zip(body.events, guests, strict=True):
@@ -81,7 +82,11 @@ def _guest_of(index: int, event: ShownEvent | AnswerEvent, decision: Decision | 
             f"{field}.offer_id: not among the offers of that /v1/offers answer",
             type_suffix="decision-mismatch",
         )
-    if event.customer_id is not None and decision.matched_by not in (None, "customer_id"):
+    if (
+        event.customer_id is not None
+        and decision.customer_id is not None
+        and decision.matched_by != "customer_id"
+    ):
         raise ProblemError(
             422,
             "Not that decision's",
@@ -96,6 +101,15 @@ def _guest_of(index: int, event: ShownEvent | AnswerEvent, decision: Decision | 
             type_suffix="decision-mismatch",
         )
     return decision.customer_id
+
+
+def _visible(decision: Decision, key: ApiKey) -> bool:
+    """Whether the key may post feedback on the decision: one for a booking at a hotel it serves; a
+    decision logged before hotels were recorded (0006), only the key that asked for it or an unbound
+    key."""
+    if decision.hotel_id is not None:
+        return key.serves_hotel(decision.hotel_id)
+    return key.hotels is None or decision.key_id == key.key_id
 
 
 def _utc(moment: datetime) -> datetime:

@@ -3,7 +3,7 @@
 The handler is async and does its work on the event loop: about a millisecond of CPU (a guest's row and
 their recent showings, read by index on one connection, and the ranker). The answer is then committed to
 the decision log by the group-commit writer's thread (``store.decision_log``) while the loop serves
-other requests; the answer leaves after the commit. A look-up by name (a few ms) goes to a thread. A
+other requests; the answer leaves after the commit. A look-up by name (~0.2 ms) goes to a thread. A
 sync handler would run in FastAPI's thread pool, and that hop cost more than the work itself
 (benchmarks/serving_throughput.py: p99 11.5 -> 4.9 ms, one worker). With the store on a remote
 PostgreSQL the reads block the loop for their round trips: run more workers.
@@ -170,7 +170,7 @@ async def _resolve(
     request: Request, store: ServingStore, body: OffersRequest, since: datetime
 ) -> Recognised | None:
     """The guest by our id, else by an exact e-mail or phone on record (one customer only), else by
-    name and the other details (one confident match only, in a thread: a few ms)."""
+    name and the other details (one confident match only, in a thread)."""
     if body.customer_id is not None:
         guest = store.booking_guest(body.customer_id, since)
         return Recognised(guest, "customer_id", 1.0) if guest else None

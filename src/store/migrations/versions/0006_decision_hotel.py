@@ -20,7 +20,7 @@ depends_on: str | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("serving_decisions") as batch:
-        batch.add_column(sa.Column("hotel_id", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("hotel_id", sa.String(128), nullable=True))
         batch.add_column(sa.Column("matched_by", sa.String(16), nullable=True))
 
 
