@@ -86,8 +86,8 @@ def versions_header(versions: dict[str, str]) -> str:
 
 def load_models(client: MlflowClient) -> ServedModels:
     """Load and warm up the served champions (one prediction each), so a ready service answers fast; a
-    champion that does not load is replaced by its family's previously promoted version (logged). A
-    LookupError when a family has no champion, or no version of it loads."""
+    champion that does not load or fails its warm-up is replaced by its family's previously promoted
+    version (logged). A LookupError when a family has no champion, or no version of it loads."""
     aliases = champion_versions(client, registry.served())
     registry_uri = mlflow.get_registry_uri()
     chosen, loaded = {}, {}
@@ -95,7 +95,8 @@ def load_models(client: MlflowClient) -> ServedModels:
         for version, run_id in (champion, *earlier_champions(client, name, champion[0])):
             try:
                 loaded[name] = load_version(registry_uri, name, version, run_id)
-            except Exception as exc:  # any failure to load: try the version before
+                warm_up(name, loaded[name])
+            except Exception as exc:  # any failure to load or predict: try the version before
                 log.error("%s version %s does not load (%s)", name, version, type(exc).__name__)
                 continue
             chosen[name] = (version, run_id)
@@ -114,7 +115,6 @@ def load_models(client: MlflowClient) -> ServedModels:
         },
         aliases={name: version for name, (version, _) in aliases.items()},
     )
-    warm_up(models)
     return models
 
 
@@ -126,14 +126,18 @@ def earlier_champions(client: MlflowClient, name: str, version: str) -> list[tup
     return [(str(v.version), str(v.run_id)) for v in sorted(promoted, key=lambda v: -int(v.version))]
 
 
-def warm_up(models: ServedModels) -> None:
-    """One prediction through each scoring model, and the offer models compiled for bookings: a broken
+def warm_up(name: str, pyfunc: Any) -> None:
+    """One prediction through a scoring model, or the offer models compiled for bookings: a broken
     artifact fails here, not on a guest's request."""
-    models.offers_full.compiled()
-    models.offers_context.compiled()
-    columns = {c for name in models.inputs if name != OFFERS.name for c in models.inputs[name]}
-    example = pd.DataFrame([dict.fromkeys(sorted(columns), 1.0)])
-    models.score(example)
+    if name == OFFERS.name:
+        model = pyfunc.unwrap_python_model()
+        model.full.compiled()
+        model.context.compiled()
+        return
+    family = next((f for f in registry.scored() if f.name == name and f.score is not None), None)
+    if family is not None and family.score is not None:
+        inputs = list(pyfunc.metadata.get_input_schema().input_names())
+        family.score(pyfunc, pd.DataFrame([dict.fromkeys(inputs, 1.0)]))
 
 
 class ModelHolder:

@@ -7,9 +7,14 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
+import mlflow
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from mlflow.models import infer_signature
+from mlflow.pyfunc import PythonModel
 
 from crm_analytics.serving.app import create_app
 from crm_analytics.tracking import configure
@@ -45,6 +50,38 @@ def test_start_with_an_unloadable_champion_serves_the_one_before(
     assert reload.status_code == 503
     assert f"{CHURN} v{broken.version}" in reload.json()["detail"]
     configure(served.settings)  # the other tests of this worker use the served chain's store
+
+
+class RefusesEveryRow(PythonModel):
+    """A model that loads but cannot predict (a broken artifact a forced promotion let through)."""
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        raise ValueError("refuses every row")
+
+
+def test_start_with_a_champion_failing_its_warm_up_serves_the_one_before(
+    served: Served, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = tmp_path / "mlflow.db"
+    shutil.copyfile(served.folder / "mlruns" / "mlflow.db", registry)
+    settings = served.settings.model_copy(update={"mlflow_tracking_uri": f"sqlite:///{registry}"})
+    client = configure(settings)
+    current = client.get_model_version_by_alias(CHURN, "champion")
+    example = pd.DataFrame([{"frequency": 1.0, "recency": 2.0, "T": 3.0}])
+    with mlflow.start_run() as run:
+        logged = mlflow.pyfunc.log_model(
+            name="model", python_model=RefusesEveryRow(), signature=infer_signature(example)
+        )
+    refusing = client.create_model_version(CHURN, source=logged.model_uri, run_id=run.info.run_id)
+    client.set_registered_model_alias(CHURN, "champion", refusing.version)
+
+    caplog.set_level(logging.ERROR, logger="crm_analytics.serving")
+    with TestClient(create_app(settings)) as api:
+        body = api.get("/readyz").json()
+    assert body["models"][CHURN] == str(current.version)
+    assert body["champions_not_loaded"] == {CHURN: str(refusing.version)}
+    assert f"{CHURN} version {refusing.version} does not load (ValueError)" in caplog.text
+    configure(served.settings)
 
 
 def test_readyz_names_the_served_versions_as_the_current_aliases(served: Served) -> None:
