@@ -15,21 +15,28 @@ import pytest
 from fastapi.testclient import TestClient
 from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel
+from mlflow.tracking import MlflowClient
 
 from crm_analytics.serving.app import create_app
+from crm_analytics.settings import Settings
 from crm_analytics.tracking import configure
 from tests.serving.conftest import Served, auth
 
 CHURN = "crm-churn"
 
 
-def test_start_with_an_unloadable_champion_serves_the_one_before(
-    served: Served, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def registry_copy(served: Served, tmp_path: Path) -> tuple[Settings, MlflowClient]:
+    """Settings on a copy of the served chain's MLflow store, and its client (configured)."""
     registry = tmp_path / "mlflow.db"
     shutil.copyfile(served.folder / "mlruns" / "mlflow.db", registry)
     settings = served.settings.model_copy(update={"mlflow_tracking_uri": f"sqlite:///{registry}"})
-    client = configure(settings)
+    return settings, configure(settings)
+
+
+def test_start_with_an_unloadable_champion_serves_the_one_before(
+    served: Served, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings, client = registry_copy(served, tmp_path)
     current = client.get_model_version_by_alias(CHURN, "champion")
     broken = client.create_model_version(CHURN, source=str(tmp_path / "gone"), run_id=current.run_id)
     client.set_registered_model_alias(CHURN, "champion", broken.version)  # as a forced promotion would
@@ -62,10 +69,7 @@ class RefusesEveryRow(PythonModel):
 def test_start_with_a_champion_failing_its_warm_up_serves_the_one_before(
     served: Served, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    registry = tmp_path / "mlflow.db"
-    shutil.copyfile(served.folder / "mlruns" / "mlflow.db", registry)
-    settings = served.settings.model_copy(update={"mlflow_tracking_uri": f"sqlite:///{registry}"})
-    client = configure(settings)
+    settings, client = registry_copy(served, tmp_path)
     current = client.get_model_version_by_alias(CHURN, "champion")
     example = pd.DataFrame([{"frequency": 1.0, "recency": 2.0, "T": 3.0}])
     with mlflow.start_run() as run:
