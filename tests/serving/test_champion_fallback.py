@@ -88,9 +88,17 @@ def test_start_with_a_champion_failing_its_warm_up_serves_the_one_before(
     configure(served.settings)
 
 
-def test_readyz_names_the_served_versions_as_the_current_aliases(served: Served) -> None:
-    with TestClient(create_app(served.settings)) as api:
-        body = api.get("/readyz").json()
+def test_readyz_names_the_served_versions_as_the_current_aliases(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    mlflow_log = logging.getLogger("mlflow")  # its own handler, not propagated: listen in for this test
+    mlflow_log.addHandler(caplog.handler)
+    try:
+        with TestClient(create_app(served.settings)) as api:
+            body = api.get("/readyz").json()
+    finally:
+        mlflow_log.removeHandler(caplog.handler)
     assert body["aliases_current"] is True
     assert body["champions_not_loaded"] == {}
     assert CHURN in body["models"]
+    assert "Found extra inputs" not in caplog.text  # the warm-up sends each model its own columns only

@@ -113,7 +113,7 @@ def _earlier_build(
 
 def score(model: Any, features: pd.DataFrame) -> pd.DataFrame:
     """The churn champion's probability for feature rows indexed by customer id."""
-    return predict_by_customer(model, model_inputs(features.reset_index()), features.index)
+    return predict_by_customer(model, model_inputs(features.reset_index(drop=True)), features.index)
 
 
 FAMILY = ModelFamily(
