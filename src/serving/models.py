@@ -134,7 +134,7 @@ def warm_up(name: str, pyfunc: Any) -> None:
         model.full.compiled()
         model.context.compiled()
         return
-    family = next((f for f in registry.scored() if f.name == name and f.score is not None), None)
+    family = next((f for f in registry.scored() if f.name == name), None)
     if family is not None and family.score is not None:
         inputs = list(pyfunc.metadata.get_input_schema().input_names())
         family.score(pyfunc, pd.DataFrame([dict.fromkeys(inputs, 1.0)]))

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, NamedTuple
 
-from sqlalchemy import RowMapping, and_, bindparam, func, select
+from sqlalchemy import ColumnElement, Join, RowMapping, Table, and_, bindparam, func, select
 
 from crm_analytics.store.tables import customers, feedback, snapshots
 
@@ -75,18 +75,19 @@ def active_id() -> Any:
     return select(snapshots.c.snapshot_id).where(snapshots.c.active).scalar_subquery()
 
 
-def active_customers() -> Any:
-    """Customer rows of the active snapshot with its ``as_of`` and ``models`` (add the filters).
+def with_active_snapshot(table: Table) -> tuple[Join, ColumnElement[bool]]:
+    """``table`` joined to its snapshot (for ``as_of`` and ``models``), and the condition keeping the
+    active snapshot's rows. The condition gives the snapshot id as a value (``active_id()``), so the
+    database reads ``table`` by its primary key (snapshot id first); with a join on the active flag
+    alone SQLite scanned every row per request (tests/store/test_query_plans.py)."""
+    joined = table.join(snapshots, snapshots.c.snapshot_id == table.c.snapshot_id)
+    return joined, table.c.snapshot_id == active_id()
 
-    The snapshot id is also given as a value (``active_id()``), not only through the join: then the
-    database reads a customer by the primary key (snapshot id, customer id); with the join alone SQLite
-    scanned every stored customer per request (tests/store/test_query_plans.py)."""
-    joined = customers.join(snapshots, snapshots.c.snapshot_id == customers.c.snapshot_id)
-    return (
-        select(customers, snapshots.c.as_of, snapshots.c.models)
-        .select_from(joined)
-        .where(and_(snapshots.c.active, customers.c.snapshot_id == active_id()))
-    )
+
+def active_customers() -> Any:
+    """Customer rows of the active snapshot with its ``as_of`` and ``models`` (add the filters)."""
+    joined, active = with_active_snapshot(customers)
+    return select(customers, snapshots.c.as_of, snapshots.c.models).select_from(joined).where(active)
 
 
 SHOWN_SINCE = select(func.count()).where(
@@ -96,6 +97,7 @@ SHOWN_SINCE = select(func.count()).where(
         feedback.c.occurred_at >= bindparam("since"),
     )
 )
+_GUESTS, _ACTIVE_GUESTS = with_active_snapshot(customers)
 BOOKING_GUEST = (  # one statement per booking: the guest's row and the offers shown since (contact cap)
     select(
         customers.c.customer_id,
@@ -107,14 +109,8 @@ BOOKING_GUEST = (  # one statement per booking: the guest's row and the offers s
         snapshots.c.models,
         SHOWN_SINCE.scalar_subquery().label("shown_since"),
     )
-    .select_from(customers.join(snapshots, snapshots.c.snapshot_id == customers.c.snapshot_id))
-    .where(
-        and_(
-            snapshots.c.active,
-            customers.c.snapshot_id == active_id(),  # by primary key (see active_customers)
-            customers.c.customer_id == bindparam("customer_id"),
-        )
-    )
+    .select_from(_GUESTS)
+    .where(and_(_ACTIVE_GUESTS, customers.c.customer_id == bindparam("customer_id")))
 )
 
 

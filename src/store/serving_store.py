@@ -51,6 +51,7 @@ from crm_analytics.store.records import (
     active_id,
     chunks,
     customer_record,
+    with_active_snapshot,
 )
 from crm_analytics.store.tables import (
     PER_CUSTOMER_TABLES,
@@ -266,6 +267,7 @@ class ServingStore:
     def segments(self) -> list[dict[str, Any]]:
         """Every segment: family, size, consenting members, mean CLV and churn, the snapshot's day."""
         m = segment_members.c
+        joined, active = with_active_snapshot(segment_members)
         query = (
             select(
                 m.family,
@@ -276,8 +278,8 @@ class ServingStore:
                 func.avg(m.churn_probability).label("mean_churn_probability"),
                 snapshots.c.as_of,
             )
-            .select_from(segment_members.join(snapshots, snapshots.c.snapshot_id == m.snapshot_id))
-            .where(and_(snapshots.c.active, m.snapshot_id == active_id()))
+            .select_from(joined)
+            .where(active)
             .group_by(m.family, m.segment, snapshots.c.as_of)
             .order_by(m.family, m.segment)
         )
@@ -295,7 +297,8 @@ class ServingStore:
     ) -> list[dict[str, Any]]:
         """Consenting members of ``segment`` after the cursor ``after`` (a customer id), in id order."""
         m = segment_members.c
-        conditions = [snapshots.c.active, m.snapshot_id == active_id(), m.segment == segment, m.consent]
+        joined, active = with_active_snapshot(segment_members)
+        conditions = [active, m.segment == segment, m.consent]
         if after is not None:
             conditions.append(m.customer_id > after)
         if min_clv is not None:
@@ -304,7 +307,7 @@ class ServingStore:
             conditions.append(m.churn_probability <= max_churn)
         query = (
             select(m.customer_id, m.family, m.segment, m.clv, m.churn_probability, snapshots.c.as_of)
-            .select_from(segment_members.join(snapshots, snapshots.c.snapshot_id == m.snapshot_id))
+            .select_from(joined)
             .where(and_(*conditions))
             .order_by(m.customer_id)
             .limit(limit)

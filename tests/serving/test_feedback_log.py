@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 from crm_analytics.cli import app as cli
 from crm_analytics.jobs.feedback import FeedbackReport, collect_feedback, offer_log_rows
 from crm_analytics.profiles.links import linked_to_customers
-from crm_analytics.serving.keys import KeyStore
 from crm_analytics.store import Decision, ServingStore
 from crm_analytics.warehouse import Warehouse
 from tests.serving.conftest import Served, auth, decide
+from tests.serving.test_briefs_least_exposure import key_store
 from tests.serving.test_routes import BOOKING, an_allergic_customer, store_rows
 
 T0 = datetime(2026, 3, 1, 10, 0)
@@ -294,7 +294,7 @@ def test_post_feedback_sees_only_the_keys_hotels_and_never_confirms_an_unnamed_g
 ) -> None:
     """A key bound to other hotels gets the unknown-decision 404; an answer that found its guest by
     e-mail did not name them, so no customer_id is accepted for it, the right one included."""
-    keys = KeyStore(ServingStore(served.settings.serving_store_url).engine, cache_ttl=0)
+    keys = key_store(served)
     _key, elsewhere = keys.create("desk-h02", ["booking"], hotels=["H02"])  # before the service reads keys
     _key, here = keys.create("desk-h01", ["booking"], hotels=["H01"])
     billing = pd.read_parquet(served.folder / "data" / "demo" / "customers_billing.parquet").iloc[0]
@@ -340,7 +340,7 @@ def test_post_feedback_on_a_decision_logged_before_hotels_were_recorded(
     """A decision from before migration 0006 (no hotel, no matched_by): only unbound keys (or the key
     that asked) see it, and no customer_id may be named for it."""
     store = ServingStore(served.settings.serving_store_url)
-    keys = KeyStore(store.engine, cache_ttl=0)
+    keys = key_store(served)
     _key, bound = keys.create("desk-bound", ["booking"], hotels=["H01"])
     guest = an_allergic_customer(served)
     old = Decision(
