@@ -63,6 +63,17 @@ def wait_for_workers(log: Path, workers: int, seconds: float = 180.0) -> None:
     pytest.fail(f"not all {workers} workers started: {log.read_text()[-3000:]}")
 
 
+def metrics_counting(base: str, answered: int, seconds: float = 10.0) -> str:
+    """``/metrics`` once it counts ``answered`` answers of ``/v1/models`` (a worker counts a request
+    just after its answer has left, so the last one can lag the client by a moment)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        metrics = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
+        if f'route="/v1/models",status="200"}} {float(answered)}' in metrics or time.monotonic() > deadline:
+            return metrics
+        time.sleep(0.2)
+
+
 def sample_files(served: Served) -> list[Path]:
     folders = sorted(served.settings.data_dir.glob("metrics-*"))
     return [path for folder in folders for path in folder.glob("counter_*.db")]
@@ -95,7 +106,7 @@ def test_serve_workers_share_the_access_log_and_the_metrics(served: Served, tmp_
                 urls = [f"{base}/v1/models"] * 4
                 codes += pool.map(get, urls, [served.keys["analyst"]] * 4)
         denied = get(f"{base}/v1/models", served.keys["marketing"])
-        metrics = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
+        metrics = metrics_counting(base, len(codes))
         folders = sorted(served.settings.data_dir.glob("metrics-*"))
         metric_files = sample_files(served)
     finally:
