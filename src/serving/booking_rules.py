@@ -156,6 +156,18 @@ def catalogue_enums(schema: dict[str, Any]) -> None:
     )
 
 
+def hotel_list_enum(schema: dict[str, Any]) -> None:
+    """A model's ``hotels`` list (``/v1/keys``): the catalogue's hotel ids as its items' enum (none
+    before the first snapshot), so schema-valid hotels are accepted."""
+    rules = current()
+    if not rules.hotels:
+        return
+    hotels = schema["properties"]["hotels"]
+    for option in hotels.get("anyOf", [hotels]):  # optional lists: [array, null]
+        if option.get("type") == "array":
+            option["items"]["enum"] = rules.hotel_ids
+
+
 def example_booking() -> dict[str, Any]:
     """The document's example booking: the catalogue's first hotel and a room type it sells, checking
     in 30 days from today."""

@@ -97,5 +97,9 @@ def test_openapi_lists_the_catalogue_and_dates_its_examples_from_today(client: T
     booking = document["components"]["schemas"]["Booking"]["properties"]
     assert booking["hotel_id"]["enum"] == [f"H{i:02d}" for i in range(1, 13)]
     assert "standard" in booking["room_type"]["enum"]
+    schemas = document["components"]["schemas"]
+    key_hotels = next(o for o in schemas["KeyRequest"]["properties"]["hotels"]["anyOf"] if "items" in o)
+    assert key_hotels["items"]["enum"] == booking["hotel_id"]["enum"]  # /v1/keys binds to these only
+    assert schemas["HotelsRequest"]["properties"]["hotels"]["items"]["enum"] == booking["hotel_id"]["enum"]
     example = document["components"]["schemas"]["OffersRequest"]["examples"][0]["booking"]
     assert example["check_in"] == days_from_today(30)

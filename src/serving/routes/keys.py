@@ -4,13 +4,13 @@ once, on create. Hotel ids must be in the served hotels catalogue (when one is s
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from crm_analytics.serving.auth import require
-from crm_analytics.serving.booking_rules import BookingRules
+from crm_analytics.serving.booking_rules import BookingRules, hotel_list_enum
 from crm_analytics.serving.keys import ApiKey, KeyStore
 from crm_analytics.serving.problems import ProblemError, problem_responses, require_json
 from crm_analytics.serving.schemas import Strict
@@ -23,8 +23,13 @@ Role = Literal["marketing", "booking", "analyst", "admin"]  # keys.ROLES (a test
 HotelId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[!-+\--~]+$")]  # no commas
 
 
+def _key_request_schema(schema: dict[str, Any]) -> None:
+    schema["examples"] = [{"name": "pms-london", "roles": ["booking"]}]
+    hotel_list_enum(schema)
+
+
 class KeyRequest(Strict):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "pms-london", "roles": ["booking"]}]})
+    model_config = ConfigDict(json_schema_extra=_key_request_schema)
 
     name: str = Field(max_length=64, pattern=r"^[!-~][ -~]*$", description="Printable ASCII.")
     roles: list[Role] = Field(min_length=1, max_length=4)
@@ -34,6 +39,8 @@ class KeyRequest(Strict):
 
 
 class HotelsRequest(Strict):
+    model_config = ConfigDict(json_schema_extra=hotel_list_enum)
+
     hotels: list[HotelId] = Field(min_length=1, max_length=1000)
 
 
