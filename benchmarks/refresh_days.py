@@ -77,7 +77,12 @@ def crm(folder: Path, *args: str, env: dict[str, str] | None = None) -> dict[str
     if done.returncode != 0:
         raise SystemExit(f"crm {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     peak = next(line for line in done.stderr.splitlines() if line.startswith("peak_kib="))
-    return {"command": "crm " + " ".join(args), "seconds": seconds, "peak_gib": int(peak[9:]) / 2**20}
+    out = {"command": "crm " + " ".join(args), "seconds": seconds, "peak_gib": int(peak[9:]) / 2**20}
+    if args[0] == "refresh":  # the refresh's own report: each stage's seconds (the rest is the process)
+        stages = json.loads(done.stdout)["stages"]
+        out["stages"] = {name: report.get("seconds") for name, report in stages.items()}
+        out["carried"] = stages.get("scores", {}).get("carried")
+    return out
 
 
 def set_up(folder: Path, customers: int, seed: int) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from crm_analytics.errors import InvalidInputError, NotReadyError
 from crm_analytics.features.store import build_record, read_features
 from crm_analytics.jobs import score_rows
 from crm_analytics.jobs.common import Progress, no_progress, open_store, open_warehouse
+from crm_analytics.jobs.score_carry import personal_columns, plan_carry, profiles_built_at
 from crm_analytics.jobs.score_table import ScoreTable
 from crm_analytics.models import registry
 from crm_analytics.models.family import ModelFamily
@@ -54,6 +55,7 @@ class ScoreReport:
     with_brief: int
     segment_rows: int
     models: dict[str, str]
+    carried: int = 0  # customers whose brief, profile, contacts and look-up records were copied
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,6 +131,8 @@ def score_all(
     ranges = id_ranges(ids, chunk_customers)
     counts = {"scored": 0, "with_brief": 0, "segment_rows": 0}
     table = ScoreTable(warehouse, as_of, models, _outputs())  # the scores in the warehouse too, once switched
+    carry = plan_carry(warehouse, store)  # unchanged customers' personal rows: copied, not rebuilt
+    kept = carry.customers if carry else frozenset()
 
     def customer_rows() -> Iterator[dict[str, Any]]:
         done = 0
@@ -140,20 +144,20 @@ def score_all(
             scores = score_rows.json_rows(frame.round(6))
             history = score_rows.json_rows(features.reindex(columns=history_columns))
             segments = score_rows.segments_by_customer(score_rows.membership_rows(warehouse, within))
-            briefs = score_rows.briefs_by_customer(warehouse, within)
-            profiles = score_rows.profiles_by_customer(warehouse, within)
-            chunk_ids = sorted(set(features.index) | set(profiles))
+            personal = personal_columns(warehouse, store, carry, within)
+            chunk_ids = sorted(set(features.index) | personal.customers())
             consent = marketing_consent(warehouse, pd.Series(chunk_ids, index=chunk_ids), within).to_dict()
             counts["scored"] += len(scores)
-            counts["with_brief"] += len(briefs)
+            counts["with_brief"] += personal.with_brief()
             for cid in chunk_ids:
+                brief, profile = personal.of(cid)
                 yield {
                     "customer_id": cid,
                     "scores": scores.get(cid),
                     "segments": score_rows.as_json(segments.get(cid, {})),
                     "history": history.get(cid),
-                    "brief": score_rows.as_json(briefs.get(cid, [])),
-                    "profile": profiles.get(cid),
+                    "brief": brief,
+                    "profile": profile,
                     "consent": bool(consent[cid]),
                 }
             done += len(chunk_ids)
@@ -173,13 +177,15 @@ def score_all(
         hotels = score_rows.catalogue(warehouse, "hotels", "hotel_id")
         made_with = models | segment_versions(warehouse)  # the segments' definitions made it too
         snapshot = Snapshot(uuid.uuid4().hex, now(), str(as_of), made_with, len(ids), offers, hotels)
+        snapshot = replace(snapshot, profiles_built_at=profiles_built_at(warehouse))
         store.write_snapshot(
             snapshot,
             customer_rows(),
             member_rows(),
-            (row for within in ranges for row in score_rows.contact_rows(warehouse, within)),
-            lookup_rows=(row for within in ranges for row in score_rows.lookup_rows(warehouse, within)),
+            (row for within in ranges for row in score_rows.contact_rows(warehouse, within, kept)),
+            lookup_rows=(row for within in ranges for row in score_rows.lookup_rows(warehouse, within, kept)),
             linkage=score_rows.linkage_model(warehouse),
+            carry=carry,
         )
     except BaseException:
         table.discard()
@@ -193,6 +199,7 @@ def score_all(
         counts["with_brief"],
         counts["segment_rows"],
         made_with,
+        len(kept),
     )
 
 

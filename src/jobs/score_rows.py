@@ -14,7 +14,7 @@ from crm_analytics.models.segments.membership import TABLE as MEMBERSHIP
 from crm_analytics.models.segments.value_risk import SEGMENTS as VALUE_RISK_SEGMENTS
 from crm_analytics.profiles.records import MATCH_COLUMNS
 from crm_analytics.profiles.store import read_table
-from crm_analytics.profiles.tables import FIELD_GROUPS, MODEL, PROFILES, RECORDS, SERVICE_FACTS
+from crm_analytics.profiles.tables import FIELD_GROUPS, MODEL, RECORDS, SERVICE_FACTS
 from crm_analytics.warehouse import IdRange, Warehouse
 
 TIERS = {name: tier for tier, name in VALUE_RISK_SEGMENTS.items()}  # segment name -> (value, risk)
@@ -32,6 +32,15 @@ def in_range(warehouse: Warehouse, table: str, within: IdRange) -> pd.DataFrame:
     if not warehouse.has_table(table):
         return read_table(warehouse, table)
     return within.filter(warehouse.ibis.table(table)).execute()
+
+
+def without(frame: pd.DataFrame, skip: frozenset[str]) -> pd.DataFrame:
+    """``frame``'s rows of customers not in ``skip``. A set look-up per id: ``Series.isin`` on the
+    string column took 80 ms for 55,000 rows and 20,000 ids, this 12 ms."""
+    if not skip:
+        return frame
+    ids = frame["customer_id"].to_numpy(object)
+    return frame[np.fromiter((c not in skip for c in ids), bool, len(ids))]
 
 
 def segments_by_customer(membership: pd.DataFrame) -> dict[str, dict[str, str]]:
@@ -54,9 +63,13 @@ def member_rows(membership: pd.DataFrame, consent: pd.Series) -> list[dict[str, 
     return frame.to_dict(orient="records")
 
 
-def briefs_by_customer(warehouse: Warehouse, within: IdRange) -> dict[str, list[dict[str, Any]]]:
-    """Per customer of the range: every service fact with its source and last-confirmed date."""
-    facts = in_range(warehouse, SERVICE_FACTS, within).sort_values(["customer_id", "fact", "value", "source"])
+def briefs_by_customer(
+    warehouse: Warehouse, within: IdRange, skip: frozenset[str] = frozenset()
+) -> dict[str, list[dict[str, Any]]]:
+    """Per customer of the range but ``skip``: every service fact with its source and last-confirmed
+    date."""
+    facts = without(in_range(warehouse, SERVICE_FACTS, within), skip)
+    facts = facts.sort_values(["customer_id", "fact", "value", "source"])
     out: dict[str, list[dict[str, Any]]] = {}
     for row in facts.itertuples(index=False):
         out.setdefault(row.customer_id, []).append(
@@ -70,11 +83,10 @@ def briefs_by_customer(warehouse: Warehouse, within: IdRange) -> dict[str, list[
     return out
 
 
-def profiles_by_customer(warehouse: Warehouse, within: IdRange) -> dict[str, str]:
-    """Per customer of the range: surviving field groups with value, source and date (personal data),
-    as JSON text. Built column by column (``plain_columns``): a per-cell conversion cost 0.4 s per
-    1,000 customers."""
-    frame = in_range(warehouse, PROFILES, within)
+def profiles_by_customer(frame: pd.DataFrame) -> dict[str, str]:
+    """Per customer of a frame of profile rows: surviving field groups with value, source and date
+    (personal data), as JSON text. Built column by column (``plain_columns``): a per-cell conversion
+    cost 0.4 s per 1,000 customers."""
     if frame.empty:
         return {}
     columns = plain_columns(frame)
@@ -129,10 +141,12 @@ def catalogue(warehouse: Warehouse, table: str, key: str) -> list[dict[str, Any]
     return [clean(row) for row in frame.to_dict(orient="records")]
 
 
-def contact_rows(warehouse: Warehouse, within: IdRange) -> list[dict[str, Any]]:
-    """Normalised e-mail addresses and phones of the range's linked records, for look-ups by guest
-    details."""
-    records = in_range(warehouse, RECORDS, within)
+def contact_rows(
+    warehouse: Warehouse, within: IdRange, skip: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """Normalised e-mail addresses and phones of the range's linked records (but ``skip``'s), for
+    look-ups by guest details."""
+    records = without(in_range(warehouse, RECORDS, within), skip)
     rows = []
     for kind in ("email", "phone"):
         part = records[["customer_id", kind]].dropna().drop_duplicates()
@@ -140,9 +154,12 @@ def contact_rows(warehouse: Warehouse, within: IdRange) -> list[dict[str, Any]]:
     return rows
 
 
-def lookup_rows(warehouse: Warehouse, within: IdRange) -> list[dict[str, Any]]:
-    """The range's normalised records, for finding a guest by name."""
-    records = in_range(warehouse, RECORDS, within)[["unique_id", "customer_id", *MATCH_COLUMNS]]
+def lookup_rows(
+    warehouse: Warehouse, within: IdRange, skip: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """The range's normalised records (but ``skip``'s customers'), for finding a guest by name."""
+    records = without(in_range(warehouse, RECORDS, within), skip)
+    records = records[["unique_id", "customer_id", *MATCH_COLUMNS]]
     return list(records.astype(object).where(records.notna(), None).to_dict(orient="records"))
 
 

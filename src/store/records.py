@@ -30,6 +30,7 @@ class Snapshot:
     customers: int
     catalogue: list[dict[str, Any]]
     hotels: list[dict[str, Any]] = field(default_factory=list)  # the hotels catalogue (contract columns)
+    profiles_built_at: datetime | None = None  # the latest profile build its personal rows reflect
 
 
 class NameLookupData(NamedTuple):

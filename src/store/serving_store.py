@@ -24,19 +24,16 @@ from typing import Any
 from sqlalchemy import (
     Engine,
     Integer,
-    Table,
     and_,
     create_engine,
     delete,
     event,
     func,
     insert,
-    literal_column,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.elements import ColumnClause
 
 from crm_analytics.store import migrations
 from crm_analytics.store.bulk_insert import insert_rows
@@ -53,6 +50,13 @@ from crm_analytics.store.records import (
     customer_record,
     with_active_snapshot,
 )
+from crm_analytics.store.snapshot_rows import (
+    STAGE_ROWS,
+    Carry,
+    copy_carried,
+    delete_snapshot_rows,
+    staging_connection,
+)
 from crm_analytics.store.tables import (
     PER_CUSTOMER_TABLES,
     SNAPSHOT_TABLES,
@@ -66,8 +70,6 @@ from crm_analytics.store.tables import (
     snapshots,
 )
 from crm_analytics.warehouse.private_files import create_private
-
-STAGE_ROWS = 5_000  # rows per staging transaction: the longest any API write waits for the store's lock
 
 
 def engine_for(url: str, statement_timeout_ms: int | None = None, lock_wait_ms: int = 5_000) -> Engine:
@@ -137,10 +139,12 @@ class ServingStore:
         *,
         lookup_rows: Iterable[Mapping[str, Any]] = (),
         linkage: Mapping[str, Any] | None = None,
+        carry: Carry | None = None,
     ) -> None:
         """Stage a run's rows under its snapshot id, then make it the active snapshot in one short
         transaction. ``lookup_rows`` and ``linkage`` (``settings`` JSON, ``threshold``) let the API find a
-        guest by name.
+        guest by name. ``carry``: customers whose contacts and look-up records are copied from the
+        active snapshot (``store.snapshot_rows``); ``contact_rows`` and ``lookup_rows`` leave them out.
 
         Staging commits chunk by chunk, so the store's write lock is held for one chunk at a time and the
         API's own writes (feedback) wait milliseconds, never the whole run; readers see only the active
@@ -159,15 +163,19 @@ class ServingStore:
                     customers=snapshot.customers,
                     catalogue=json.dumps(snapshot.catalogue, default=str),
                     hotels=json.dumps(snapshot.hotels, default=str),
+                    profiles_built_at=snapshot.profiles_built_at,
                     active=False,
                 )
             )
         batches = ((customers, rows), (segment_members, members), (contacts, contact_rows))
-        for table, batch in (*batches, (lookup_records, lookup_rows)):
-            for chunk in chunks(({"snapshot_id": sid, **row} for row in batch), STAGE_ROWS):
-                with self.engine.begin() as conn:
-                    insert_rows(conn, table, chunk)
-        with self.engine.begin() as conn:
+        with staging_connection(self.engine) as conn:
+            for table, batch in (*batches, (lookup_records, lookup_rows)):
+                for chunk in chunks(({"snapshot_id": sid, **row} for row in batch), STAGE_ROWS):
+                    with conn.begin():
+                        insert_rows(conn, table, chunk)
+            if carry is not None:
+                copy_carried(conn, carry, sid)
+        with self.engine.begin() as conn:  # durable (synchronous=FULL), and so is every staged row
             if linkage is not None:
                 conn.execute(insert(linkage_models).values(snapshot_id=sid, **linkage))
             conn.execute(update(snapshots).values(active=snapshots.c.snapshot_id == sid))
@@ -180,27 +188,13 @@ class ServingStore:
         with self.engine.connect() as conn:
             stale = list(conn.execute(select(snapshots.c.snapshot_id).where(~snapshots.c.active)).scalars())
         deleted = 0
-        for sid in stale:
-            for table in SNAPSHOT_TABLES:
-                deleted += self._delete_snapshot_rows(table, sid)
-            with self.engine.begin() as conn:
-                conn.execute(delete(snapshots).where(snapshots.c.snapshot_id == sid))
+        with staging_connection(self.engine) as conn:  # a lost delete is done again by the next discard
+            for sid in stale:
+                for table in SNAPSHOT_TABLES:
+                    deleted += delete_snapshot_rows(conn, table, sid)
+                with conn.begin():
+                    conn.execute(delete(snapshots).where(snapshots.c.snapshot_id == sid))
         return deleted
-
-    def _delete_snapshot_rows(self, table: Table, snapshot_id: str) -> int:
-        in_snapshot = table.c.snapshot_id == snapshot_id
-        if self.engine.dialect.name != "sqlite":  # row locks: a long delete blocks no other writer
-            with self.engine.begin() as conn:
-                return conn.execute(delete(table).where(in_snapshot)).rowcount or 0
-        rowid: ColumnClause[Any] = literal_column("rowid")
-        deleted = 0
-        while True:
-            batch = select(rowid).select_from(table).where(in_snapshot).limit(STAGE_ROWS).scalar_subquery()
-            with self.engine.begin() as conn:
-                done = conn.execute(delete(table).where(rowid.in_(batch))).rowcount or 0
-            deleted += done
-            if done < STAGE_ROWS:
-                return deleted
 
     def active(self) -> Snapshot | None:
         """The snapshot the API serves, or None before the first ``crm score``."""
@@ -216,6 +210,7 @@ class ServingStore:
             row["customers"],
             json.loads(row["catalogue"]),
             json.loads(row["hotels"] or "[]"),
+            row["profiles_built_at"],
         )
 
     def active_id(self) -> str | None:

@@ -25,6 +25,7 @@ snapshots = Table(
     Column("customers", Integer, nullable=False),
     Column("catalogue", Text, nullable=False),  # JSON: the offers catalogue the run scored against
     Column("hotels", Text),  # JSON: the hotels catalogue (null for a snapshot made before it existed)
+    Column("profiles_built_at", DateTime),  # the latest profile build its briefs, profiles, contacts reflect
     Column("active", Boolean, nullable=False, default=False),
 )
 customers = Table(
