@@ -47,6 +47,8 @@ def plan_carry(warehouse: Warehouse, store: ServingStore) -> Carry | None:
         return None
     stamp = previous.profiles_built_at.isoformat(sep=" ")
     untouched = warehouse.fetch(f"SELECT customer_id FROM {PROFILES} WHERE built_at <= TIMESTAMP '{stamp}'")
+    if untouched.empty:  # after a full profile build: everyone is built again
+        return None
     carried = frozenset(untouched["customer_id"].astype(str)) & customers_with_profile(
         store.engine, previous.snapshot_id
     )
