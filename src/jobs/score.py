@@ -130,8 +130,8 @@ def score_all(
     ids = _customer_ids(warehouse, as_of)
     ranges = id_ranges(ids, chunk_customers)
     counts = {"scored": 0, "with_brief": 0, "segment_rows": 0}
-    table = ScoreTable(warehouse, as_of, models, _outputs())  # the scores in the warehouse too, once switched
     carry = plan_carry(warehouse, store)  # unchanged customers' personal rows: copied, not rebuilt
+    table = ScoreTable(warehouse, as_of, models, _outputs())  # the scores in the warehouse too, once switched
     kept = carry.customers if carry else frozenset()
 
     def customer_rows() -> Iterator[dict[str, Any]]:

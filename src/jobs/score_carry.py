@@ -1,11 +1,15 @@
 """Which customers' personal rows a scoring run carries from the active snapshot instead of building them
 again: those whose profile no build has touched since that snapshot (``store.snapshot_rows``).
 
-Profile builds stamp every customer they write with ``built_at``; an incremental build (the daily
-refresh) writes only the customers new or changed records touch. A snapshot remembers the latest
+Profile builds stamp every customer they write with ``built_at``, later than any earlier build's
+(``profiles.build``), and an incremental build (the daily refresh) writes only the customers new or
+changed records touch. A snapshot remembers the latest
 ``built_at`` it reflects, so a customer whose ``built_at`` is not later, and who had a profile in that
 snapshot, has the same brief, profile, contacts and look-up records as there. Everyone else's rows are
-built from the warehouse. After a full ``crm profiles build`` nobody qualifies and everything is built.
+built from the warehouse. After a full ``crm profiles build`` nobody qualifies and everything is built;
+so does a warehouse older than the snapshot (a restored backup). A release that changes how these rows
+are rendered ships a store migration that clears ``profiles_built_at``, so its first snapshot builds
+every row.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ def plan_carry(warehouse: Warehouse, store: ServingStore) -> Carry | None:
     changed)."""
     previous = store.active()
     if previous is None or previous.profiles_built_at is None or not warehouse.has_table(PROFILES):
+        return None
+    latest = profiles_built_at(warehouse)
+    if latest is None or latest < previous.profiles_built_at:  # a warehouse older than the snapshot
         return None
     stamp = previous.profiles_built_at.isoformat(sep=" ")
     untouched = warehouse.fetch(f"SELECT customer_id FROM {PROFILES} WHERE built_at <= TIMESTAMP '{stamp}'")

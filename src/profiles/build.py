@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,7 @@ def _full(
         matchable, linkage.deterministic_pairs(matchable), linkage.scored_pairs(linker), threshold
     )
     model = linkage.model_json(linker)
-    built_at = _now()
+    built_at = _stamp(warehouse)
     links, merges = _identify(matchable, clusters, previous, built_at)
     survivors = survive(history.merge(links[["unique_id", "customer_id"]], on="unique_id"), rules)
     frames = _frames(matchable, links, survivors, versions, merges, built_at)
@@ -145,7 +145,7 @@ def _incremental(
         unique_id=record_key(previous.links["source"], previous.links["source_customer_id"])
     )
     if change is not None:
-        built_at = _now()
+        built_at = _stamp(warehouse)
         relinked, merges = _identify(change.matchable, change.clusters, previous, built_at)
         linked_history = history.merge(relinked[["unique_id", "customer_id"]], on="unique_id")
         survivors = survive(linked_history, rules)
@@ -212,6 +212,20 @@ def _report(
         quality=quality,
         run_id=None,
     )
+
+
+def _stamp(warehouse: Warehouse) -> datetime:
+    """This build's time: now, or just after the latest build's when the clock reads earlier (another
+    host's clock, a step back), so a later build always stamps its customers later: a scoring run
+    copies the personal rows of customers stamped no later than its snapshot's build
+    (``jobs/score_carry.py``)."""
+    now = _now()
+    if not warehouse.has_table(PROFILES):
+        return now
+    latest = warehouse.fetch(f'SELECT MAX(built_at) AS at FROM "{PROFILES}"')["at"][0]
+    if latest is None or pd.isna(latest):
+        return now
+    return max(now, pd.Timestamp(latest).to_pydatetime() + timedelta(microseconds=1))
 
 
 def _now() -> datetime:

@@ -97,9 +97,11 @@ def copy_carried(conn: Connection, carry: Carry, to_snapshot: str) -> int:
         chosen = select(literal(to_snapshot).label("snapshot_id"), *(source.c[n] for n in names))
         if carry.dropped:
             chosen = chosen.where(source.c.customer_id.not_in(sorted(carry.dropped)))
-        if table is lookup_records:
-            staged = select(table.c.unique_id).where(table.c.snapshot_id == to_snapshot)
-            chosen = chosen.where(source.c.unique_id.not_in(staged))
+        if table is lookup_records:  # one key look-up per row (a NOT IN list would be read per window)
+            staged = select(table.c.unique_id).where(
+                table.c.snapshot_id == to_snapshot, table.c.unique_id == source.c.unique_id
+            )
+            chosen = chosen.where(~staged.exists())
         for window in _windows(conn, source, carry.from_snapshot):
             with conn.begin():
                 copy = insert(table).from_select(["snapshot_id", *names], chosen.where(window))

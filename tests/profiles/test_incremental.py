@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 
 from crm_analytics.datasets.demo import DemoConfig, generate_demo, write_demo
 from crm_analytics.ingest.pipeline import ingest_file
+from crm_analytics.profiles import build as build_module
 from crm_analytics.profiles.build import build_profiles
 from crm_analytics.profiles.erase import erase_customer
 from crm_analytics.profiles.ids import unified_id
@@ -250,3 +252,22 @@ def test_records_linked_before_versions_were_stored_get_a_full_build_with_the_sa
     assert not build.incremental
     pd.testing.assert_series_equal(links(warehouse).sort_index(), before.sort_index())
     assert warehouse.fetch("SELECT COUNT(*) AS n FROM profile_records WHERE versions IS NULL")["n"][0] == 0
+
+
+def test_a_build_on_a_clock_behind_the_last_build_still_stamps_later(
+    warehouse: Warehouse, tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scoring copies the personal rows of customers stamped no later than its snapshot's build
+    (jobs/score_carry.py): a build on a host whose clock is behind must still stamp later."""
+    (x, *_) = customer_with(warehouse, "r.email IS NOT NULL")
+    before = warehouse.fetch("SELECT MAX(built_at) AS at FROM customer_profiles")["at"][0]
+    first = raw_records(warehouse, x).iloc[0]
+    late = {**_name(first), "source": "booking", "source_customer_id": "G-late", "email": first["email"]}
+    add_records(warehouse, tmp_path / "day", [late])
+    behind = pd.Timestamp(before).to_pydatetime() - timedelta(days=3)
+    monkeypatch.setattr(build_module, "_now", lambda: behind)
+
+    build_profiles(warehouse, settings, log_run=False, incremental=True)
+
+    stamped = warehouse.fetch(f"SELECT built_at FROM customer_profiles WHERE customer_id = '{x}'")["built_at"]
+    assert (stamped > before).all()

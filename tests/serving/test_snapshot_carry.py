@@ -19,12 +19,13 @@ from crm_analytics.ingest.pipeline import ingest_file
 from crm_analytics.jobs.score import score_all
 from crm_analytics.profiles.build import build_profiles
 from crm_analytics.settings import Settings
-from crm_analytics.store import ServingStore
+from crm_analytics.store import ServingStore, snapshot_rows
 from crm_analytics.warehouse import Warehouse
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.profiles.test_incremental import LATER, customer_with, links, raw_records
 from tests.serving.conftest import Served
-from tests.serving.test_scoring import TABLES, snapshot_rows
+from tests.serving.test_scoring import TABLES
+from tests.serving.test_scoring import snapshot_rows as snapshot_rows_of
 
 
 @pytest.fixture
@@ -87,9 +88,10 @@ def merge_two_and_change_one(warehouse: Warehouse, folder: Path, settings: Setti
 
 
 def test_unchanged_customers_are_carried_and_the_snapshot_is_the_same(
-    served: Served, warehouse: Warehouse, store_url: str, tmp_path: Path
+    served: Served, warehouse: Warehouse, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings: Settings = served.settings
+    monkeypatch.setattr(snapshot_rows, "STAGE_ROWS", 97)  # many copy windows, and their edges
     carried = ServingStore(store_url).upgrade()
     first = score_all(settings, warehouse, carried)
     assert first.carried == 0  # nothing to copy from yet
@@ -114,9 +116,12 @@ def test_unchanged_customers_are_carried_and_the_snapshot_is_the_same(
     assert again.carried == profiles - len(touched & set(links(warehouse)))  # all but x, y and z
     assert rebuilt.carried == 0
     assert (again.customers, again.with_brief) == (rebuilt.customers, rebuilt.with_brief)
-    got, expected = snapshot_rows(store_url), snapshot_rows(rebuilt_url)
+    got, expected = snapshot_rows_of(store_url), snapshot_rows_of(rebuilt_url)
     for table in TABLES:
         assert got[table] == expected[table], table
+    third = score_all(settings, warehouse, carried, chunk_customers=150)  # from a carried snapshot
+    assert third.carried == profiles
+    assert snapshot_rows_of(store_url) == expected
     phones = {r["value"] for r in got["serving_contacts"] if r["customer_id"] == z and r["kind"] == "phone"}
     assert "+442079460958" in phones  # the changed record, built again
     merged_away = {x, y} - set(links(warehouse))
