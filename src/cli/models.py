@@ -78,7 +78,10 @@ def evaluate(
     model: Annotated[str, typer.Argument(help="clv, churn or offers.")],
     dataset: Annotated[
         str,
-        typer.Option(help="cdnow-sample, cdnow-master, demo (synthetic) or warehouse (the configured one)."),
+        typer.Option(
+            help="cdnow-sample, cdnow-master, demo (synthetic), warehouse (the configured one) or "
+            "donations (clv only: BG/BB, discrete time)."
+        ),
     ] = "cdnow-sample",
     calibration_end: Annotated[
         date | None,

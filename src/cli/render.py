@@ -12,11 +12,25 @@ if TYPE_CHECKING:
     from crm_analytics.jobs.segments import SegmentsReport
 
 
+def _bgbb(result: dict[str, Any]) -> None:
+    out.print(
+        f"{result['dataset']}: {result['customers']:,} customers, {result['occasions']} occasions, BG/BB "
+        f"(log-likelihood {result['log_likelihood']:,.1f}; "
+        f"published {result['published_log_likelihood']:,.1f})"
+    )
+    rows = [{"parameter": name, **values} for name, values in result["parameters"].items()]
+    render_rows("parameters (published: Fader, Hardie & Shang 2010)", rows)
+    render_rows("repeat donations: share of customers", result["repeat_distribution"])
+
+
 def render_evaluation(model: str, report: dict[str, Any]) -> None:
     {"clv": _clv, "churn": _churn, "offers": _offers}[model](report)
 
 
 def _clv(result: dict[str, Any]) -> None:
+    if result.get("model") == "bgbb":
+        _bgbb(result)
+        return
     out.print(
         f"{result['dataset']}: {result['customers']:,} customers, calibration to "
         f"{result['calibration_end']}, holdout to {result['holdout_end']} (time in {result['time_unit']})"

@@ -2,7 +2,8 @@
 
 ``clv``: the purchase models compared and selected by holdout error, CLV against the supervised spend
 model. ``churn``: ours against the label-free baselines. ``offers``: the offer policy against random and
-popularity (and the oracle on demo data) on the later offer log. Datasets: see ``evaluation_data``.
+popularity (and the oracle on demo data) on the later offer log. Datasets: see ``evaluation_data``;
+``donations`` (clv only): the discrete-time BG/BB on the donations data of Fader, Hardie & Shang (2010).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from crm_analytics.jobs.evaluation_data import (
 )
 from crm_analytics.models import evaluation_plots
 from crm_analytics.models.churn.evaluation import evaluate_churn
+from crm_analytics.models.clv.bgbb import donations_report
 from crm_analytics.models.clv.evaluation import evaluate_clv
 from crm_analytics.models.offers.evaluation import evaluate_offers
 from crm_analytics.settings import Settings
 
 MODELS = ("clv", "churn", "offers")
+DONATIONS = "donations"  # BG/BB, discrete time (models.clv.bgbb)
 
 
 def evaluate(
@@ -44,8 +47,12 @@ def evaluate(
     """The evaluation report (a JSON-ready document); with ``plots`` its figures saved there as PNG."""
     if model not in MODELS:
         raise InvalidInputError(f"MODEL: expected clv, churn or offers, got {model!r}")
+    if dataset == DONATIONS:
+        return _donations(model, calibration_end, holdout_end)
     if dataset not in DATASETS:
-        raise InvalidInputError(f"--dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}")
+        raise InvalidInputError(
+            f"--dataset: expected one of {', '.join((*DATASETS, DONATIONS))}, got {dataset!r}"
+        )
     if model == "offers" and dataset not in ("demo", "warehouse"):
         raise InvalidInputError(
             "--dataset: offers are evaluated on demo or warehouse (CDNOW has no offer log)"
@@ -76,6 +83,15 @@ def evaluate(
     if plots is not None:
         result["plots"] = evaluation_plots.save_figures(figures, plots)
     return result
+
+
+def _donations(model: str, calibration_end: date | None, holdout_end: date | None) -> dict[str, Any]:
+    """BG/BB on the donations data (discrete time: six annual appeals, no holdout in the file)."""
+    if model != "clv":
+        raise InvalidInputError("--dataset: donations is a CLV dataset (BG/BB); evaluate clv on it")
+    if calibration_end is not None or holdout_end is not None:
+        raise InvalidInputError("--calibration-end/--holdout-end: donations has its own six occasions")
+    return donations_report()
 
 
 def _split(dataset: str, calibration_end: date | None, holdout_end: date | None) -> tuple[date, date]:
