@@ -97,8 +97,7 @@ def purchase_errors(model: CLVModel, features: pd.DataFrame, horizon: float) -> 
         "holdout_purchases_mae": float(np.abs(predicted - actual).mean()),
         "holdout_purchases_rmse": float(np.sqrt(((predicted - actual) ** 2).mean())),
     }
-    if model.purchase_model != "pareto":
-        errors["log_likelihood"] = model.log_likelihood()
+    errors["log_likelihood"] = model.log_likelihood()
     return errors
 
 

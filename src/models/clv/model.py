@@ -195,9 +195,12 @@ class CLVModel(BaseEstimator):
     def log_likelihood(self) -> float:
         """The purchase model's log-likelihood at the fitted parameters, summed over the fitted customers."""
         check_is_fitted(self, msg=NOT_FITTED)
-        if self.purchase_model == "pareto":
-            raise ValueError("log_likelihood: available for bgnbd and mbgnbd, not pareto")
         p = self.patterns_
+        if self.purchase_model == "pareto":  # lifetimes' per-customer term (Hardie's note, eq. 18)
+            per_pattern = ParetoNBDFitter._conditional_log_likelihood(
+                self.purchases_.params_.to_numpy(float), *(p[c].to_numpy(float) for c in PATTERN)
+            )
+            return float((per_pattern * p["customers"].to_numpy(float)).sum())
         mean_nll = type(self.purchases_)._negative_log_likelihood(
             np.log(self.purchases_.params_.to_numpy(float)),
             *(p[c].to_numpy(float) for c in PATTERN),
