@@ -72,6 +72,7 @@ def evaluate(
             daily=data.daily,
             train_features=data.train_features,
             seed=seed,
+            standard_errors=True,
         )
         report, figures = clv.report, evaluation_plots.clv_figures(clv, data.features)
     else:

@@ -179,3 +179,19 @@ def test_distinct_rows_keep_first_appearance_order() -> None:
     assert codes.tolist() == [0, 1, 0, 2, 3]
     assert x.tolist() == [2.0, 0.0, 1.0, 0.0]
     assert t.tolist() == [5.0, 3.0, 5.0, 4.0]
+
+
+@pytest.mark.parametrize("purchase_model", ["bgnbd", "mbgnbd", "pareto"])
+def test_standard_errors_from_the_hessian(cdnow_weeks: pd.DataFrame, purchase_model: str) -> None:
+    """lifetimes' own standard errors where it has them (BG/NBD, MBG/NBD); Pareto/NBD's, which lifetimes
+    cannot give, from the same numerical Hessian."""
+    model = CLVModel(purchase_model).fit(cdnow_weeks)
+    table = model.summary
+    assert list(table.index[:4]) == list(model.purchases_.params_.index)
+    se = table["se(coef)"].to_numpy()
+    assert np.isfinite(se).all()
+    assert (se > 0).all()
+    if purchase_model != "pareto":
+        np.testing.assert_allclose(
+            table["se(coef)"].iloc[:4], model.purchases_.summary["se(coef)"], rtol=1e-4
+        )

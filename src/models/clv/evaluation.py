@@ -101,6 +101,12 @@ def purchase_errors(model: CLVModel, features: pd.DataFrame, horizon: float) -> 
     return errors
 
 
+def standard_errors_of(model: CLVModel) -> dict[str, float]:
+    """Every fitted parameter's standard error (``CLVModel.summary``: a numerical Hessian, a second or
+    more on large fits, so for ``crm evaluate`` only)."""
+    return {str(name): float(se) for name, se in model.summary["se(coef)"].items()}
+
+
 def tracking_table(
     model: CLVModel, features: pd.DataFrame, daily: pd.DataFrame, as_of: date, until: date
 ) -> pd.DataFrame:
@@ -186,12 +192,14 @@ def evaluate_clv(
     daily: pd.DataFrame | None = None,
     train_features: pd.DataFrame | None = None,
     seed: int = 0,
+    standard_errors: bool = False,
 ) -> CLVEvaluation:
     """Fit every purchase model on the calibration data, judge it on the holdout, select the best.
 
     ``features``: a labelled feature table (one row per customer). ``daily``: repeat purchases per day
     for the tracking plot. ``train_features``: an earlier labelled cutoff to train the supervised spend
-    model on (otherwise it is scored out of fold at this cutoff).
+    model on (otherwise it is scored out of fold at this cutoff). ``standard_errors``: each purchase
+    model's parameters' standard errors in the report too.
     """
     features = by_customer(features)
     train_features = None if train_features is None else by_customer(train_features)
@@ -234,7 +242,11 @@ def evaluate_clv(
         "time_unit": time_unit,
         "calibration_end": str(as_of),
         "holdout_end": str(as_of + timedelta(days=horizon_days)),
-        "purchase_models": {name: {"params": models[name].params_, **errors[name]} for name in models},
+        "purchase_models": {
+            name: {"params": models[name].params_, **errors[name]}
+            | ({"standard_errors": standard_errors_of(models[name])} if standard_errors else {})
+            for name in models
+        },
         "failed": failed,
         "selected": selected,
         "selection_metric": SELECTION_METRIC,

@@ -76,7 +76,7 @@ def train_clv(
         metrics |= {f"supervised_holdout_{k}": v for k, v in value["supervised"].items()}
         metrics["spend_excluded"] = float(model.spend_excluded_.count)
         for name, errors in report["purchase_models"].items():
-            metrics |= {f"{name}_{k}": v for k, v in errors.items() if k != "params"}
+            metrics |= {f"{name}_{k}": v for k, v in errors.items() if isinstance(v, float)}
         mlflow.log_params({f"param_{k}": round(v, 6) for k, v in model.params_.items()})
         mlflow.log_params(
             {

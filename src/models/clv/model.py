@@ -36,6 +36,7 @@ from crm_analytics.models.clv.expectations import (
     distinct_rows,
     split_expectation,
 )
+from crm_analytics.models.clv.standard_errors import parameter_table
 from crm_analytics.models.inputs import NOT_FITTED
 
 log = logging.getLogger(__name__)
@@ -187,10 +188,12 @@ class CLVModel(BaseEstimator):
 
     @property
     def summary(self) -> pd.DataFrame:
-        """Parameters with standard errors and 95% intervals, as lifetimes reports them."""
+        """Parameters with standard errors and 95% intervals, as lifetimes reports them (the purchase
+        model's from the Hessian of its log-likelihood: ``standard_errors``, also for Pareto/NBD)."""
         check_is_fitted(self, msg=NOT_FITTED)
+        purchases = parameter_table(self.purchase_model, self.purchases_.params_, self.patterns_, PATTERN)
         spend = self.spend_.summary.rename(index=lambda k: f"spend_{k}")
-        return pd.concat([self.purchases_.summary, spend])
+        return pd.concat([purchases, spend])
 
     def log_likelihood(self) -> float:
         """The purchase model's log-likelihood at the fitted parameters, summed over the fitted customers."""
