@@ -7,7 +7,9 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from crm_analytics.features.rfm import DAYS_PER_UNIT
 from crm_analytics.models.churn.evaluation import ChurnEvaluation
+from crm_analytics.models.clv.diagnostics import alive_and_expected_matrices
 from crm_analytics.models.clv.evaluation import CLVEvaluation
 from crm_analytics.models.plots import (
     calibration_plot,
@@ -29,8 +31,12 @@ LABELS = {
 
 
 def clv_figures(evaluation: CLVEvaluation, features: pd.DataFrame) -> dict[str, Figure]:
-    """Conditional expectations, the weekly tracking plot (when daily counts were given), spend gains."""
-    calibration_end = pd.Timestamp(evaluation.report["calibration_end"])
+    """Conditional expectations, the weekly tracking plot (when daily counts were given), spend gains,
+    and the selected model's P(alive) and expected-purchases matrices."""
+    report = evaluation.report
+    calibration_end = pd.Timestamp(report["calibration_end"])
+    horizon_days = (pd.Timestamp(report["holdout_end"]) - calibration_end).days
+    unit = report["time_unit"]
     figures = {
         "conditional_expectations": conditional_expectations_plot(
             evaluation.conditional.rename(columns=LABELS)
@@ -43,6 +49,9 @@ def clv_figures(evaluation: CLVEvaluation, features: pd.DataFrame) -> dict[str, 
     }
     if evaluation.tracking is not None:
         figures["tracking"] = tracking_plot(evaluation.tracking, calibration_end)
+    selected = evaluation.models[evaluation.selected]
+    horizon = horizon_days / DAYS_PER_UNIT[unit]
+    figures["alive_and_expected_matrices"] = alive_and_expected_matrices(selected, features, horizon, unit)[0]
     return figures
 
 

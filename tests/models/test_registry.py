@@ -50,7 +50,11 @@ def test_training_is_logged_registered_and_reproducible(settings: Settings, feat
     assert metrics["bgnbd_holdout_purchases_rmse"] > metrics["pareto_holdout_purchases_rmse"]
     assert "holdout_spearman" in run.data.metrics
     plots = {Path(a.path).name for a in client.list_artifacts(first.run_id, "plots")}
-    assert plots == {"conditional_expectations.png", "holdout_spend_gains.png"}
+    assert plots == {
+        "conditional_expectations.png",
+        "holdout_spend_gains.png",
+        "alive_and_expected_matrices.png",
+    }
     report = json.loads(Path(client.download_artifacts(first.run_id, "evaluation.json")).read_text())
     assert report["selected"] == "pareto"
 
