@@ -20,6 +20,10 @@ def test_evaluate_clv_and_churn_on_cdnow_sample(tmp_path: Path) -> None:
     )
     assert clv["selected"] in clv["purchase_models"]
     assert clv["purchase_models"]["bgnbd"]["params"]["r"] == pytest.approx(0.243, abs=0.001)
+    for model in clv["purchase_models"].values():  # crm evaluate asks for the standard errors
+        assert set(model["standard_errors"]) == set(model["params"])
+        assert all(se > 0 for se in model["standard_errors"].values())
+    assert "alive_and_expected_matrices.png" in {Path(p).name for p in clv["plots"]}
     assert [row["frequency"] for row in clv["conditional_expectations"]] == [*"0123456", "7+"]
     assert {"mae", "spearman", "top_decile_capture"} <= set(clv["value"]["btyd_gamma_gamma"])
     assert sorted(Path(p).name for p in clv["plots"]) == sorted(p.name for p in plots.glob("*.png"))
