@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from crm_analytics.errors import InvalidInputError, NotReadyError
 from crm_analytics.features.store import build_record, read_features
 from crm_analytics.jobs import score_rows
 from crm_analytics.jobs.common import Progress, no_progress, open_store, open_warehouse
-from crm_analytics.jobs.score_carry import personal_columns, plan_carry, profiles_built_at
+from crm_analytics.jobs.score_carry import personal_columns, plan_carry
 from crm_analytics.jobs.score_table import ScoreTable
 from crm_analytics.models import registry
 from crm_analytics.models.family import ModelFamily
@@ -35,6 +35,7 @@ from crm_analytics.models.gate import load_champions
 from crm_analytics.models.offers.family import FAMILY as OFFERS
 from crm_analytics.models.segments.consent import marketing_consent
 from crm_analytics.models.segments.membership import TABLE as MEMBERSHIP
+from crm_analytics.profiles.store import latest_build_time
 from crm_analytics.profiles.tables import PROFILES
 from crm_analytics.settings import Settings
 from crm_analytics.store import ServingStore, Snapshot, now
@@ -176,8 +177,16 @@ def score_all(
         offers = score_rows.catalogue(warehouse, "offers", "offer_id")
         hotels = score_rows.catalogue(warehouse, "hotels", "hotel_id")
         made_with = models | segment_versions(warehouse)  # the segments' definitions made it too
-        snapshot = Snapshot(uuid.uuid4().hex, now(), str(as_of), made_with, len(ids), offers, hotels)
-        snapshot = replace(snapshot, profiles_built_at=profiles_built_at(warehouse))
+        snapshot = Snapshot(
+            uuid.uuid4().hex,
+            now(),
+            str(as_of),
+            made_with,
+            len(ids),
+            offers,
+            hotels,
+            latest_build_time(warehouse),
+        )
         store.write_snapshot(
             snapshot,
             customer_rows(),

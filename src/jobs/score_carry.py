@@ -15,12 +15,10 @@ every row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-import pandas as pd
-
 from crm_analytics.jobs import score_rows
+from crm_analytics.profiles.store import latest_build_time
 from crm_analytics.profiles.tables import PROFILES
 from crm_analytics.store import ServingStore
 from crm_analytics.store.snapshot_rows import (
@@ -34,22 +32,14 @@ from crm_analytics.warehouse import IdRange, Warehouse
 MAX_DROPPED = 10_000  # more customers to rebuild than this: build everyone (no long NOT IN lists)
 
 
-def profiles_built_at(warehouse: Warehouse) -> datetime | None:
-    """The latest profile build's time (None before profiles are built)."""
-    if not warehouse.has_table(PROFILES):
-        return None
-    value = warehouse.fetch(f"SELECT MAX(built_at) AS built_at FROM {PROFILES}")["built_at"][0]
-    return None if pd.isna(value) else pd.Timestamp(value).to_pydatetime()
-
-
 def plan_carry(warehouse: Warehouse, store: ServingStore) -> Carry | None:
     """The customers whose personal rows the next snapshot copies from the active one (None: build
     every row: no active snapshot, one written before it recorded its profile build, or too much
     changed)."""
     previous = store.active()
-    if previous is None or previous.profiles_built_at is None or not warehouse.has_table(PROFILES):
+    if previous is None or previous.profiles_built_at is None:
         return None
-    latest = profiles_built_at(warehouse)
+    latest = latest_build_time(warehouse)
     if latest is None or latest < previous.profiles_built_at:  # a warehouse older than the snapshot
         return None
     stamp = previous.profiles_built_at.isoformat(sep=" ")

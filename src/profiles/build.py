@@ -22,7 +22,7 @@ from crm_analytics.profiles.ids import assign_ids
 from crm_analytics.profiles.incremental import Previous, changes, fingerprints, load_previous, relink
 from crm_analytics.profiles.quality import PairwiseQuality, pairwise_quality, read_identities
 from crm_analytics.profiles.records import latest_records, match_frame, read_records, record_key
-from crm_analytics.profiles.store import replace_profile_tables
+from crm_analytics.profiles.store import latest_build_time, replace_profile_tables
 from crm_analytics.profiles.survivorship import Survivors, SurvivorshipRules, survive
 from crm_analytics.profiles.tables import (
     CONFLICTS,
@@ -219,13 +219,8 @@ def _stamp(warehouse: Warehouse) -> datetime:
     host's clock, a step back), so a later build always stamps its customers later: a scoring run
     copies the personal rows of customers stamped no later than its snapshot's build
     (``jobs/score_carry.py``)."""
-    now = _now()
-    if not warehouse.has_table(PROFILES):
-        return now
-    latest = warehouse.fetch(f'SELECT MAX(built_at) AS at FROM "{PROFILES}"')["at"][0]
-    if latest is None or pd.isna(latest):
-        return now
-    return max(now, pd.Timestamp(latest).to_pydatetime() + timedelta(microseconds=1))
+    now, latest = _now(), latest_build_time(warehouse)
+    return now if latest is None else max(now, latest + timedelta(microseconds=1))
 
 
 def _now() -> datetime:

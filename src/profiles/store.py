@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import pandas as pd
 
-from crm_analytics.profiles.tables import MODEL, REBUILT, TABLES
+from crm_analytics.profiles.tables import MODEL, PROFILES, REBUILT, TABLES
 from crm_analytics.warehouse import Warehouse, migrations
 
 _IDS_PER_STATEMENT = 500
+
+
+def latest_build_time(warehouse: Warehouse) -> datetime | None:
+    """When the latest profile build stamped its customers (``built_at``); None before any build."""
+    if not warehouse.has_table(PROFILES):
+        return None
+    value = warehouse.fetch(f'SELECT MAX(built_at) AS at FROM "{PROFILES}"')["at"][0]
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
 
 
 def replace_profile_tables(

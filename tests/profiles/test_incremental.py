@@ -43,15 +43,18 @@ def warehouse(built: Path, tmp_path: Path) -> Iterator[Warehouse]:
         yield wh
 
 
-def add_records(warehouse: Warehouse, folder: Path, rows: list[dict[str, object]]) -> None:
-    """Ingest ``rows`` (customer records; ``updated_at`` defaults to LATER) through the pipeline."""
+def add_records(
+    warehouse: Warehouse, folder: Path, rows: list[dict[str, object]], settings: Settings | None = None
+) -> None:
+    """Ingest ``rows`` (customer records; ``updated_at`` defaults to LATER) through the pipeline, with
+    ``settings`` (default: the environment's)."""
     frame = pd.DataFrame(rows)
     frame["updated_at"] = frame.get("updated_at", pd.Series(LATER, index=frame.index)).fillna(LATER)
     folder.mkdir(parents=True, exist_ok=True)
     for source, part in frame.groupby("source"):
         path = folder / f"customers_{source}.parquet"
         part.to_parquet(path, index=False)
-        report = ingest_file(warehouse, path, load_settings())
+        report = ingest_file(warehouse, path, settings or load_settings())
         assert report.rows_new == len(part), report.rejections_by_reason
 
 

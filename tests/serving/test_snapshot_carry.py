@@ -10,19 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import psycopg
 import pytest
 import sqlalchemy as sa
 
-from crm_analytics.ingest.pipeline import ingest_file
 from crm_analytics.jobs.score import score_all
 from crm_analytics.profiles.build import build_profiles
 from crm_analytics.settings import Settings
 from crm_analytics.store import ServingStore, snapshot_rows
 from crm_analytics.warehouse import Warehouse
 from tests.conftest import POSTGRES_ADMIN_URL
-from tests.profiles.test_incremental import LATER, customer_with, links, raw_records
+from tests.profiles.test_incremental import LATER, add_records, customer_with, links, raw_records
 from tests.serving.conftest import Served
 from tests.serving.test_scoring import TABLES
 from tests.serving.test_scoring import snapshot_rows as snapshot_rows_of
@@ -50,19 +48,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def ingest_records(
-    warehouse: Warehouse, folder: Path, rows: list[dict[str, Any]], settings: Settings
-) -> None:
-    """Customer records ingested through the pipeline (with the served folder's erasure key: other
-    tests erase customers there, and ingest then checks new rows against the suppressions)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for source, part in pd.DataFrame(rows).groupby("source"):
-        path = folder / f"customers_{source}.parquet"
-        part.to_parquet(path, index=False)
-        report = ingest_file(warehouse, path, settings)
-        assert report.rows_new == len(part), report.rejections_by_reason
-
-
 def merge_two_and_change_one(warehouse: Warehouse, folder: Path, settings: Settings) -> tuple[str, str, str]:
     """A record bridging customers x and y (they merge) and a new phone for customer z, ingested and
     re-linked incrementally; returns (x, y, z)."""
@@ -83,7 +68,9 @@ def merge_two_and_change_one(warehouse: Warehouse, folder: Path, settings: Setti
     }
     moved = raw_records(warehouse, z).iloc[0].drop(["ingest_batch_id", "row_hash"], errors="ignore")
     moved = moved.to_dict() | {"phone": "+44 20 7946 0958", "updated_at": LATER}
-    ingest_records(warehouse, folder, [bridge, moved], settings)
+    # the served folder's settings: other tests erase customers there, and ingest then checks new rows
+    # against the suppressions with its erasure key
+    add_records(warehouse, folder, [bridge, moved], settings)
     return x, y, z
 
 

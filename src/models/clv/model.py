@@ -36,7 +36,7 @@ from crm_analytics.models.clv.expectations import (
     distinct_rows,
     split_expectation,
 )
-from crm_analytics.models.clv.standard_errors import parameter_table
+from crm_analytics.models.clv.standard_errors import parameter_table, total_negative_log_likelihood
 from crm_analytics.models.inputs import NOT_FITTED
 
 log = logging.getLogger(__name__)
@@ -196,21 +196,11 @@ class CLVModel(BaseEstimator):
         return pd.concat([purchases, spend])
 
     def log_likelihood(self) -> float:
-        """The purchase model's log-likelihood at the fitted parameters, summed over the fitted customers."""
+        """The purchase model's log-likelihood at the fitted parameters, summed over the fitted customers
+        (lifetimes' own likelihoods: ``standard_errors.total_negative_log_likelihood``)."""
         check_is_fitted(self, msg=NOT_FITTED)
-        p = self.patterns_
-        if self.purchase_model == "pareto":  # lifetimes' per-customer term (Hardie's note, eq. 18)
-            per_pattern = ParetoNBDFitter._conditional_log_likelihood(
-                self.purchases_.params_.to_numpy(float), *(p[c].to_numpy(float) for c in PATTERN)
-            )
-            return float((per_pattern * p["customers"].to_numpy(float)).sum())
-        mean_nll = type(self.purchases_)._negative_log_likelihood(
-            np.log(self.purchases_.params_.to_numpy(float)),
-            *(p[c].to_numpy(float) for c in PATTERN),
-            p["customers"].to_numpy(float),
-            0.0,
-        )
-        return float(-mean_nll * p["customers"].sum())
+        minus = total_negative_log_likelihood(self.purchase_model, self.patterns_, PATTERN)
+        return -minus(np.log(self.purchases_.params_.to_numpy(float)))
 
     def expected_purchases(self, summary: pd.DataFrame, periods: float) -> np.ndarray:
         """Expected purchases in the next ``periods`` (time units), per customer."""
