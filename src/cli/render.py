@@ -60,6 +60,13 @@ def _clv(result: dict[str, Any]) -> None:
         f"P(any purchase) {i['p_any_purchase_predicted']:.3f} predicted, "
         f"{i['any_purchase_actual']:.3f} actual"
     )
+    window = i["recalibration"]["validation_window"] if i["recalibration"] else None
+    rows = [
+        {"repeat purchases": group, **{k.replace("_coverage", ""): v for k, v in row.items()}}
+        for group, row in i["coverage_by_calibration_frequency"].items()
+    ]
+    title = f"holdout spend inside the {i['level']:.0%} interval, by randomized PIT"
+    render_rows(title + (f" (recalibrated on {window[0]}..{window[1]})" if window else ""), rows)
 
 
 def _offers(result: dict[str, Any]) -> None:

@@ -73,6 +73,7 @@ def evaluate(
             train_features=data.train_features,
             seed=seed,
             standard_errors=True,
+            validation=data.validation,
         )
         report, figures = clv.report, evaluation_plots.clv_figures(clv, data.features)
     else:

@@ -5,7 +5,9 @@ synthetic hotel chain) are written as raw files and ingested into their own scra
 ``<data_dir>/evaluate/`` (re-running reuses it: ingest is idempotent); ``warehouse`` evaluates on the
 configured warehouse itself. When the data holds at least one horizon of history before
 ``calibration_end - horizon``, a second, earlier labelled table is built to train the supervised models
-on (their labels end at ``calibration_end``), with the same feature columns.
+on (their labels end at ``calibration_end``), with the same feature columns. The calibration period's
+last third (at most one horizon) is labelled too: the validation window the CLV intervals are
+recalibrated on (``models.clv.calibration``).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
+from ibis.backends import BaseBackend
 
 from crm_analytics.errors import InvalidInputError
 from crm_analytics.features.build import FeatureConfig, feature_table
 from crm_analytics.features.repeat_purchases import daily_repeat_purchases
 from crm_analytics.features.rfm import TimeUnit
 from crm_analytics.jobs.common import open_reader
+from crm_analytics.models.clv.calibration import ValidationWindow
 from crm_analytics.profiles.links import customer_transactions
 from crm_analytics.settings import Settings
 from crm_analytics.warehouse import Warehouse
@@ -34,6 +38,7 @@ DEFAULT_SPLITS = {
     "cdnow-master": (date(1997, 9, 30), date(1998, 6, 30)),
     "demo": (date(2025, 6, 30), date(2025, 12, 31)),
 }
+MIN_VALIDATION_DAYS = 28  # a shorter window cannot tell calibrated intervals from lucky ones
 TIME_UNITS: dict[str, TimeUnit] = {"cdnow-sample": "weeks", "cdnow-master": "weeks"}
 
 
@@ -47,6 +52,7 @@ class EvaluationData:
     daily: pd.DataFrame
     horizon_days: int
     time_unit: TimeUnit
+    validation: ValidationWindow | None = None  # the calibration period's last weeks, labelled
 
 
 def default_split(dataset: str) -> tuple[date, date] | None:
@@ -153,7 +159,21 @@ def load_evaluation_data(
         )
         features = feature_table(con, config).execute()
         train_features = feature_table(con, train_config).execute() if train_config else None
+        validation = validation_window(con, first_day, calibration_end, horizon_days, unit)
         daily = daily_repeat_purchases(customer_transactions(con), calibration_end, holdout_end).execute()
     if features.empty:
         raise InvalidInputError(f"--calibration-end: no customer had bought by {calibration_end}")
-    return EvaluationData(dataset, features, train_features, daily, horizon_days, unit)
+    return EvaluationData(dataset, features, train_features, daily, horizon_days, unit, validation)
+
+
+def validation_window(
+    con: BaseBackend, first_day: date, calibration_end: date, horizon_days: int, unit: TimeUnit
+) -> ValidationWindow | None:
+    """The last third of the calibration period (at most one horizon) as a labelled table at its first
+    day; None when that is under ``MIN_VALIDATION_DAYS``."""
+    days = min(horizon_days, (calibration_end - first_day).days // 3)
+    if days < MIN_VALIDATION_DAYS:
+        return None
+    cutoff = calibration_end - timedelta(days=days)
+    table = feature_table(con, FeatureConfig(cutoff, days, unit)).execute()
+    return ValidationWindow(table.set_index("customer_id"), days, str(cutoff)) if len(table) else None

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from crm_analytics.features.rfm import DAYS_PER_UNIT
 from crm_analytics.models.churn.evaluation import ChurnEvaluation
+from crm_analytics.models.clv.calibration import calibration_frequency_group, pit_histogram
 from crm_analytics.models.clv.diagnostics import alive_and_expected_matrices
 from crm_analytics.models.clv.evaluation import CLVEvaluation
 from crm_analytics.models.plots import (
@@ -32,7 +33,7 @@ LABELS = {
 
 def clv_figures(evaluation: CLVEvaluation, features: pd.DataFrame) -> dict[str, Figure]:
     """Conditional expectations, the weekly tracking plot (when daily counts were given), spend gains,
-    and the selected model's P(alive) and expected-purchases matrices."""
+    the selected model's P(alive) and expected-purchases matrices and its holdout PIT histogram."""
     report = evaluation.report
     calibration_end = pd.Timestamp(report["calibration_end"])
     horizon_days = (pd.Timestamp(report["holdout_end"]) - calibration_end).days
@@ -52,6 +53,10 @@ def clv_figures(evaluation: CLVEvaluation, features: pd.DataFrame) -> dict[str, 
     selected = evaluation.models[evaluation.selected]
     horizon = horizon_days / DAYS_PER_UNIT[unit]
     figures["alive_and_expected_matrices"] = alive_and_expected_matrices(selected, features, horizon, unit)[0]
+    if evaluation.holdout_pit is not None:
+        groups = calibration_frequency_group(features["frequency"])
+        level = report["intervals"]["level"]
+        figures["holdout_spend_pit"] = pit_histogram(evaluation.holdout_pit, groups, level)
     return figures
 
 

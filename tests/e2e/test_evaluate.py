@@ -23,7 +23,12 @@ def test_evaluate_clv_and_churn_on_cdnow_sample(tmp_path: Path) -> None:
     for model in clv["purchase_models"].values():  # crm evaluate asks for the standard errors
         assert set(model["standard_errors"]) == set(model["params"])
         assert all(se > 0 for se in model["standard_errors"].values())
-    assert "alive_and_expected_matrices.png" in {Path(p).name for p in clv["plots"]}
+    drawn = {Path(p).name for p in clv["plots"]}
+    assert {"alive_and_expected_matrices.png", "holdout_spend_pit.png"} <= drawn
+    recalibration = clv["intervals"]["recalibration"]  # fitted on the calibration period's last 90 days
+    assert recalibration["validation_window"] == ["1997-07-02", "1997-09-30"]
+    assert set(recalibration["levels"]) == {"0", "1-2", "3+"}
+    assert set(clv["intervals"]["coverage_by_calibration_frequency"]) == {"0", "1-2", "3+", "all"}
     assert [row["frequency"] for row in clv["conditional_expectations"]] == [*"0123456", "7+"]
     assert {"mae", "spearman", "top_decile_capture"} <= set(clv["value"]["btyd_gamma_gamma"])
     assert sorted(Path(p).name for p in clv["plots"]) == sorted(p.name for p in plots.glob("*.png"))

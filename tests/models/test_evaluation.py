@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crm_analytics.features.rfm import DAYS_PER_UNIT
 from crm_analytics.jobs.evaluation_data import EvaluationData, load_evaluation_data
 from crm_analytics.models.churn.evaluation import evaluate_churn
 from crm_analytics.models.clv.evaluation import (
@@ -16,6 +17,8 @@ from crm_analytics.models.clv.evaluation import (
     SELECTION_METRIC,
     conditional_expectations,
     evaluate_clv,
+    fit_purchase_models,
+    interval_coverage,
 )
 from crm_analytics.settings import load_settings
 
@@ -53,6 +56,13 @@ def test_cdnow_split_is_the_published_one_and_too_short_for_an_earlier_cutoff(cd
     assert len(cdnow.features) == 2_357
     assert (cdnow.time_unit, cdnow.horizon_days) == ("weeks", 273)
     assert cdnow.train_features is None  # 78 weeks hold one calibration and one holdout
+    # the validation window: the calibration period's last third, labelled up to its end
+    window = cdnow.validation
+    assert window is not None
+    assert (window.cutoff, window.horizon_days) == ("1997-07-02", 90)
+    assert pd.Timestamp(window.features["as_of"].iloc[0]).date() == date(1997, 7, 2)
+    assert len(window.features) == len(cdnow.features)  # CDNOW's cohort all first bought in Q1 1997
+    assert window.features["holdout_spend"].sum() > 0
 
 
 def test_clv_evaluation_compares_selects_and_adds_up(cdnow: EvaluationData) -> None:
@@ -91,6 +101,30 @@ def test_clv_evaluation_compares_selects_and_adds_up(cdnow: EvaluationData) -> N
     # the selected Pareto/NBD expects too few holdout buyers (.22 vs .29): a model error the simulation
     # inherits; drawing from the prior instead of the posterior would give about .43
     assert intervals["p_any_purchase_predicted"] == pytest.approx(intervals["any_purchase_actual"], abs=0.08)
+    # per calibration-frequency group by the randomized PIT; no validation window given: not recalibrated
+    by_group = intervals["coverage_by_calibration_frequency"]
+    assert list(by_group) == ["0", "1-2", "3+", "all"]
+    assert sum(by_group[g]["customers"] for g in ("0", "1-2", "3+")) == len(cdnow.features)
+    assert by_group["all"]["coverage"] == intervals["randomized_pit_central_share"]
+    assert 0.84 <= intervals["randomized_pit_central_share"] <= 0.95
+    assert intervals["recalibration"] is None
+    assert "recalibrated_coverage" not in by_group["all"]
+    assert evaluation.holdout_pit is not None
+    assert len(evaluation.holdout_pit) == len(cdnow.features)
+
+
+def test_recalibrated_intervals_cover_90_percent_per_group(demo: EvaluationData) -> None:
+    """On a 3,000-guest demo chain (its validation window: the first half-year's last 184 days)."""
+    assert demo.validation is not None
+    features = demo.features.set_index("customer_id")
+    model = fit_purchase_models(features, demo.time_unit, ("bgnbd",))[0]["bgnbd"]
+    horizon = demo.horizon_days / DAYS_PER_UNIT[demo.time_unit]
+    report, _ = interval_coverage(model, features, horizon, seed=0, validation=demo.validation)
+    assert report["recalibration"]["validation_window"] == ["2024-12-28", "2025-06-30"]
+    for group, row in report["coverage_by_calibration_frequency"].items():
+        error = 3 * np.sqrt(0.9 * 0.1 / row["customers"])  # three binomial standard errors
+        assert row["recalibrated_coverage"] == pytest.approx(0.9, abs=error), group
+        assert row["coverage"] == pytest.approx(0.9, abs=error), group
 
 
 def test_demo_data_trains_on_an_earlier_cutoff_with_the_same_columns(demo: EvaluationData) -> None:

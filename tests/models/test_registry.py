@@ -49,11 +49,13 @@ def test_training_is_logged_registered_and_reproducible(settings: Settings, feat
     metrics = run.data.metrics
     assert metrics["bgnbd_holdout_purchases_rmse"] > metrics["pareto_holdout_purchases_rmse"]
     assert "holdout_spearman" in run.data.metrics
+    assert 0.8 < run.data.metrics["interval_coverage_3plus"] <= 1.0  # the PIT coverage by group, logged
     plots = {Path(a.path).name for a in client.list_artifacts(first.run_id, "plots")}
     assert plots == {
         "conditional_expectations.png",
         "holdout_spend_gains.png",
         "alive_and_expected_matrices.png",
+        "holdout_spend_pit.png",
     }
     report = json.loads(Path(client.download_artifacts(first.run_id, "evaluation.json")).read_text())
     assert report["selected"] == "pareto"

@@ -7,7 +7,9 @@ holdout labels (``holdout_purchase_days``, ``holdout_spend``) are what they are 
 - conditional expectations: mean holdout purchases by calibration frequency 0..6, 7+ (Fader, Hardie &
   Lee's check), actual against each model;
 - the purchase model with the lowest holdout-purchase RMSE is selected (the predictions are means);
-- 90% intervals from posterior-predictive simulation (``uncertainty``) are checked against the holdout;
+- 90% intervals from posterior-predictive simulation (``uncertainty``) are checked against the holdout,
+  per calibration-frequency group by the randomized PIT, and recalibrated on a validation window inside
+  the calibration period when one is given (``calibration``);
 - value: the selected model x Gamma-Gamma against the supervised spend model (scored out of fold, or
   trained on an earlier cutoff when one is given), on exactly the same customers.
 """
@@ -24,6 +26,14 @@ import pandas as pd
 
 from crm_analytics.features.rfm import DAYS_PER_UNIT
 from crm_analytics.models.churn.model import btyd_features
+from crm_analytics.models.clv.calibration import (
+    IntervalLevels,
+    ValidationWindow,
+    calibration_frequency_group,
+    coverage_by_group,
+    holdout_pit,
+    validation_levels,
+)
 from crm_analytics.models.clv.model import CLVModel, ConvergenceError, PurchaseModel
 from crm_analytics.models.clv.spend import SpendModel, out_of_fold_spend
 from crm_analytics.models.clv.uncertainty import holdout_distribution
@@ -49,6 +59,7 @@ class CLVEvaluation:
     conditional: pd.DataFrame
     tracking: pd.DataFrame | None = None
     holdout_spend_predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    holdout_pit: np.ndarray | None = None  # the selected model's randomized PIT of each holdout spend
 
 
 def frequency_buckets(frequency: np.ndarray) -> np.ndarray:
@@ -156,17 +167,28 @@ def supervised_spend(
 
 
 def interval_coverage(
-    model: CLVModel, features: pd.DataFrame, horizon: float, seed: int, level: float = INTERVAL_LEVEL
-) -> dict[str, float]:
-    """How often the holdout's actual spend and purchases fall inside the model's intervals at ``level``.
+    model: CLVModel,
+    features: pd.DataFrame,
+    horizon: float,
+    seed: int,
+    level: float = INTERVAL_LEVEL,
+    validation: ValidationWindow | None = None,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """How often the holdout's actual spend and purchases fall inside the model's intervals at ``level``,
+    and the holdout spend's randomized PITs (``clv.calibration``).
 
-    The intervals are inclusive and most customers buy nothing in a holdout, so coverage runs above
-    ``level``; P(any purchase) is compared with the actual share as a check of the probabilities.
+    The inclusive intervals cover more than ``level`` because most customers buy nothing in a holdout;
+    P(any purchase) is compared with the actual share as a check of the probabilities. The randomized
+    PIT gives the coverage per calibration-frequency group, and with a ``validation`` window the
+    coverage of intervals recalibrated on it.
     """
     predicted = holdout_distribution(model, features, horizon, level=level, seed=seed)
     spend = features["holdout_spend"].to_numpy(float)
     purchases = features["holdout_purchase_days"].to_numpy(float)
-    return {
+    groups = calibration_frequency_group(features["frequency"])
+    pit = holdout_pit(model, features, horizon, spend, seed=seed)
+    levels = validation_levels(model, validation, level, seed) if validation is not None else None
+    report = {
         "level": level,
         "spend_coverage": float(
             ((spend >= predicted["spend_low"]) & (spend <= predicted["spend_high"])).mean()
@@ -176,7 +198,16 @@ def interval_coverage(
         ),
         "p_any_purchase_predicted": float(1 - predicted["p_no_purchase"].mean()),
         "any_purchase_actual": float((purchases > 0).mean()),
+        "randomized_pit_central_share": float(IntervalLevels.nominal(level).covered(pit, groups).mean()),
+        "coverage_by_calibration_frequency": coverage_by_group(pit, groups, level, levels),
+        "recalibration": None
+        if levels is None or validation is None
+        else {
+            "validation_window": [validation.cutoff, str(features["as_of"].iloc[0])[:10]],
+            "levels": {group: list(bounds) for group, bounds in levels.by_group.items()},
+        },
     }
+    return report, pit
 
 
 def by_customer(features: pd.DataFrame) -> pd.DataFrame:
@@ -193,13 +224,15 @@ def evaluate_clv(
     train_features: pd.DataFrame | None = None,
     seed: int = 0,
     standard_errors: bool = False,
+    validation: ValidationWindow | None = None,
 ) -> CLVEvaluation:
     """Fit every purchase model on the calibration data, judge it on the holdout, select the best.
 
     ``features``: a labelled feature table (one row per customer). ``daily``: repeat purchases per day
     for the tracking plot. ``train_features``: an earlier labelled cutoff to train the supervised spend
     model on (otherwise it is scored out of fold at this cutoff). ``standard_errors``: each purchase
-    model's parameters' standard errors in the report too.
+    model's parameters' standard errors in the report too. ``validation``: a window inside the
+    calibration period to recalibrate the intervals on (``clv.calibration``).
     """
     features = by_customer(features)
     train_features = None if train_features is None else by_customer(train_features)
@@ -256,11 +289,11 @@ def evaluate_clv(
         "value": value,
         "value_winner": max(value, key=lambda name: value[name]["spearman"]),
         "supervised_validation": "earlier cutoff" if train_features is not None else "5-fold out of fold",
-        "intervals": interval_coverage(chosen, features, horizon, seed),
     }
+    report["intervals"], pit = interval_coverage(chosen, features, horizon, seed, validation=validation)
     tracking = (
         tracking_table(chosen, features, daily, as_of, as_of + timedelta(days=horizon_days))
         if daily is not None
         else None
     )
-    return CLVEvaluation(report, models, selected, conditional, tracking, predicted_spend)
+    return CLVEvaluation(report, models, selected, conditional, tracking, predicted_spend, pit)

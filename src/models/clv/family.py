@@ -56,6 +56,9 @@ class CLVPyfunc(PythonModel):
         )
 
 
+METRIC_GROUP_NAMES = {"0": "0", "1-2": "1_2", "3+": "3plus", "all": "all"}  # MLflow names take no '+'
+
+
 def train_clv(
     settings: Settings,
     features: pd.DataFrame,
@@ -75,6 +78,10 @@ def train_clv(
         metrics = {f"holdout_{k}": v for k, v in value["btyd_gamma_gamma"].items()}
         metrics |= {f"supervised_holdout_{k}": v for k, v in value["supervised"].items()}
         metrics["spend_excluded"] = float(model.spend_excluded_.count)
+        intervals = report["intervals"]  # the randomized PIT's share in the central 90%, per group too
+        metrics["interval_pit_central_share"] = intervals["randomized_pit_central_share"]
+        for group, row in intervals["coverage_by_calibration_frequency"].items():
+            metrics[f"interval_coverage_{METRIC_GROUP_NAMES[group]}"] = row["coverage"]
         for name, errors in report["purchase_models"].items():
             metrics |= {f"{name}_{k}": v for k, v in errors.items() if isinstance(v, float)}
         mlflow.log_params({f"param_{k}": round(v, 6) for k, v in model.params_.items()})

@@ -94,7 +94,8 @@ def simulate_value(
     horizon = Horizon.of(horizon_periods, PERIODS_PER_MONTH[model.time_unit], discount_rate)
     purchases = np.empty((len(summary), draws), dtype=np.int32)
     value = np.empty((len(summary), draws))
-    for rows, chunk_purchases, chunk_value in _simulate(model, summary, horizon, draws, seed, len(summary)):
+    chunks = simulate_chunks(model, summary, horizon, draws, seed, len(summary))
+    for rows, chunk_purchases, chunk_value in chunks:
         purchases[rows], value[rows] = chunk_purchases, chunk_value
     return purchases, value
 
@@ -193,7 +194,7 @@ def _distribution(
     columns += ["p_no_purchase", *(f"p_{name}_above_{_label(t)}" for t in cuts)]
     out = np.empty((len(summary), len(columns)))
     done = 0
-    for rows, purchases, value in _simulate(model, summary, horizon, draws, seed, chunk_customers):
+    for rows, purchases, value in simulate_chunks(model, summary, horizon, draws, seed, chunk_customers):
         means = [value.mean(axis=1)]
         if with_purchases:
             means += [purchases.mean(axis=1), *np.quantile(purchases, tails, axis=1, method="inverted_cdf")]
@@ -239,7 +240,7 @@ def _stream(seed: int, kind: int, block: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(kind, block)))
 
 
-def _simulate(
+def simulate_chunks(
     model: CLVModel, summary: pd.DataFrame, horizon: Horizon, draws: int, seed: int, chunk_customers: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield (rows, purchases, value) per chunk: positions in ``summary`` and their (rows x draws) draws.
