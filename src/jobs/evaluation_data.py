@@ -19,14 +19,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
-from ibis.backends import BaseBackend
 
 from crm_analytics.errors import InvalidInputError
 from crm_analytics.features.build import FeatureConfig, feature_table
 from crm_analytics.features.repeat_purchases import daily_repeat_purchases
 from crm_analytics.features.rfm import TimeUnit
 from crm_analytics.jobs.common import open_reader
-from crm_analytics.models.clv.calibration import ValidationWindow
+from crm_analytics.models.clv.calibration import ValidationWindow, validation_window
 from crm_analytics.profiles.links import customer_transactions
 from crm_analytics.settings import Settings
 from crm_analytics.warehouse import Warehouse
@@ -38,7 +37,6 @@ DEFAULT_SPLITS = {
     "cdnow-master": (date(1997, 9, 30), date(1998, 6, 30)),
     "demo": (date(2025, 6, 30), date(2025, 12, 31)),
 }
-MIN_VALIDATION_DAYS = 28  # a shorter window cannot tell calibrated intervals from lucky ones
 TIME_UNITS: dict[str, TimeUnit] = {"cdnow-sample": "weeks", "cdnow-master": "weeks"}
 
 
@@ -159,21 +157,8 @@ def load_evaluation_data(
         )
         features = feature_table(con, config).execute()
         train_features = feature_table(con, train_config).execute() if train_config else None
-        validation = validation_window(con, first_day, calibration_end, horizon_days, unit)
+        validation = validation_window(con, calibration_end, horizon_days, unit)
         daily = daily_repeat_purchases(customer_transactions(con), calibration_end, holdout_end).execute()
     if features.empty:
         raise InvalidInputError(f"--calibration-end: no customer had bought by {calibration_end}")
     return EvaluationData(dataset, features, train_features, daily, horizon_days, unit, validation)
-
-
-def validation_window(
-    con: BaseBackend, first_day: date, calibration_end: date, horizon_days: int, unit: TimeUnit
-) -> ValidationWindow | None:
-    """The last third of the calibration period (at most one horizon) as a labelled table at its first
-    day; None when that is under ``MIN_VALIDATION_DAYS``."""
-    days = min(horizon_days, (calibration_end - first_day).days // 3)
-    if days < MIN_VALIDATION_DAYS:
-        return None
-    cutoff = calibration_end - timedelta(days=days)
-    table = feature_table(con, FeatureConfig(cutoff, days, unit)).execute()
-    return ValidationWindow(table.set_index("customer_id"), days, str(cutoff)) if len(table) else None

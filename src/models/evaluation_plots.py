@@ -12,6 +12,7 @@ from crm_analytics.models.churn.evaluation import ChurnEvaluation
 from crm_analytics.models.clv.calibration import calibration_frequency_group, pit_histogram
 from crm_analytics.models.clv.diagnostics import alive_and_expected_matrices
 from crm_analytics.models.clv.evaluation import CLVEvaluation
+from crm_analytics.models.clv.predictive_checks import predictive_checks_plot
 from crm_analytics.models.plots import (
     calibration_plot,
     conditional_expectations_plot,
@@ -33,7 +34,8 @@ LABELS = {
 
 def clv_figures(evaluation: CLVEvaluation, features: pd.DataFrame) -> dict[str, Figure]:
     """Conditional expectations, the weekly tracking plot (when daily counts were given), spend gains,
-    the selected model's P(alive) and expected-purchases matrices and its holdout PIT histogram."""
+    the selected model's P(alive) and expected-purchases matrices, predictive checks and holdout PIT
+    histogram."""
     report = evaluation.report
     calibration_end = pd.Timestamp(report["calibration_end"])
     horizon_days = (pd.Timestamp(report["holdout_end"]) - calibration_end).days
@@ -53,6 +55,11 @@ def clv_figures(evaluation: CLVEvaluation, features: pd.DataFrame) -> dict[str, 
     selected = evaluation.models[evaluation.selected]
     horizon = horizon_days / DAYS_PER_UNIT[unit]
     figures["alive_and_expected_matrices"] = alive_and_expected_matrices(selected, features, horizon, unit)[0]
+    if evaluation.predictive_checks:
+        checks = evaluation.predictive_checks
+        figures["predictive_checks"] = predictive_checks_plot(
+            checks["calibration_repeat_purchases"], checks["holdout_purchases"], selected.purchase_model
+        )
     if evaluation.holdout_pit is not None:
         groups = calibration_frequency_group(features["frequency"])
         level = report["intervals"]["level"]

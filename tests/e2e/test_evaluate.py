@@ -19,6 +19,9 @@ def test_evaluate_clv_and_churn_on_cdnow_sample(tmp_path: Path) -> None:
         "1998-06-30",
     )
     assert clv["selected"] in clv["purchase_models"]
+    # chosen on the calibration period's last 90 days, each model refitted before them
+    assert clv["selected_on"] == "validation window from 1997-07-02"
+    assert clv["selected"] == min(clv["validation"], key=clv["validation"].get)
     assert clv["purchase_models"]["bgnbd"]["params"]["r"] == pytest.approx(0.243, abs=0.001)
     for model in clv["purchase_models"].values():  # crm evaluate asks for the standard errors
         assert set(model["standard_errors"]) == set(model["params"])

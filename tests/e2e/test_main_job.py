@@ -35,6 +35,8 @@ def test_main_job_generates_ingests_and_summarises() -> None:
     client = MlflowClient(tracking_uri=f"sqlite:///{Path('mlruns/mlflow.db').resolve()}")
     clv_plots = {Path(a.path).name for a in client.list_artifacts(result["trained"][0]["run_id"], "plots")}
     assert "tracking.png" in clv_plots  # the weekly tracking plot needs the warehouse's daily counts
+    clv_run = client.get_run(result["trained"][0]["run_id"])  # the purchase model chosen before the holdout
+    assert clv_run.data.params["selected_on"] == "validation window from 2024-12-28"
     refreshed = result["refresh"]  # the first daily refresh: served as of the data's last day
     assert refreshed["status"] == "succeeded"
     assert refreshed["as_of"] == "2025-12-31"

@@ -71,6 +71,7 @@ def test_clv_evaluation_compares_selects_and_adds_up(cdnow: EvaluationData) -> N
     models = report["purchase_models"]
     assert set(models) == {"bgnbd", "pareto", "mbgnbd"}
     assert report["selected"] == min(models, key=lambda name: models[name][SELECTION_METRIC])
+    assert report["selected_on"] == "holdout"  # no validation window given: the report says who chose
     actual_holdout = cdnow.features["holdout_purchase_days"].sum()
     assert all(m["holdout_purchases_actual"] == actual_holdout for m in models.values())
     assert models["bgnbd"]["log_likelihood"] == pytest.approx(-9582.4, abs=0.1)
@@ -111,6 +112,19 @@ def test_clv_evaluation_compares_selects_and_adds_up(cdnow: EvaluationData) -> N
     assert "recalibrated_coverage" not in by_group["all"]
     assert evaluation.holdout_pit is not None
     assert len(evaluation.holdout_pit) == len(cdnow.features)
+
+
+def test_the_purchase_model_is_chosen_on_the_validation_window(cdnow: EvaluationData) -> None:
+    evaluation = evaluate_clv(
+        cdnow.features, cdnow.horizon_days, cdnow.time_unit, validation=cdnow.validation
+    )
+    report = evaluation.report
+    assert report["selected_on"] == "validation window from 1997-07-02"
+    assert set(report["validation"]) == set(report["purchase_models"])
+    assert report["selected"] == min(report["validation"], key=report["validation"].get)
+    holdout = {name: m[SELECTION_METRIC] for name, m in report["purchase_models"].items()}
+    assert all(report["validation"][name] != holdout[name] for name in holdout)  # another window
+    assert report["intervals"]["recalibration"]["validation_window"][0] == "1997-07-02"
 
 
 def test_recalibrated_intervals_cover_90_percent_per_group(demo: EvaluationData) -> None:

@@ -45,6 +45,7 @@ def test_training_is_logged_registered_and_reproducible(settings: Settings, feat
     run = client.get_run(first.run_id)
     # on CDNOW_sample Pareto/NBD has the lowest holdout-purchase RMSE (1.603; MBG 1.607, BG/NBD 1.608)
     assert run.data.params["purchase_model"] == "pareto"
+    assert run.data.params["selected_on"] == "holdout"  # train_clv given no validation window
     assert run.data.params["param_r"].startswith("0.553")
     metrics = run.data.metrics
     assert metrics["bgnbd_holdout_purchases_rmse"] > metrics["pareto_holdout_purchases_rmse"]
@@ -56,6 +57,7 @@ def test_training_is_logged_registered_and_reproducible(settings: Settings, feat
         "holdout_spend_gains.png",
         "alive_and_expected_matrices.png",
         "holdout_spend_pit.png",
+        "predictive_checks.png",
     }
     report = json.loads(Path(client.download_artifacts(first.run_id, "evaluation.json")).read_text())
     assert report["selected"] == "pareto"

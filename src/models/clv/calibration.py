@@ -20,17 +20,23 @@ the model's nominal intervals; the recalibrated levels are reported by the evalu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 
+import ibis
 import numpy as np
 import pandas as pd
+from ibis.backends import BaseBackend
 from matplotlib.figure import Figure
 
-from crm_analytics.features.rfm import DAYS_PER_UNIT
+from crm_analytics.features.labels import with_labels
+from crm_analytics.features.rfm import DAYS_PER_UNIT, TimeUnit, btyd_summary
 from crm_analytics.models.clv.model import PERIODS_PER_MONTH, CLVModel
 from crm_analytics.models.clv.uncertainty import Horizon, simulate_chunks
 from crm_analytics.models.plots import STYLE
+from crm_analytics.profiles.links import customer_transactions
 
 GROUPS = ("0", "1-2", "3+")
+MIN_VALIDATION_DAYS = 28  # a shorter window cannot tell calibrated intervals from lucky ones
 MIN_GROUP_CUSTOMERS = 100  # a group with fewer validation customers takes the overall levels
 PIT_BINS = 20
 _PIT_STREAM = 7  # spawn key of the V draws, apart from the simulation's streams
@@ -44,6 +50,22 @@ class ValidationWindow:
     features: pd.DataFrame  # indexed by customer, with holdout_spend over the window
     horizon_days: int
     cutoff: str  # the window's first day, ISO
+
+
+def validation_window(
+    con: BaseBackend, calibration_end: date, horizon_days: int, time_unit: TimeUnit
+) -> ValidationWindow | None:
+    """The calibration period's last third (at most one horizon) as a labelled BTYD summary at its first
+    day; None when that is shorter than ``MIN_VALIDATION_DAYS`` or nobody had bought by then."""
+    transactions = customer_transactions(con)
+    first_day = pd.Timestamp(transactions.timestamp.min().execute()).date()
+    days = min(horizon_days, (calibration_end - first_day).days // 3)
+    if days < MIN_VALIDATION_DAYS:
+        return None
+    cutoff = calibration_end - timedelta(days=days)
+    summary = btyd_summary(transactions, cutoff, time_unit).mutate(as_of=ibis.date(cutoff))
+    table = with_labels(summary, transactions, cutoff, days).execute()
+    return ValidationWindow(table.set_index("customer_id"), days, str(cutoff)) if len(table) else None
 
 
 def calibration_frequency_group(frequency: np.ndarray | pd.Series) -> np.ndarray:
@@ -107,11 +129,17 @@ class IntervalLevels:
 
 
 def validation_levels(
-    model: CLVModel, window: ValidationWindow, level: float, seed: int = 0
+    model: CLVModel,
+    window: ValidationWindow,
+    level: float,
+    seed: int = 0,
+    refitted: CLVModel | None = None,
 ) -> IntervalLevels:
-    """Levels fitted on ``window``: ``model``'s purchase model and spend model refitted on the data before
-    the window's cutoff, its PITs of the window's spend."""
-    refitted = CLVModel(purchase_model=model.purchase_model, time_unit=model.time_unit).fit(window.features)
+    """Levels fitted on ``window``: ``model``'s purchase and spend models refitted on the data before the
+    window's cutoff (``refitted`` when already done), their PITs of the window's spend."""
+    if refitted is None:
+        refitted = CLVModel(purchase_model=model.purchase_model, time_unit=model.time_unit)
+        refitted.fit(window.features)
     horizon = window.horizon_days / DAYS_PER_UNIT[model.time_unit]
     spend = window.features["holdout_spend"].to_numpy(float)
     pit = holdout_pit(refitted, window.features, horizon, spend, seed=seed)

@@ -1,4 +1,4 @@
-"""Evaluate the CLV model on a calibration/holdout split and pick the purchase model by holdout error.
+"""Evaluate the CLV model on a calibration/holdout split; the purchase model is chosen on a validation window.
 
 Every purchase model (BG/NBD, Pareto/NBD, MBG/NBD) is fitted on the calibration summary only; the
 holdout labels (``holdout_purchase_days``, ``holdout_spend``) are what they are judged on:
@@ -6,7 +6,11 @@ holdout labels (``holdout_purchase_days``, ``holdout_spend``) are what they are 
 - holdout totals, actual against predicted, and the individual errors (MAE, RMSE) of holdout purchases;
 - conditional expectations: mean holdout purchases by calibration frequency 0..6, 7+ (Fader, Hardie &
   Lee's check), actual against each model;
-- the purchase model with the lowest holdout-purchase RMSE is selected (the predictions are means);
+- predictive checks of the selected model (``predictive_checks``): customers by repeat purchases in the
+  calibration period and by purchases in the holdout, actual against the model's;
+- the purchase model is selected by its RMSE of purchases on the validation window (each refitted on
+  the calibration period before it; the predictions are means), so the holdout judges a choice it did
+  not make; without a window (too little history) the holdout selects, and the report says so;
 - 90% intervals from posterior-predictive simulation (``uncertainty``) are checked against the holdout,
   per calibration-frequency group by the randomized PIT, and recalibrated on a validation window inside
   the calibration period when one is given (``calibration``);
@@ -35,6 +39,10 @@ from crm_analytics.models.clv.calibration import (
     validation_levels,
 )
 from crm_analytics.models.clv.model import CLVModel, ConvergenceError, PurchaseModel
+from crm_analytics.models.clv.predictive_checks import (
+    holdout_purchase_histogram,
+    repeat_purchase_histogram,
+)
 from crm_analytics.models.clv.spend import SpendModel, out_of_fold_spend
 from crm_analytics.models.clv.uncertainty import holdout_distribution
 from crm_analytics.models.inputs import model_inputs
@@ -60,6 +68,7 @@ class CLVEvaluation:
     tracking: pd.DataFrame | None = None
     holdout_spend_predictions: dict[str, np.ndarray] = field(default_factory=dict)
     holdout_pit: np.ndarray | None = None  # the selected model's randomized PIT of each holdout spend
+    predictive_checks: dict[str, pd.DataFrame] = field(default_factory=dict)  # customers per bucket
 
 
 def frequency_buckets(frequency: np.ndarray) -> np.ndarray:
@@ -81,9 +90,10 @@ def conditional_expectations(
 
 
 def fit_purchase_models(
-    summary: pd.DataFrame, time_unit: str, names: tuple[str, ...] = PURCHASE_MODELS
+    summary: pd.DataFrame, time_unit: str, names: tuple[str, ...] = PURCHASE_MODELS, must_fit: bool = True
 ) -> tuple[dict[str, CLVModel], dict[str, str]]:
-    """Fit each purchase model; one that does not converge is reported, not fatal (returns fitted, failed)."""
+    """Fit each purchase model; one that does not converge is reported, not fatal (returns fitted, failed).
+    ``must_fit``: raise when none converges."""
     fitted: dict[str, CLVModel] = {}
     failed: dict[str, str] = {}
     for name in names:
@@ -92,7 +102,7 @@ def fit_purchase_models(
         except ConvergenceError as exc:
             log.warning("%s left out of the comparison: %s", name, exc)
             failed[name] = str(exc)
-    if not fitted:
+    if not fitted and must_fit:
         raise ConvergenceError(f"no purchase model converged: {failed}")
     return fitted, failed
 
@@ -110,6 +120,20 @@ def purchase_errors(model: CLVModel, features: pd.DataFrame, horizon: float) -> 
     }
     errors["log_likelihood"] = model.log_likelihood()
     return errors
+
+
+def validation_errors(
+    fitted: dict[str, CLVModel], validation: ValidationWindow
+) -> dict[str, dict[str, float]]:
+    """Purchase models fitted on the data before the validation cutoff, judged on the window's purchases
+    (a model predicting non-finite values is left out)."""
+    window = validation.features
+    days = validation.horizon_days
+    judged = {
+        name: purchase_errors(model, window, days / DAYS_PER_UNIT[model.time_unit])
+        for name, model in fitted.items()
+    }
+    return {name: e for name, e in judged.items() if np.isfinite(e[SELECTION_METRIC])}
 
 
 def standard_errors_of(model: CLVModel) -> dict[str, float]:
@@ -173,6 +197,7 @@ def interval_coverage(
     seed: int,
     level: float = INTERVAL_LEVEL,
     validation: ValidationWindow | None = None,
+    before_window: CLVModel | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """How often the holdout's actual spend and purchases fall inside the model's intervals at ``level``,
     and the holdout spend's randomized PITs (``clv.calibration``).
@@ -180,14 +205,14 @@ def interval_coverage(
     The inclusive intervals cover more than ``level`` because most customers buy nothing in a holdout;
     P(any purchase) is compared with the actual share as a check of the probabilities. The randomized
     PIT gives the coverage per calibration-frequency group, and with a ``validation`` window the
-    coverage of intervals recalibrated on it.
+    coverage of intervals recalibrated on it (``before_window``: the model already refitted before it).
     """
     predicted = holdout_distribution(model, features, horizon, level=level, seed=seed)
     spend = features["holdout_spend"].to_numpy(float)
     purchases = features["holdout_purchase_days"].to_numpy(float)
     groups = calibration_frequency_group(features["frequency"])
     pit = holdout_pit(model, features, horizon, spend, seed=seed)
-    levels = validation_levels(model, validation, level, seed) if validation is not None else None
+    levels = validation_levels(model, validation, level, seed, before_window) if validation else None
     report = {
         "level": level,
         "spend_coverage": float(
@@ -247,7 +272,11 @@ def evaluate_clv(
         del errors[name], models[name]
     if not models:
         raise ConvergenceError(f"no purchase model gave finite predictions: {failed}")
-    selected = min(errors, key=lambda name: errors[name][SELECTION_METRIC])
+    before_window: dict[str, CLVModel] = {}  # each purchase model refitted before the validation cutoff
+    if validation is not None:
+        before_window = fit_purchase_models(validation.features, time_unit, tuple(models), must_fit=False)[0]
+    judged = validation_errors(before_window, validation) if validation is not None else {}
+    selected = min(judged or errors, key=lambda name: (judged or errors)[name][SELECTION_METRIC])
     chosen = models[selected]
     conditional = conditional_expectations(
         features["frequency"].to_numpy(),
@@ -283,6 +312,9 @@ def evaluate_clv(
         "failed": failed,
         "selected": selected,
         "selection_metric": SELECTION_METRIC,
+        # chosen on the validation window, the holdout reports; without a window the holdout chose too
+        "selected_on": f"validation window from {validation.cutoff}" if judged and validation else "holdout",
+        "validation": {name: e[SELECTION_METRIC] for name, e in judged.items()},
         "spend_excluded": chosen.spend_excluded_.count,
         "conditional_expectations": conditional.reset_index().to_dict(orient="records"),
         "holdout_spend_actual": float(spend.sum()),
@@ -290,10 +322,21 @@ def evaluate_clv(
         "value_winner": max(value, key=lambda name: value[name]["spearman"]),
         "supervised_validation": "earlier cutoff" if train_features is not None else "5-fold out of fold",
     }
-    report["intervals"], pit = interval_coverage(chosen, features, horizon, seed, validation=validation)
+    checks = {
+        "calibration_repeat_purchases": repeat_purchase_histogram(chosen, features, seed=seed),
+        "holdout_purchases": holdout_purchase_histogram(
+            chosen, features, horizon, features["holdout_purchase_days"].to_numpy(float), seed=seed
+        ),
+    }
+    report["predictive_checks"] = {
+        name: table.reset_index().to_dict(orient="records") for name, table in checks.items()
+    }
+    report["intervals"], pit = interval_coverage(
+        chosen, features, horizon, seed, validation=validation, before_window=before_window.get(selected)
+    )
     tracking = (
         tracking_table(chosen, features, daily, as_of, as_of + timedelta(days=horizon_days))
         if daily is not None
         else None
     )
-    return CLVEvaluation(report, models, selected, conditional, tracking, predicted_spend, pit)
+    return CLVEvaluation(report, models, selected, conditional, tracking, predicted_spend, pit, checks)

@@ -12,6 +12,7 @@ from mlflow.pyfunc import PythonModel
 
 from crm_analytics.features.repeat_purchases import daily_repeat_purchases
 from crm_analytics.features.rfm import BTYD_COLUMNS, DAYS_PER_UNIT
+from crm_analytics.models.clv.calibration import ValidationWindow, validation_window
 from crm_analytics.models.clv.evaluation import evaluate_clv
 from crm_analytics.models.clv.model import CLVModel
 from crm_analytics.models.clv.uncertainty import value_distribution
@@ -66,12 +67,16 @@ def train_clv(
     time_unit: str = "weeks",
     seed: int = 0,
     daily: pd.DataFrame | None = None,
+    validation: ValidationWindow | None = None,
 ) -> TrainResult:
-    """Fit every purchase model on the calibration summary, keep the one with the lowest holdout error;
-    log and register it. ``daily`` (repeat purchases per day) adds the weekly tracking plot."""
+    """Fit every purchase model on the calibration summary, keep the one with the lowest error on the
+    ``validation`` window (the holdout's without one); log and register it. ``daily`` (repeat purchases
+    per day) adds the weekly tracking plot."""
     features = prepare(features)
     with training_run(settings, NAME, features, horizon_days, time_unit, seed) as (run, holdout):
-        evaluation = evaluate_clv(features, horizon_days, time_unit, daily=daily, seed=seed)
+        evaluation = evaluate_clv(
+            features, horizon_days, time_unit, daily=daily, seed=seed, validation=validation
+        )
         model = evaluation.models[evaluation.selected]
         report = evaluation.report
         value = report["value"]
@@ -89,6 +94,7 @@ def train_clv(
             {
                 "purchase_model": model.purchase_model,
                 "selected_by": report["selection_metric"],
+                "selected_on": report["selected_on"],
                 "retried": ";".join(model.retried_) or "no",
             }
         )
@@ -102,13 +108,21 @@ def train_clv(
 
 
 def train(request: TrainRequest) -> TrainResult:
-    """Train on the stored labelled build at ``as_of``, with the daily repeat purchases of its horizon."""
+    """Train on the stored labelled build at ``as_of``, with the daily repeat purchases of its horizon and
+    the validation window at the end of its calibration period."""
     build = labelled_build(request.warehouse, request.as_of)
     until = request.as_of + timedelta(days=build.horizon_days)
     transactions = customer_transactions(request.warehouse.ibis)
     daily = daily_repeat_purchases(transactions, request.as_of, until).execute()
+    validation = validation_window(request.warehouse.ibis, request.as_of, build.horizon_days, build.time_unit)
     return train_clv(
-        request.settings, build.features, build.horizon_days, build.time_unit, request.seed, daily
+        request.settings,
+        build.features,
+        build.horizon_days,
+        build.time_unit,
+        request.seed,
+        daily,
+        validation,
     )
 
 
