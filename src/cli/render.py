@@ -90,7 +90,14 @@ def _churn(result: dict[str, Any]) -> None:
         f"validated on {result['validation']}"
     )
     render_rows("churn", [{"method": name, **m} for name, m in result["metrics"].items()])
-    out.print(f"ours - best baseline ({result['best_baseline']}): {result['margin_roc_auc']:+.3f} ROC AUC")
+    low, high = result["margin_roc_auc_interval"]
+    out.print(
+        f"ours - best baseline ({result['best_baseline']}): {result['margin_roc_auc']:+.4f} ROC AUC "
+        f"(bootstrap 95% interval {low:+.4f} to {high:+.4f})"
+    )
+    if "same_period_folds" in result:
+        folds = result["same_period_folds"]
+        out.print(f"same-period folds: ROC AUC {folds['metrics']['roc_auc']:.4f} ({folds['note']})")
 
 
 def render_segments_build(report: SegmentsReport) -> None:

@@ -74,11 +74,17 @@ def evaluate(
             seed=seed,
             standard_errors=True,
             validation=data.validation,
+            same_period=True,
         )
         report, figures = clv.report, evaluation_plots.clv_figures(clv, data.features)
     else:
         churn = evaluate_churn(
-            data.features, data.horizon_days, data.time_unit, seed, train_features=data.train_features
+            data.features,
+            data.horizon_days,
+            data.time_unit,
+            seed,
+            train_features=data.train_features,
+            same_period=True,
         )
         report, figures = churn.report, evaluation_plots.churn_figures(churn)
     result = {"dataset": dataset, **report}

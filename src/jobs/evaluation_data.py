@@ -3,11 +3,12 @@
 ``cdnow-sample``, ``cdnow-master`` (the real CDNOW data in the lifetimes wheel) and ``demo`` (the
 synthetic hotel chain) are written as raw files and ingested into their own scratch warehouse under
 ``<data_dir>/evaluate/`` (re-running reuses it: ingest is idempotent); ``warehouse`` evaluates on the
-configured warehouse itself. When the data holds at least one horizon of history before
-``calibration_end - horizon``, a second, earlier labelled table is built to train the supervised models
-on (their labels end at ``calibration_end``), with the same feature columns. The calibration period's
-last third (at most one horizon) is labelled too: the validation window the CLV intervals are
-recalibrated on (``models.clv.calibration``).
+configured warehouse itself. The calibration period's last third (at most one horizon) is labelled: the
+validation window the CLV purchase model is chosen on and its intervals recalibrated on
+(``models.clv.calibration``). An earlier labelled table, with the same feature columns and labels
+ending at ``calibration_end``, trains the supervised models out of time: at ``calibration_end -
+horizon`` when the data holds a horizon of history before that, else at the validation window's cutoff
+with its shorter labels (CDNOW: 90 days before a 273-day holdout).
 """
 
 from __future__ import annotations
@@ -158,6 +159,10 @@ def load_evaluation_data(
         features = feature_table(con, config).execute()
         train_features = feature_table(con, train_config).execute() if train_config else None
         validation = validation_window(con, calibration_end, horizon_days, unit)
+        if train_features is None and validation is not None:  # out of time on the window's labels
+            window = replace(config.resolved(con), as_of=date.fromisoformat(validation.cutoff))
+            window = replace(window, horizon_days=validation.horizon_days)
+            train_features = feature_table(con, window).execute()
         daily = daily_repeat_purchases(customer_transactions(con), calibration_end, holdout_end).execute()
     if features.empty:
         raise InvalidInputError(f"--calibration-end: no customer had bought by {calibration_end}")

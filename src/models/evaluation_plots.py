@@ -27,8 +27,17 @@ LABELS = {
     "ours": "ours",
     "bgnbd_expected_purchases": "BG/NBD expected purchases",
     "recency": "recency",
+    "frequency": "frequency",
     "btyd_gamma_gamma": "BTYD x Gamma-Gamma",
     "supervised": "supervised (Poisson GBM)",
+    "supervised_same_period_folds": "supervised, same-period folds",
+}
+
+
+SCORE_LABELS = {
+    "expected_purchases": "expected purchases",
+    "p_alive": "P(alive)",
+    "p_no_purchase": "P(no purchase)",
 }
 
 
@@ -68,15 +77,25 @@ def clv_figures(evaluation: CLVEvaluation, features: pd.DataFrame) -> dict[str, 
 
 
 def churn_figures(evaluation: ChurnEvaluation) -> dict[str, Figure]:
-    """The calibration curve of our probabilities and the gains/lift chart against the baselines."""
+    """The calibration curve of our probabilities and the gains/lift chart against the best baseline
+    and recency."""
+    shown = dict.fromkeys(("ours", evaluation.report["best_baseline"], "recency"))
     return {
         "calibration": calibration_plot(evaluation.churned, evaluation.scores["ours"]),
         "churn_gains_and_lift": gains_and_lift_plot(
             evaluation.churned.astype(float),
-            {LABELS[k]: v for k, v in evaluation.scores.items()},
+            {baseline_label(k): evaluation.scores[k] for k in shown},
             target_label="churners",
         ),
     }
+
+
+def baseline_label(name: str) -> str:
+    """A score's name for people: 'pareto_p_no_purchase' -> 'Pareto/NBD P(no purchase)'."""
+    if name in LABELS:
+        return LABELS[name]
+    model, _, score = name.partition("_")
+    return f"{LABELS.get(model, model)} {SCORE_LABELS.get(score, score)}"
 
 
 def save_figures(figures: dict[str, Figure], folder: Path) -> list[str]:

@@ -37,10 +37,19 @@ def test_evaluate_clv_and_churn_on_cdnow_sample(tmp_path: Path) -> None:
     assert sorted(Path(p).name for p in clv["plots"]) == sorted(p.name for p in plots.glob("*.png"))
     assert len(clv["plots"]) >= 3
 
+    assert clv["supervised_validation"] == "earlier cutoff 1997-07-02 (90-day labels)"
+    assert "supervised_same_period_folds" in clv["value"]  # and the same-period folds, labelled
+
     code, churn, _ = crm("evaluate", "churn", "--dataset", "cdnow-sample", "--json")
     assert code == 0
-    assert churn["validation"] == "5-fold out of fold"
-    assert set(churn["metrics"]) == {"ours", "bgnbd_expected_purchases", "recency"}
+    # out of time: trained at the validation window's cutoff on its 90-day labels
+    assert churn["validation"] == "earlier cutoff 1997-07-02 (90-day labels)"
+    assert "pareto_p_no_purchase" in churn["metrics"]
+    assert churn["best_baseline"] in churn["metrics"]
+    low, high = churn["margin_roc_auc_interval"]
+    assert low < churn["margin_roc_auc"] < high
+    assert churn["same_period_folds"]["note"].startswith("5-fold out of fold at this cutoff")
+    assert set(churn["attempts"]["gain_over_ours"]) == {"with every purchase model", "uncalibrated"}
 
 
 def test_evaluate_offers_on_the_demo_chain() -> None:

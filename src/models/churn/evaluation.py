@@ -1,11 +1,13 @@
 """Evaluate the churn model on one calibration/holdout split, side by side with the baselines.
 
-Where the data is long enough, the model is trained on an earlier cutoff (its labels end at this
-cutoff) and tested on this one: exactly how it is used. When the data cannot spare an earlier cutoff
-with a full horizon (CDNOW's 78 weeks hold exactly one 39-week calibration and one 39-week holdout),
-it is scored out of fold instead: k-fold over customers at the same cutoff, so every customer is
-predicted by a model that never saw its label. The baselines (BG/NBD expected purchases, recency) use
-no labels; every method is scored on exactly the same rows.
+Where the data allows, the model is trained on an earlier cutoff (its labels end at this cutoff) and
+tested on this one: out of time, exactly how it is used. ``crm evaluate`` gives it one horizon earlier,
+or, when the data cannot spare a full horizon (CDNOW's 78 weeks hold one 39-week calibration and one
+39-week holdout), the validation window's cutoff with its shorter labels. Without any earlier table
+the model is scored out of fold at the same cutoff (k-fold over customers: each customer predicted by a
+model that never saw its label, but one that learns the holdout period's overall activity); with
+``same_period`` both are reported, labelled. The baselines (``baselines.py``) use no labels; every
+method is scored on exactly the same rows.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ import numpy as np
 import pandas as pd
 
 from crm_analytics.features.rfm import DAYS_PER_UNIT
+from crm_analytics.models.churn.attempts import attempts
+from crm_analytics.models.churn.baselines import baseline_scores, bootstrap_difference
 from crm_analytics.models.churn.model import ChurnModel, btyd_features, out_of_fold_churn
 from crm_analytics.models.clv.evaluation import by_customer
 from crm_analytics.models.clv.model import CLVModel
 from crm_analytics.models.inputs import model_inputs
 from crm_analytics.models.metrics import churn_metrics
-
-BASELINES = ("bgnbd_expected_purchases", "recency")
 
 
 @dataclass
@@ -36,34 +38,22 @@ class ChurnEvaluation:
     btyd: CLVModel  # BG/NBD on this cutoff's calibration data: the baseline, and what training reuses
 
 
-def churn_scores(
+def our_scores(
     features: pd.DataFrame,
-    horizon_days: int,
-    baseline_btyd: CLVModel,
+    horizon: float,
+    btyd: CLVModel,
     seed: int = 0,
     train_features: pd.DataFrame | None = None,
-) -> dict[str, np.ndarray]:
-    """Risk scores per customer (higher = likelier to churn): ours (a probability) and the baselines.
-
-    ``baseline_btyd``: BG/NBD fitted on ``features`` (no labels used).
-    """
-    features = by_customer(features)
-    time_unit = baseline_btyd.time_unit
-    horizon = horizon_days / DAYS_PER_UNIT[time_unit]
+) -> np.ndarray:
+    """Our P(churn) per customer: from a model trained on ``train_features`` (an earlier cutoff), or out
+    of fold at this cutoff. ``btyd``: BG/NBD fitted on ``features`` (no labels used)."""
     if train_features is None:
-        inputs = model_inputs(features.join(btyd_features(baseline_btyd, features, horizon)))
-        ours = out_of_fold_churn(ChurnModel(seed=seed), inputs, features["churned"].astype(bool))
-    else:
-        train_features = by_customer(train_features)
-        btyd = CLVModel(time_unit=time_unit).fit(train_features)
-        train_inputs = model_inputs(train_features.join(btyd_features(btyd, train_features, horizon)))
-        model = ChurnModel(seed=seed).fit(train_inputs, train_features["churned"].astype(bool))
-        ours = model.predict_proba(model_inputs(features.join(btyd_features(btyd, features, horizon))))
-    return {
-        "ours": ours,
-        "bgnbd_expected_purchases": -baseline_btyd.expected_purchases(features, horizon),
-        "recency": features["days_since_last"].to_numpy(float),
-    }
+        inputs = model_inputs(features.join(btyd_features(btyd, features, horizon)))
+        return out_of_fold_churn(ChurnModel(seed=seed), inputs, features["churned"].astype(bool))
+    earlier = CLVModel(time_unit=btyd.time_unit).fit(train_features)
+    train_inputs = model_inputs(train_features.join(btyd_features(earlier, train_features, horizon)))
+    model = ChurnModel(seed=seed).fit(train_inputs, train_features["churned"].astype(bool))
+    return model.predict_proba(model_inputs(features.join(btyd_features(earlier, features, horizon))))
 
 
 def evaluate_churn(
@@ -72,28 +62,55 @@ def evaluate_churn(
     time_unit: str,
     seed: int = 0,
     train_features: pd.DataFrame | None = None,
+    same_period: bool = False,
 ) -> ChurnEvaluation:
-    """Churn metrics for our model and the baselines on the same rows, with our margin over the best.
+    """Churn metrics for our model and every baseline on the same rows, with our margin over the best
+    and its bootstrap 95% interval.
 
-    ``train_features``: a labelled feature table at an earlier cutoff to train on; without it the
-    model is scored out of fold at this cutoff.
+    ``train_features``: a labelled feature table at an earlier cutoff to train on (out of time);
+    without it the model is scored out of fold at this cutoff. ``same_period``: with an earlier table,
+    also report the out-of-fold scores at this cutoff (``same_period_folds``), labelled as such.
     """
     features = by_customer(features)
-    btyd = CLVModel(time_unit=time_unit).fit(features)
-    scores = churn_scores(features, horizon_days, btyd, seed, train_features)
+    train_features = None if train_features is None else by_customer(train_features)
+    horizon = horizon_days / DAYS_PER_UNIT[time_unit]
+    baselines, fitted, left_out = baseline_scores(features, horizon, time_unit)
+    btyd = fitted.get("bgnbd") or CLVModel(time_unit=time_unit).fit(features)
+    scores = {"ours": our_scores(features, horizon, btyd, seed, train_features), **baselines}
     churned = features["churned"].to_numpy(bool)
     value_at_risk = features["spend_total"].to_numpy(float)
     metrics = {
         name: churn_metrics(churned, score, value_at_risk, probability=name == "ours")
         for name, score in scores.items()
     }
-    best_baseline = max(BASELINES, key=lambda name: metrics[name]["roc_auc"])
-    report = {
+    best_baseline = max(baselines, key=lambda name: metrics[name]["roc_auc"])
+    margin = bootstrap_difference(churned, scores["ours"], scores[best_baseline], seed=seed)
+    report: dict[str, Any] = {
         "customers": len(features),
         "churn_rate": float(churned.mean()),
-        "validation": "earlier cutoff" if train_features is not None else "5-fold out of fold",
+        "validation": _validation_label(features, train_features, horizon_days),
         "metrics": metrics,
         "best_baseline": best_baseline,
-        "margin_roc_auc": metrics["ours"]["roc_auc"] - metrics[best_baseline]["roc_auc"],
+        "margin_roc_auc": margin["difference"],
+        "margin_roc_auc_interval": [margin["low"], margin["high"]],
+        "baselines_left_out": left_out,
     }
+    if same_period and train_features is not None:
+        report["attempts"] = attempts(train_features, horizon, time_unit, seed)
+        folds = our_scores(features, horizon, btyd, seed)
+        report["same_period_folds"] = {
+            "note": "5-fold out of fold at this cutoff: the model learns the holdout period's activity",
+            "metrics": churn_metrics(churned, folds, value_at_risk, probability=True),
+        }
     return ChurnEvaluation(report, scores, churned, btyd)
+
+
+def _validation_label(features: pd.DataFrame, train_features: pd.DataFrame | None, horizon_days: int) -> str:
+    """How ours was validated: out of time from the earlier cutoff (whose labels end at this cutoff;
+    their horizon named when shorter than this one's), or out of fold at this cutoff."""
+    if train_features is None:
+        return "5-fold out of fold"
+    earlier = pd.Timestamp(train_features["as_of"].iloc[0]).date()
+    days = (pd.Timestamp(features["as_of"].iloc[0]).date() - earlier).days
+    label = f"earlier cutoff {earlier}"
+    return label if days >= horizon_days else f"{label} ({days}-day labels)"

@@ -12,7 +12,7 @@ from mlflow.pyfunc import PythonModel
 
 from crm_analytics.features.rfm import DAYS_PER_UNIT
 from crm_analytics.features.store import build_record, read_features
-from crm_analytics.models.churn.evaluation import BASELINES, evaluate_churn
+from crm_analytics.models.churn.evaluation import evaluate_churn
 from crm_analytics.models.churn.model import ChurnModel, btyd_features
 from crm_analytics.models.clv.model import CLVModel
 from crm_analytics.models.evaluation_plots import churn_figures
@@ -70,12 +70,14 @@ def train_churn(
         evaluation = evaluate_churn(features, horizon_days, time_unit, seed, train_features=earlier)
         report = evaluation.report
         metrics = dict(report["metrics"]["ours"])
-        for baseline in BASELINES:
-            metrics |= {f"{baseline}_{k}": v for k, v in report["metrics"][baseline].items()}
+        for baseline, figures in report["metrics"].items():
+            if baseline != "ours":
+                metrics |= {f"{baseline}_{k}": v for k, v in figures.items()}
         metrics["margin_roc_auc"] = report["margin_roc_auc"]
+        metrics["margin_roc_auc_low"], metrics["margin_roc_auc_high"] = report["margin_roc_auc_interval"]
         churn_model = ChurnModel(seed=seed)
         mlflow.log_params(churn_model.get_params())
-        mlflow.log_params({"validation": report["validation"]})
+        mlflow.log_params({"validation": report["validation"], "best_baseline": report["best_baseline"]})
         mlflow.log_metrics(metrics)
         mlflow.log_dict(report, "evaluation.json")
         log_figures(churn_figures(evaluation))

@@ -53,8 +53,9 @@ class ChurnModel(BaseEstimator):
     def __repr__(self) -> str:
         return f"ChurnModel(seed={self.seed}, {'fitted' if hasattr(self, 'classifier_') else 'not fitted'})"
 
-    def _classifier(self) -> CalibratedClassifierCV:
-        boosted = HistGradientBoostingClassifier(
+    def boosted(self) -> HistGradientBoostingClassifier:
+        """The unfitted gradient-boosting classifier the calibration wraps."""
+        return HistGradientBoostingClassifier(
             learning_rate=self.learning_rate,
             max_iter=self.max_iter,
             max_leaf_nodes=self.max_leaf_nodes,
@@ -62,8 +63,10 @@ class ChurnModel(BaseEstimator):
             early_stopping=True,
             random_state=self.seed,
         )
+
+    def _classifier(self) -> CalibratedClassifierCV:
         folds = StratifiedKFold(self.calibration_folds, shuffle=True, random_state=self.seed)
-        return CalibratedClassifierCV(boosted, method="isotonic", cv=folds)
+        return CalibratedClassifierCV(self.boosted(), method="isotonic", cv=folds)
 
     def fit(self, inputs: pd.DataFrame, churned: pd.Series) -> ChurnModel:
         """Learn P(churn) from the usable feature columns."""

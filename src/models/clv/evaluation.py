@@ -250,6 +250,7 @@ def evaluate_clv(
     seed: int = 0,
     standard_errors: bool = False,
     validation: ValidationWindow | None = None,
+    same_period: bool = False,
 ) -> CLVEvaluation:
     """Fit every purchase model on the calibration data, judge it on the holdout, select the best.
 
@@ -257,7 +258,9 @@ def evaluate_clv(
     for the tracking plot. ``train_features``: an earlier labelled cutoff to train the supervised spend
     model on (otherwise it is scored out of fold at this cutoff). ``standard_errors``: each purchase
     model's parameters' standard errors in the report too. ``validation``: a window inside the
-    calibration period to recalibrate the intervals on (``clv.calibration``).
+    calibration period to choose the purchase model and recalibrate the intervals on
+    (``clv.calibration``). ``same_period``: with ``train_features``, the supervised model's out-of-fold
+    scores at this cutoff too, labelled.
     """
     features = by_customer(features)
     train_features = None if train_features is None else by_customer(train_features)
@@ -295,6 +298,10 @@ def evaluate_clv(
             clv=models.get("bgnbd") if train_features is None else None,
         ),
     }
+    if same_period and train_features is not None:  # labelled: it learns the holdout period's level
+        bgnbd = models.get("bgnbd")
+        folds = supervised_spend(features, horizon, time_unit, seed, clv=bgnbd)
+        predicted_spend["supervised_same_period_folds"] = folds
     value = {name: value_metrics(spend, p) for name, p in predicted_spend.items()}
     for name, p in predicted_spend.items():
         value[name] |= {"holdout_spend_predicted": float(p.sum())}
@@ -320,7 +327,7 @@ def evaluate_clv(
         "holdout_spend_actual": float(spend.sum()),
         "value": value,
         "value_winner": max(value, key=lambda name: value[name]["spearman"]),
-        "supervised_validation": "earlier cutoff" if train_features is not None else "5-fold out of fold",
+        "supervised_validation": _supervised_validation(features, train_features),
     }
     checks = {
         "calibration_repeat_purchases": repeat_purchase_histogram(chosen, features, seed=seed),
@@ -340,3 +347,12 @@ def evaluate_clv(
         else None
     )
     return CLVEvaluation(report, models, selected, conditional, tracking, predicted_spend, pit, checks)
+
+
+def _supervised_validation(features: pd.DataFrame, train_features: pd.DataFrame | None) -> str:
+    """How the supervised spend model was validated (the earlier cutoff's labels end at this one)."""
+    if train_features is None:
+        return "5-fold out of fold"
+    earlier = pd.Timestamp(train_features["as_of"].iloc[0]).date()
+    days = (pd.Timestamp(features["as_of"].iloc[0]).date() - earlier).days
+    return f"earlier cutoff {earlier} ({days}-day labels)"
