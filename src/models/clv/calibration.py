@@ -30,8 +30,9 @@ from matplotlib.figure import Figure
 
 from crm_analytics.features.labels import with_labels
 from crm_analytics.features.rfm import DAYS_PER_UNIT, TimeUnit, btyd_summary
+from crm_analytics.models.clv.draws import Horizon
 from crm_analytics.models.clv.model import PERIODS_PER_MONTH, CLVModel
-from crm_analytics.models.clv.uncertainty import Horizon, simulate_chunks
+from crm_analytics.models.clv.uncertainty import simulate_chunks
 from crm_analytics.models.plots import STYLE
 from crm_analytics.profiles.links import customer_transactions
 

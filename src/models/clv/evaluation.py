@@ -136,6 +136,17 @@ def validation_errors(
     return {name: e for name, e in judged.items() if np.isfinite(e[SELECTION_METRIC])}
 
 
+def add_parameter_uncertainty(model: CLVModel, seed: int = 0) -> bool:
+    """Give ``model`` Laplace draws of its purchase parameters for its intervals; False (logged) when its
+    Hessian is not positive definite, and the intervals then use the estimates alone."""
+    try:
+        model.add_parameter_uncertainty(seed=seed)
+    except (ConvergenceError, np.linalg.LinAlgError) as exc:
+        log.warning("%s intervals without parameter uncertainty: %s", model.purchase_model, exc)
+        return False
+    return True
+
+
 def standard_errors_of(model: CLVModel) -> dict[str, float]:
     """Every fitted parameter's standard error (``CLVModel.summary``: a numerical Hessian, a second or
     more on large fits, so for ``crm evaluate`` only)."""
@@ -215,6 +226,7 @@ def interval_coverage(
     levels = validation_levels(model, validation, level, seed, before_window) if validation else None
     report = {
         "level": level,
+        "parameter_uncertainty": bool(getattr(model, "parameter_sets_", None)),
         "spend_coverage": float(
             ((spend >= predicted["spend_low"]) & (spend <= predicted["spend_high"])).mean()
         ),
@@ -338,6 +350,9 @@ def evaluate_clv(
     report["predictive_checks"] = {
         name: table.reset_index().to_dict(orient="records") for name, table in checks.items()
     }
+    for model in (chosen, before_window.get(selected)):  # what training serves: the fit's uncertainty too
+        if model is not None:
+            add_parameter_uncertainty(model, seed)
     report["intervals"], pit = interval_coverage(
         chosen, features, horizon, seed, validation=validation, before_window=before_window.get(selected)
     )

@@ -96,6 +96,7 @@ def train_clv(
                 "selected_by": report["selection_metric"],
                 "selected_on": report["selected_on"],
                 "retried": ";".join(model.retried_) or "no",
+                "parameter_sets": len(model.parameter_sets_ or []),
             }
         )
         mlflow.log_metrics(metrics)

@@ -36,7 +36,11 @@ from crm_analytics.models.clv.expectations import (
     distinct_rows,
     split_expectation,
 )
-from crm_analytics.models.clv.standard_errors import parameter_table, total_negative_log_likelihood
+from crm_analytics.models.clv.standard_errors import (
+    log_parameter_covariance,
+    parameter_table,
+    total_negative_log_likelihood,
+)
 from crm_analytics.models.inputs import NOT_FITTED
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,7 @@ PURCHASE_FITTERS: dict[str, type[BaseFitter]] = {
 FIT_OPTIONS: dict[str, dict[str, object]] = {"pareto": {"initial_params": np.ones(4)}}
 SUMMARY_COLUMNS = tuple(BTYD_COLUMNS)  # frequency, recency, T, monetary_value (features.rfm)
 PATTERN = list(BTYD_COLUMNS[:3])  # what a customer's purchase model sees: frequency, recency, T
+PARAMETER_SETS = 20  # Laplace draws of the purchase parameters that the interval simulation spreads over
 QUADRATURE_NODES = 64  # Pareto/NBD's P(no purchase): the integrand is smooth; 64 agree with 256 to 1e-12
 PERIODS_PER_MONTH = {"days": 30.0, "weeks": 4.345}  # lifetimes' factors for freq "D" and "W"
 
@@ -129,6 +134,7 @@ class CLVModel(BaseEstimator):
         check_summary(summary)
         patterns = compress(summary)
         self.retried_: list[str] = []
+        self.parameter_sets_: list[dict[str, float]] | None = None  # add_parameter_uncertainty
         self.purchases_ = self._fit_with_retry(
             "purchases", lambda penalty: self._fit_purchases(patterns, penalty), self.penalizer
         )
@@ -195,6 +201,24 @@ class CLVModel(BaseEstimator):
         purchases = parameter_table(self.purchase_model, self.purchases_.params_, self.patterns_, PATTERN)
         spend = self.spend_.summary.rename(index=lambda k: f"spend_{k}")
         return pd.concat([purchases, spend])
+
+    def add_parameter_uncertainty(self, sets: int = PARAMETER_SETS, seed: int = 0) -> CLVModel:
+        """Draw ``sets`` purchase-model parameter sets from the Laplace approximation (log-parameters
+        normal around the estimate, covariance the inverse Hessian: ``standard_errors``) for the
+        simulation of intervals to carry (``clv.draws``); ``sets=0`` removes them."""
+        check_is_fitted(self, msg=NOT_FITTED)
+        if sets == 0:
+            self.parameter_sets_ = None
+            return self
+        params = self.purchases_.params_
+        covariance = log_parameter_covariance(self.purchase_model, params, self.patterns_, PATTERN)
+        if not np.isfinite(covariance).all() or np.any(np.linalg.eigvalsh(covariance) <= 0):
+            raise ConvergenceError("the log-likelihood's Hessian is not positive definite at the estimate")
+        draws = np.random.default_rng(seed).multivariate_normal(
+            np.log(params.to_numpy(float)), covariance, sets
+        )
+        self.parameter_sets_ = [dict(zip(params.index, np.exp(row), strict=True)) for row in draws]
+        return self
 
     def log_likelihood(self) -> float:
         """The purchase model's log-likelihood at the fitted parameters, summed over the fitted customers

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from crm_analytics.models.clv.draws import Horizon
 from crm_analytics.models.clv.model import PERIODS_PER_MONTH, CLVModel
-from crm_analytics.models.clv.uncertainty import Horizon, simulate_chunks
+from crm_analytics.models.clv.uncertainty import simulate_chunks
 from crm_analytics.models.plots import STYLE
 
 BUCKETS = ("0", "1", "2", "3", "4", "5", "6", "7+")

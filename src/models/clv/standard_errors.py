@@ -30,10 +30,11 @@ def total_negative_log_likelihood(
     return lambda u: float(fitter._negative_log_likelihood(u, x, t_x, T, w, 0.0)) * float(w.sum())
 
 
-def parameter_table(
+def log_parameter_covariance(
     purchase_model: str, params: pd.Series, patterns: pd.DataFrame, columns: list[str]
-) -> pd.DataFrame:
-    """coef, se(coef) and the 95% bounds, as lifetimes' ``summary`` lays them out."""
+) -> np.ndarray:
+    """The covariance of the log-parameters: the inverse Hessian of the negative log-likelihood there
+    (the Laplace approximation of their sampling distribution)."""
     f = total_negative_log_likelihood(purchase_model, patterns, columns)
     estimate = params.to_numpy(float)
 
@@ -41,8 +42,15 @@ def parameter_table(
         flat = u.reshape(len(estimate), -1)
         return np.array([f(flat[:, k]) for k in range(flat.shape[1])]).reshape(u.shape[1:])
 
-    result = hessian(batched, np.log(estimate))
-    covariance = np.linalg.inv(result.ddf)  # of the log-parameters
+    return np.asarray(np.linalg.inv(hessian(batched, np.log(estimate)).ddf))
+
+
+def parameter_table(
+    purchase_model: str, params: pd.Series, patterns: pd.DataFrame, columns: list[str]
+) -> pd.DataFrame:
+    """coef, se(coef) and the 95% bounds, as lifetimes' ``summary`` lays them out."""
+    estimate = params.to_numpy(float)
+    covariance = log_parameter_covariance(purchase_model, params, patterns, columns)
     se = estimate * np.sqrt(np.diag(covariance))  # delta method: d exp(u) = exp(u) du
     return pd.DataFrame(
         {

@@ -1,9 +1,10 @@
 """Per-customer CLV uncertainty: intervals and probabilities by posterior-predictive simulation.
 
 ``CLVModel.clv`` gives each customer's expected value; this module gives its distribution. Population
-parameters are fixed at their estimates (empirical Bayes): parameter uncertainty is left out, and it is
-small beside each customer's own uncertainty once thousands of customers are fitted. For a customer with
-calibration summary (x = frequency, t_x = recency, T, m = monetary_value), every draw:
+parameters are fixed at their estimates (empirical Bayes), unless the model carries Laplace draws of
+its purchase parameters (``CLVModel.add_parameter_uncertainty``; training adds them): then each group of
+draws uses one set (``draws.py``). Gamma-Gamma's spend parameters stay at their estimates. For a
+customer with calibration summary (x = frequency, t_x = recency, T, m = monetary_value), every draw:
 
 1. The customer is alive at T with probability P(alive) (the fitted model's); a dead one buys nothing.
 2. An alive customer's rates come from their exact conjugate posterior given alive at T:
@@ -38,7 +39,6 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -46,8 +46,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
+from crm_analytics.models.clv.draws import Horizon, purchase_draws, spend_draws
 from crm_analytics.models.clv.model import (
-    PATTERN,
     PERIODS_PER_MONTH,
     CLVModel,
     check_summary,
@@ -61,21 +61,6 @@ STREAM_BLOCK = 1_000  # patterns or customers per random stream; chunks are whol
 MIN_DRAWS = 100
 MAX_THREADS = 8
 _PURCHASES, _SPEND = 0, 1  # spawn keys of the two kinds of stream
-
-
-@dataclass(frozen=True)
-class Horizon:
-    """The months a horizon is cut into: each one's length (periods) and discount factor."""
-
-    lengths: np.ndarray
-    discounts: np.ndarray
-
-    @classmethod
-    def of(cls, periods: float, per_month: float, discount_rate: float) -> Horizon:
-        months = max(1, math.ceil(periods / per_month - 1e-9))
-        lengths = np.full(months, per_month)
-        lengths[-1] = periods - (months - 1) * per_month
-        return cls(lengths, (1 + discount_rate) ** -np.arange(1.0, months + 1))
 
 
 def simulate_value(
@@ -285,7 +270,7 @@ def _block_value(
     """One block of customers (positions ``rows``): their purchases and discounted value draws."""
     count, discounted = pattern_draws.take(codes[rows])
     rng = _stream(seed, _SPEND, stream)
-    return count, _spend(pattern_draws.model, frequency[rows], monetary[rows], count, discounted, rng)
+    return count, spend_draws(pattern_draws.model, frequency[rows], monetary[rows], count, discounted, rng)
 
 
 def simulation_threads() -> int:
@@ -317,7 +302,7 @@ class _PatternDraws:
 
     def _block(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         block = self.patterns.iloc[b * STREAM_BLOCK : (b + 1) * STREAM_BLOCK]
-        return _purchases(self.model, block, self.horizon, self.draws, _stream(self.seed, _PURCHASES, b))
+        return purchase_draws(self.model, block, self.horizon, self.draws, _stream(self.seed, _PURCHASES, b))
 
     def take(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(purchases, discounted purchases), (len(codes) x draws), for sorted, prepared pattern codes."""
@@ -328,62 +313,3 @@ class _PatternDraws:
             local = codes[lo:hi] - b * STREAM_BLOCK
             counts[lo:hi], discounted[lo:hi] = self.blocks[b][0][local], self.blocks[b][1][local]
         return counts, discounted
-
-
-def _purchases(
-    model: CLVModel, patterns: pd.DataFrame, horizon: Horizon, draws: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Future purchases N and their discounted count D = sum_k n_k (1+d)^-k, each (patterns x draws).
-
-    Only the draws in which the customer is alive at T are simulated.
-    """
-    shape = (len(patterns), draws)
-    params = model.purchases_.params_
-    x, T = (np.broadcast_to(patterns[c].to_numpy(float)[:, None], shape) for c in ("frequency", "T"))
-    alive = rng.random(shape) < model.probability_alive(patterns[PATTERN])[:, None]
-    x, T = x[alive], T[alive]
-    rate = rng.gamma(params["r"] + x, 1 / (params["alpha"] + T))
-    count = np.zeros(len(x), dtype=np.int64)
-    discounted = np.zeros(len(x))
-    if model.purchase_model == "pareto":
-        lifetime = rng.exponential(size=len(x)) / rng.gamma(params["s"], 1 / (params["beta"] + T))
-        month_start = 0.0
-        for length, discount in zip(horizon.lengths, horizon.discounts, strict=True):
-            exposure = np.clip(lifetime - month_start, 0.0, length)
-            bought = rng.poisson(rate * exposure)
-            count += bought
-            discounted += bought * discount
-            month_start += length
-    else:
-        extra = 1.0 if model.purchase_model == "mbgnbd" else 0.0  # MBG/NBD may also drop out at time 0
-        dropout = np.maximum(rng.beta(params["a"], params["b"] + x + extra), 1e-12)
-        limit = rng.geometric(dropout)  # purchases made before dying: 1, 2, ...
-        wanted = np.zeros(len(x), dtype=np.int64)
-        for length, discount in zip(horizon.lengths, horizon.discounts, strict=True):
-            wanted += rng.poisson(rate * length)
-            made = np.minimum(wanted, limit)
-            discounted += (made - count) * discount
-            count = made
-    purchases, weighted = np.zeros(shape, dtype=np.int32), np.zeros(shape)
-    purchases[alive], weighted[alive] = count, discounted
-    return purchases, weighted
-
-
-def _spend(
-    model: CLVModel,
-    frequency: np.ndarray,
-    monetary: np.ndarray,
-    purchases: np.ndarray,
-    discounted: np.ndarray,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Discounted spend of the simulated purchases, (customers x draws); 0 without purchases."""
-    p, q, v = (float(model.spend_.params_[k]) for k in ("p", "q", "v"))
-    value = np.zeros(purchases.shape)
-    bought = purchases > 0
-    customer = np.repeat(np.arange(len(purchases)), bought.sum(axis=1))  # the row of each True, in order
-    n = purchases[bought]
-    # nu ~ Gamma(p x + q, rate v + x m); the spend of n purchases is Gamma(n p, rate nu)
-    nu = rng.gamma(p * frequency[customer] + q) / (v + frequency[customer] * monetary[customer])
-    value[bought] = rng.gamma(n * p) / nu * discounted[bought] / n
-    return value
