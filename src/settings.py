@@ -96,6 +96,12 @@ class Settings(BaseSettings):
         "<data_dir>/erasure.key where an earlier release created it (`crm erase` says how to move it).",
     )
 
+    segments_min_split_half_ari: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.8,
+        description="Behavioural clusters refitted on two random halves of the customers (k chosen "
+        "again on each) must agree at least this much (adjusted Rand index) to be registered; below it "
+        "the build keeps the previous clustering and says why.",
+    )
     serving_max_body_bytes: Annotated[int, Field(gt=0)] = Field(
         1_048_576, description="Largest request body the API reads (bytes); larger ones get 413."
     )

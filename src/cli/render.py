@@ -103,7 +103,11 @@ def _churn(result: dict[str, Any]) -> None:
 def render_segments_build(report: SegmentsReport) -> None:
     out.print(f"segments as of {report.as_of}, scored with {report.scored_with}")
     for family, built in report.families.items():
-        extra = ", ".join(f"{k} {v:.3f}" for k, v in built.items() if k.startswith("stability"))
+        if "version" not in built:  # refused as unstable, or never registered
+            why = built.get("refused") or built.get("absent")
+            err.print(f"{family}: not registered: {why}", style="yellow", markup=False)
+            continue
+        extra = f"k {built['k']:.0f}, split-half ARI {built['split_half_ari']:.3f}" if "k" in built else ""
         out.print(f"{family}: {built['model']} v{built['version']} {extra}")
         render_rows(family, [{"segment": k, "customers": v} for k, v in built["segments"].items()])
 
@@ -144,6 +148,10 @@ def render_run(report: RunReport) -> None:
     segments = report.refresh.stages.get("segments")
     if segments and "families" in segments:
         for family, built in segments["families"].items():
+            if "version" not in built:  # refused as unstable, or never registered
+                why = built.get("refused") or built.get("absent")
+                err.print(f"{family} segments: not registered: {why}", style="yellow", markup=False)
+                continue
             out.print(f"{family} segments: {built['model']} v{built['version']}")
             render_rows(family, [{"segment": k, "customers": v} for k, v in built["segments"].items()])
     scored = report.refresh.stages.get("scores") or {}

@@ -112,11 +112,12 @@ def features_stage(day: Day) -> dict[str, Any]:
 
 def segments_stage(day: Day) -> dict[str, Any]:
     """Everyone assigned to the champion segment definitions; the first time, the definitions are fitted
-    and registered (``crm segments build``)."""
+    and registered (``crm segments build``). A family whose build was refused (unstable clusters) stays
+    out until a ``crm segments build`` registers it: a refresh does not refit every day."""
     day.progress("assigning segments")
     table = read_features(day.warehouse, day.day)
     client = configure(day.settings)
-    if all(champion_version(client, f.name) for f in registry.segmentations()):
+    if any(champion_version(client, f.name) for f in registry.segmentations()):
         return assign_segments(day.settings, day.warehouse, table, day.day)
     return build_segments(day.settings, day.warehouse, table, day.day, status=day.progress)
 

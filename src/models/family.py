@@ -63,7 +63,7 @@ class Segmentation:
     make: Callable[[int], Any]  # seed -> an unfitted segmenter (fit/transform/definition)
     column: str  # the segmenter's output column that holds the segment name
     fit_on: Literal["features", "scores"]
-    stability: bool = False  # report bootstrap stability (clusters)
+    stability: bool = False  # check on two halves before registering (clusters)
 
 
 ScoreBatch = Callable[[Any, pd.DataFrame], pd.DataFrame]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from mlflow.tracking import MlflowClient
 
 from crm_analytics.warehouse import Warehouse
@@ -89,3 +90,28 @@ def assert_no_personal_data_in_artifacts(demo: Path, artifacts: Path, customer_i
         text = path.read_bytes().decode("latin-1")
         found = [n for n in needles if n in text]
         assert not found, f"{path.relative_to(artifacts)} holds personal data (e.g. {found[0]!r})"
+
+
+def test_unstable_clusters_are_left_out_and_the_rest_is_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    """300 guests have no stable behavioural clusters: at the default CRM_SEGMENTS_MIN_SPLIT_HALF_ARI
+    the build registers RFM and value-risk only, says why, and the day is still served."""
+    monkeypatch.delenv("CRM_SEGMENTS_MIN_SPLIT_HALF_ARI")
+    code, result, _ = crm("run", "--customers", "300", "--json")
+    assert code == 0, result
+    families = result["refresh"]["stages"]["segments"]["families"]
+    assert set(families) == {"rfm", "value_risk", "behaviour"}
+    refused = families["behaviour"]["refused"]
+    assert "CRM_SEGMENTS_MIN_SPLIT_HALF_ARI=0.8" in refused
+    assert "no behaviour segments until a build passes" in refused
+    code, listed, _ = crm("segments", "list", "--json")
+    assert code == 0
+    assert {row["family"] for row in listed["segments"]} == {"rfm", "value_risk"}
+    code, status, _ = crm("status", "--json")
+    assert status["champions"]["crm-segments-behaviour"] is None
+    assert status["served"]["as_of"] == "2025-12-31"
+    # the next day assigns the registered families and says which is absent, without refitting
+    code, refreshed, _ = crm("refresh", "--as-of", "2026-01-01", "--json")
+    assert code == 0
+    assert refreshed["stages"]["segments"]["families"]["behaviour"] == {
+        "absent": "no registered definition: run `crm segments build`"
+    }

@@ -27,12 +27,14 @@ def assign_segments(
 ) -> dict[str, Any]:
     """Store every customer's segment under each family's champion definition, as of ``as_of``.
 
-    A family with no champion yet is a LookupError naming the build to run."""
-    families = registry.segmentations()
+    A family with no champion (its clustering was refused as unstable) is left out and said so; none
+    at all is a LookupError naming the build to run."""
     client = configure(settings)
-    missing = [f.name for f in families if champion_version(client, f.name) is None]
-    if missing:
-        raise LookupError(f"{', '.join(missing)}: no @champion definition; run `crm segments build` first")
+    everything = registry.segmentations()
+    families = [f for f in everything if champion_version(client, f.name) is not None]
+    if not families:
+        names = ", ".join(f.name for f in everything)
+        raise LookupError(f"{names}: no @champion definition; run `crm segments build` first")
     found, loaded = load_champions(client, families)
     features = by_customer(features)
     scores = champion_scores(settings, features)
@@ -59,5 +61,8 @@ def assign_segments(
             "version": version,
             "segments": {str(k): int(v) for k, v in sizes.items()},
         }
+    for family in everything:
+        if family not in families:
+            result["families"][family.key] = {"absent": "no registered definition: run `crm segments build`"}
     write_memberships(warehouse, members, as_of)
     return result

@@ -1,13 +1,16 @@
 """Build the segments: fit each segment family, register its definition in MLflow, store the membership.
 
 The families come from the registry (``registry.segmentations``): RFM on the feature table, value and
-risk on the CLV and churn champions' scores, behavioural clusters (with bootstrap stability). Each run
+risk on the CLV and churn champions' scores, behavioural clusters (checked on two halves of the
+customers: below ``CRM_SEGMENTS_MIN_SPLIT_HALF_ARI`` they are not registered, and the previous
+clustering's membership stays). Each run
 logs the definition (``definition.json``), the profile table and bubble plot (aggregates only) and a
 pyfunc with a synthetic input example; no customer's data goes to MLflow.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -22,7 +25,7 @@ from crm_analytics.models.churn.family import FAMILY as CHURN
 from crm_analytics.models.clv.evaluation import by_customer
 from crm_analytics.models.clv.family import FAMILY as CLV
 from crm_analytics.models.family import ModelFamily
-from crm_analytics.models.gate import load_champions, promote
+from crm_analytics.models.gate import champion_version, load_champions, promote
 from crm_analytics.models.inputs import model_inputs
 from crm_analytics.models.plots import log_figures
 from crm_analytics.models.segments.family import SegmentPyfunc
@@ -34,7 +37,7 @@ from crm_analytics.tracking import configure, use_experiment
 from crm_analytics.warehouse import Warehouse
 
 EXPERIMENT = "crm-segments"
-STABILITY_BOOTSTRAPS = 10
+log = logging.getLogger(__name__)
 
 
 def champion_scores(settings: Settings, features: pd.DataFrame) -> pd.DataFrame:
@@ -79,6 +82,16 @@ def build_segments(
     # every family is fitted before anything is registered or stored, the memberships are replaced in
     # one transaction and the aliases move last: a failure never leaves families from two builds
     fitted = [_fit(item, features, scores, seed, status) for item in registry.segmentations()]
+    client = configure(settings)
+    refused = {
+        built.family.key: f"{why}; {_what_stays(client, built.family)}"
+        for built in fitted
+        if (why := _unstable(built, settings))
+    }
+    for key, why in refused.items():
+        log.warning("%s segments not registered: %s", key, why)
+        status(f"{key} segments not registered: {why}")
+    fitted = [built for built in fitted if built.family.key not in refused]
     registered = [_register(built, as_of, seed, len(features)) for built in fitted]
     members = [
         (
@@ -106,7 +119,27 @@ def build_segments(
             "segments": built.profile["customers"].to_dict(),
             **{k: v for k, v in built.metrics.items() if k != "segments"},
         }
+    for key, why in refused.items():
+        result["families"][key] = {"refused": why}
     return result
+
+
+def _unstable(built: FittedFamily, settings: Settings) -> str | None:
+    """Why a clustering may not be registered (its split-half ARI under the Setting), or None."""
+    ari = built.metrics.get("split_half_ari")
+    if ari is None or ari >= settings.segments_min_split_half_ari:
+        return None
+    return (
+        f"refitted on two halves of the customers (k {built.metrics['k_half_1']:.0f} and "
+        f"{built.metrics['k_half_2']:.0f}) the clusters agree only {ari:.2f} (adjusted Rand index), under "
+        f"CRM_SEGMENTS_MIN_SPLIT_HALF_ARI={settings.segments_min_split_half_ari:g}"
+    )
+
+
+def _what_stays(client: mlflow.tracking.MlflowClient, family: ModelFamily) -> str:
+    if champion_version(client, family.name) is None:
+        return f"no {family.key} segments until a build passes (more customers make steadier clusters)"
+    return "the previous clustering stays in use"
 
 
 def _fit(
@@ -119,8 +152,10 @@ def _fit(
     segments = segmenter.transform(inputs)[item.segmentation.column]
     metrics = {"segments": float(segments.nunique())}
     if item.segmentation.stability:
-        stability = segmenter.stability(inputs, n_bootstrap=STABILITY_BOOTSTRAPS, seed=seed)
-        metrics |= {"stability_ari_mean": stability["mean"], "stability_ari_min": stability["min"]}
+        status(f"checking the {item.key} segments' stability on two halves of the customers")
+        check = segmenter.split_half_stability(inputs)
+        metrics |= {"k": float(segmenter.k_), "split_half_ari": check["ari"]}
+        metrics |= {"k_half_1": float(check["k_halves"][0]), "k_half_2": float(check["k_halves"][1])}
     profile = segment_profile(features, scores, segments)
     return FittedFamily(item, segmenter, inputs, segments, profile, metrics)
 

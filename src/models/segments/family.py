@@ -50,7 +50,7 @@ VALUE_RISK = ModelFamily(
 BEHAVIOUR = ModelFamily(
     key="behaviour",
     name="crm-segments-behaviour",
-    summary="behavioural clusters, with their bootstrap stability",
+    summary="behavioural clusters, k chosen by stability and silhouette, checked on two halves",
     pyfunc=SegmentPyfunc,
     segmentation=Segmentation(
         lambda seed: BehaviourClusters(seed=seed), "cluster_name", fit_on="features", stability=True

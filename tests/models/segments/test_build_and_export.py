@@ -12,12 +12,12 @@ import pytest
 
 from crm_analytics.datasets.demo import DemoConfig, generate_demo, write_demo
 from crm_analytics.features.build import FeatureConfig, feature_table
-from crm_analytics.features.store import write_features
+from crm_analytics.features.store import read_features, write_features
 from crm_analytics.ingest.pipeline import ingest_file
 from crm_analytics.models import registry
 from crm_analytics.models.churn.family import train_churn
 from crm_analytics.models.clv.family import train_clv
-from crm_analytics.models.gate import promote
+from crm_analytics.models.gate import champion_version, promote
 from crm_analytics.models.segments.build import build_segments
 from crm_analytics.models.segments.export import export_segment
 from crm_analytics.models.segments.membership import read_membership, segment_summary
@@ -42,6 +42,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
             "mlflow_tracking_uri": f"sqlite:///{folder / 'mlflow.db'}",
             "mlflow_artifact_root": folder / "artifacts",
             "warehouse_url": f"duckdb:///{folder / 'warehouse.duckdb'}",
+            "segments_min_split_half_ari": 0.0,  # 1,500 guests: clusters too unstable to pass 0.8
         }
     )
     with Warehouse(settings.warehouse_url) as warehouse:
@@ -76,7 +77,9 @@ def test_every_customer_is_in_one_segment_per_family(
             membership[membership["family"] == family]["definition_version"]
             == f"{info['model']}/{info['version']}"
         ).all()
-    assert result["families"]["behaviour"]["stability_ari_mean"] > 0.5
+    behaviour = result["families"]["behaviour"]
+    assert 0 < behaviour["split_half_ari"] <= 1
+    assert behaviour["k"] == len(behaviour["segments"])
     summary = segment_summary(membership)
     assert summary.groupby("family")["share"].sum().round(9).eq(1).all()
 
@@ -179,3 +182,25 @@ def test_filters_and_errors(built: tuple[Settings, Warehouse, dict[str, Any]], t
     with pytest.raises(ValueError, match="--max-churn: must lie in"):
         export_segment(warehouse, segment, tmp_path / "x.csv", max_churn=1.5)
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_an_unstable_clustering_is_not_registered_and_the_previous_one_stays(
+    built: tuple[Settings, Warehouse, dict[str, Any]],
+) -> None:
+    """Last in this file: it builds again, at a threshold no clustering of 1,500 guests reaches."""
+    settings, warehouse, first = built
+    strict = settings.model_copy(update={"segments_min_split_half_ari": 0.99})
+    features = read_features(warehouse, AS_OF)
+    again = build_segments(strict, warehouse, features, AS_OF)
+    refused = again["families"]["behaviour"]["refused"]
+    assert "CRM_SEGMENTS_MIN_SPLIT_HALF_ARI=0.99" in refused
+    assert "the previous clustering stays in use" in refused
+    client = configure(settings)
+    champion = champion_version(client, "crm-segments-behaviour")
+    assert champion is not None
+    assert str(champion.version) == str(first["families"]["behaviour"]["version"])
+    assert again["families"]["rfm"]["version"] != first["families"]["rfm"]["version"]  # the others register
+    membership = read_membership(warehouse)
+    behaviour = membership[membership["family"] == "behaviour"]
+    expected = f"crm-segments-behaviour/{first['families']['behaviour']['version']}"
+    assert (behaviour["definition_version"] == expected).all()  # the previous clustering's membership

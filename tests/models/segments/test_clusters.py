@@ -16,6 +16,7 @@ from crm_analytics.features.build import FeatureConfig, feature_table
 from crm_analytics.models.segments.clusters import (
     DEFAULT_COLUMNS,
     LOG_COLUMNS,
+    SILHOUETTE_TIE,
     BehaviourClusters,
     cluster_names,
     feature_words,
@@ -122,17 +123,31 @@ def test_a_single_new_row_lands_where_it_did_in_the_population(
     assert set(model.predict(one_group)) == {int(np.bincount(model.labels_[300:600]).argmax())}
 
 
-def test_stability_is_high_for_planted_groups_and_low_for_noise(
+def test_split_half_stability_is_high_for_planted_groups_and_low_for_noise(
     fitted: tuple[pd.DataFrame, BehaviourClusters],
 ) -> None:
     features, model = fitted
-    planted_stability = model.stability(features, n_bootstrap=8, seed=2)
-    assert planted_stability["min"] > 0.98
-    assert len(planted_stability["scores"]) == 8
+    planted_check = model.split_half_stability(features)
+    assert planted_check["ari"] > 0.98
+    assert planted_check["k_halves"] == [3, 3]  # each half finds the three planted groups again
+    assert all(model.k_stability_[k] <= 1 for k in model.k_stability_)
+    assert model.k_stability_[3] > 0.98
     data = noise()
-    noise_stability = BehaviourClusters(seed=1).fit(data).stability(data, n_bootstrap=8, seed=2)
-    assert noise_stability["mean"] < 0.75
-    assert noise_stability["mean"] < planted_stability["mean"] - 0.25
+    noise_check = BehaviourClusters(seed=1).fit(data).split_half_stability(data)
+    assert noise_check["ari"] < 0.75
+    assert noise_check["ari"] < planted_check["ari"] - 0.25
+
+
+def test_k_is_chosen_among_stable_k_with_ties_to_the_fewest() -> None:
+    """Silhouettes within SILHOUETTE_TIE are a tie won by the smallest stable k; a k that is not stable
+    is never chosen while a stable one exists."""
+    model = BehaviourClusters(seed=1).fit(planted())
+    stable = [k for k, ari in model.k_stability_.items() if ari >= model.min_stability]
+    assert model.k_ in stable
+    best = max(model.k_scores_[k] for k in stable)
+    assert model.k_ == min(k for k in stable if model.k_scores_[k] >= best - SILHOUETTE_TIE)
+    strict = BehaviourClusters(seed=1, min_stability=1.01).fit(planted())  # nothing is that stable
+    assert strict.k_ == max(strict.k_stability_, key=lambda k: (strict.k_stability_[k], -k))
 
 
 def test_all_null_columns_are_dropped() -> None:
@@ -181,7 +196,7 @@ def test_invalid_parameters_are_named(params: dict[str, object], match: str) -> 
 def test_an_unfitted_model_says_so() -> None:
     model = BehaviourClusters()
     assert "not fitted" in repr(model)
-    for call in (model.predict, model.transform, model.stability):
+    for call in (model.predict, model.transform, model.split_half_stability):
         with pytest.raises(NotFittedError, match="not fitted yet; call fit first"):
             call(planted(5))
     with pytest.raises(NotFittedError, match="not fitted"):
@@ -231,17 +246,13 @@ def demo_features(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
 
 def test_demo_clusters_are_named_stable_and_cover_everyone(demo_features: pd.DataFrame) -> None:
     model = BehaviourClusters(seed=0).fit(demo_features)
-    assert model.k_ == 3
-    assert sorted(model.cluster_names_.values()) == [
-        "business, last-minute",
-        "high spend, frequent",
-        "leisure, infrequent",
-    ]
+    assert len(set(model.cluster_names_.values())) == model.k_  # every cluster has a name of its own
     assert {"share_channel_ota", "extras_rate_spa"} <= set(model.columns_)
     out = model.transform(demo_features)
     assert out.index.equals(demo_features.index)
     assert out["cluster"].notna().all()
     assert model.profile_["size"].sum() == len(demo_features)
-    stability = model.stability(demo_features, n_bootstrap=10, seed=0)
-    assert stability["mean"] > 0.75
+    stable = [k for k, ari in model.k_stability_.items() if ari >= model.min_stability]
+    most_stable = max(model.k_stability_, key=lambda k: (model.k_stability_[k], -k))
+    assert model.k_ in stable or (not stable and model.k_ == most_stable)  # 1,500 guests: none may be
     json.dumps(model.definition(), allow_nan=False)
