@@ -96,11 +96,11 @@ class Settings(BaseSettings):
         "<data_dir>/erasure.key where an earlier release created it (`crm erase` says how to move it).",
     )
 
-    segments_min_split_half_ari: Annotated[float, Field(ge=0, le=1)] = Field(
+    segments_min_split_half_ari: Annotated[float, Field(ge=-1, le=1)] = Field(
         0.8,
         description="Behavioural clusters refitted on two random halves of the customers (k chosen "
-        "again on each) must agree at least this much (adjusted Rand index) to be registered; below it "
-        "the build keeps the previous clustering and says why.",
+        "again on each) must agree at least this much (adjusted Rand index, -1 to 1) to be registered; "
+        "below it the build says why and the previous clustering, if any, stays in use.",
     )
     serving_max_body_bytes: Annotated[int, Field(gt=0)] = Field(
         1_048_576, description="Largest request body the API reads (bytes); larger ones get 413."

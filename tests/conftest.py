@@ -26,7 +26,7 @@ def project_env(folder: Path) -> dict[str, str]:
         "CRM_SERVING_STORE_URL": f"sqlite:///{folder / 'data' / 'serving.db'}",
         # the key of erasures in this folder, whichever test erases (the default is per user)
         "CRM_ERASURE_KEY_FILE": str(folder / "config" / "erasure.key"),
-        "CRM_SEGMENTS_MIN_SPLIT_HALF_ARI": "0",  # see ``isolated``
+        "CRM_SEGMENTS_MIN_SPLIT_HALF_ARI": "-1",  # see ``isolated``
     }
 
 
@@ -55,7 +55,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user-config"))
     # test chains of a few hundred guests have no stable clusters: registering them anyway keeps the
     # three families every flow expects; the refusal has its own tests (models/segments)
-    monkeypatch.setenv("CRM_SEGMENTS_MIN_SPLIT_HALF_ARI", "0")
+    monkeypatch.setenv("CRM_SEGMENTS_MIN_SPLIT_HALF_ARI", "-1")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

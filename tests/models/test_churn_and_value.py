@@ -12,6 +12,7 @@ from sklearn.exceptions import NotFittedError
 
 from crm_analytics.datasets.cdnow import write_cdnow
 from crm_analytics.features.build import FeatureConfig, feature_table
+from crm_analytics.models.churn.baselines import bootstrap_difference
 from crm_analytics.models.churn.evaluation import evaluate_churn
 from crm_analytics.models.churn.model import ChurnModel, btyd_features
 from crm_analytics.models.clv.evaluation import evaluate_clv
@@ -99,7 +100,7 @@ def test_cdnow_master_against_the_strongest_baselines(tmp_path: Path) -> None:
     bars: ROC AUC .769 (churn) and Spearman .44 (holdout spend). The strongest label-free baseline here
     is Pareto/NBD's expected purchases, within a bootstrap interval of ours: the honest margin is nil."""
     features = cdnow_features("master", tmp_path)
-    churn = evaluate_churn(features, HOLDOUT_DAYS, "weeks").report
+    churn = evaluate_churn(features, HOLDOUT_DAYS, "weeks", bootstrap_samples=200).report
     value = evaluate_clv(features, HOLDOUT_DAYS, "weeks").report["value"]
 
     assert churn["customers"] == 23_570
@@ -113,3 +114,13 @@ def test_cdnow_master_against_the_strongest_baselines(tmp_path: Path) -> None:
     best_value = max(v["spearman"] for v in value.values())
     assert best_value > 0.44
     assert value["supervised"]["spearman"] > value["btyd_gamma_gamma"]["spearman"]
+
+
+def test_the_bootstrap_redraws_one_class_resamples_and_needs_both_classes() -> None:
+    labels = np.array([True] + [False] * 9)  # one churner in ten: many resamples hold none
+    ours, other = np.linspace(1, 0, 10), np.linspace(0, 1, 10)
+    margin = bootstrap_difference(labels, ours, other, samples=200, seed=1)
+    assert margin["difference"] == pytest.approx(1.0)  # ours ranks the churner first, other last
+    assert margin["low"] <= margin["difference"] <= margin["high"]
+    with pytest.raises(ValueError, match="both churners and buyers"):
+        bootstrap_difference(np.zeros(10, dtype=bool), ours, other)

@@ -50,12 +50,19 @@ def bootstrap_difference(
     seed: int = 0,
 ) -> dict[str, float]:
     """``metric(ours) - metric(other)`` on the same customers, with the 2.5% and 97.5% percentiles of the
-    difference over ``samples`` resamples of the customers (paired: both scored on each resample)."""
+    difference over ``samples`` resamples of the customers (paired: both scored on each resample; a
+    resample with one class only is drawn again). Needs both classes in ``labels``."""
+    if labels.min() == labels.max():
+        raise ValueError("labels: the bootstrap needs both churners and buyers")
     rng = np.random.default_rng(seed)
     differences = np.empty(samples)
-    for k in range(samples):
+    k = 0
+    while k < samples:
         rows = rng.integers(0, len(labels), len(labels))
+        if labels[rows].min() == labels[rows].max():  # one class only: no ROC AUC; draw again
+            continue
         differences[k] = metric(labels[rows], ours[rows]) - metric(labels[rows], other[rows])
+        k += 1
     low, high = np.percentile(differences, [2.5, 97.5])
     return {
         "difference": float(metric(labels, ours) - metric(labels, other)),

@@ -20,7 +20,11 @@ import pandas as pd
 
 from crm_analytics.features.rfm import DAYS_PER_UNIT
 from crm_analytics.models.churn.attempts import attempts
-from crm_analytics.models.churn.baselines import baseline_scores, bootstrap_difference
+from crm_analytics.models.churn.baselines import (
+    BOOTSTRAP_SAMPLES,
+    baseline_scores,
+    bootstrap_difference,
+)
 from crm_analytics.models.churn.model import ChurnModel, btyd_features, out_of_fold_churn
 from crm_analytics.models.clv.evaluation import by_customer
 from crm_analytics.models.clv.model import CLVModel
@@ -63,6 +67,7 @@ def evaluate_churn(
     seed: int = 0,
     train_features: pd.DataFrame | None = None,
     same_period: bool = False,
+    bootstrap_samples: int = BOOTSTRAP_SAMPLES,
 ) -> ChurnEvaluation:
     """Churn metrics for our model and every baseline on the same rows, with our margin over the best
     and its bootstrap 95% interval.
@@ -84,7 +89,9 @@ def evaluate_churn(
         for name, score in scores.items()
     }
     best_baseline = max(baselines, key=lambda name: metrics[name]["roc_auc"])
-    margin = bootstrap_difference(churned, scores["ours"], scores[best_baseline], seed=seed)
+    margin = bootstrap_difference(
+        churned, scores["ours"], scores[best_baseline], samples=bootstrap_samples, seed=seed
+    )
     report: dict[str, Any] = {
         "customers": len(features),
         "churn_rate": float(churned.mean()),

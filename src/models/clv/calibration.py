@@ -41,6 +41,7 @@ MIN_VALIDATION_DAYS = 28  # a shorter window cannot tell calibrated intervals fr
 MIN_GROUP_CUSTOMERS = 100  # a group with fewer validation customers takes the overall levels
 PIT_BINS = 20
 _PIT_STREAM = 7  # spawn key of the V draws, apart from the simulation's streams
+_VALIDATION_STREAM = 11  # spawn key of the validation window's seed, apart from the holdout's
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class ValidationWindow:
 
     features: pd.DataFrame  # indexed by customer, with holdout_spend over the window
     horizon_days: int
-    cutoff: str  # the window's first day, ISO
+    cutoff: str  # ISO; the window's labels cover the days after it, to the calibration period's end
 
 
 def validation_window(
@@ -65,7 +66,7 @@ def validation_window(
         return None
     cutoff = calibration_end - timedelta(days=days)
     summary = btyd_summary(transactions, cutoff, time_unit).mutate(as_of=ibis.date(cutoff))
-    table = with_labels(summary, transactions, cutoff, days).execute()
+    table = with_labels(summary, transactions, cutoff, days).order_by("customer_id").execute()
     return ValidationWindow(table.set_index("customer_id"), days, str(cutoff)) if len(table) else None
 
 
@@ -143,7 +144,10 @@ def validation_levels(
         refitted.fit(window.features)
     horizon = window.horizon_days / DAYS_PER_UNIT[model.time_unit]
     spend = window.features["holdout_spend"].to_numpy(float)
-    pit = holdout_pit(refitted, window.features, horizon, spend, seed=seed)
+    # streams of their own: with the holdout's seed, a customer's jitter and draws would repeat in both
+    # windows and the levels would be judged on nearly the numbers they were fitted on
+    own_seed = int(np.random.SeedSequence([seed, _VALIDATION_STREAM]).generate_state(1)[0])
+    pit = holdout_pit(refitted, window.features, horizon, spend, seed=own_seed)
     return IntervalLevels.fit(pit, calibration_frequency_group(window.features["frequency"]), level)
 
 

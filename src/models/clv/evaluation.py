@@ -341,6 +341,9 @@ def evaluate_clv(
         "value_winner": max(value, key=lambda name: value[name]["spearman"]),
         "supervised_validation": _supervised_validation(features, train_features),
     }
+    for model in (chosen, before_window.get(selected)):  # what training serves: the fit's uncertainty too
+        if model is not None:
+            add_parameter_uncertainty(model, seed)
     checks = {
         "calibration_repeat_purchases": repeat_purchase_histogram(chosen, features, seed=seed),
         "holdout_purchases": holdout_purchase_histogram(
@@ -350,11 +353,9 @@ def evaluate_clv(
     report["predictive_checks"] = {
         name: table.reset_index().to_dict(orient="records") for name, table in checks.items()
     }
-    for model in (chosen, before_window.get(selected)):  # what training serves: the fit's uncertainty too
-        if model is not None:
-            add_parameter_uncertainty(model, seed)
+    refitted = before_window.get(selected)  # none when the chosen model failed before the window
     report["intervals"], pit = interval_coverage(
-        chosen, features, horizon, seed, validation=validation, before_window=before_window.get(selected)
+        chosen, features, horizon, seed, validation=validation if refitted else None, before_window=refitted
     )
     tracking = (
         tracking_table(chosen, features, daily, as_of, as_of + timedelta(days=horizon_days))

@@ -63,6 +63,9 @@ def assign_segments(
         }
     for family in everything:
         if family not in families:
-            result["families"][family.key] = {"absent": "no registered definition: run `crm segments build`"}
+            result["families"][family.key] = {
+                "absent": "no registered definition (refused as unstable, or never built): "
+                "`crm segments build` fits it again"
+            }
     write_memberships(warehouse, members, as_of)
     return result

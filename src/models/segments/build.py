@@ -3,7 +3,7 @@
 The families come from the registry (``registry.segmentations``): RFM on the feature table, value and
 risk on the CLV and churn champions' scores, behavioural clusters (checked on two halves of the
 customers: below ``CRM_SEGMENTS_MIN_SPLIT_HALF_ARI`` they are not registered, and the previous
-clustering's membership stays). Each run
+clustering's membership, if any, stays). Each run
 logs the definition (``definition.json``), the profile table and bubble plot (aggregates only) and a
 pyfunc with a synthetic input example; no customer's data goes to MLflow.
 """

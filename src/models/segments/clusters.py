@@ -230,6 +230,8 @@ class BehaviourClusters(TransformerMixin, BaseEstimator):
         scores = []
         for repeat in range(self.stability_repeats):
             sample, first, second = self._halves(len(matrix), repeat)
+            if len(first) < 2 * k:  # too few rows to tell k clusters apart in each half
+                return 0.0
             one = self._kmeans(k, self.seed + repeat).fit(matrix[first]).predict(matrix[sample])
             other = self._kmeans(k, self.seed + repeat).fit(matrix[second]).predict(matrix[sample])
             scores.append(adjusted_rand_score(one, other))
@@ -276,6 +278,8 @@ class BehaviourClusters(TransformerMixin, BaseEstimator):
         segments whatever half of the customers they were learnt on; about 0: chance."""
         check_is_fitted(self, msg=NOT_FITTED)
         sample, first, second = self._halves(len(features), self.stability_repeats)
+        if len(first) <= self.k_range[1]:  # a half too small to fit at all: nothing is reproducible
+            return {"ari": 0.0, "k_halves": [0, 0]}
         rows = features.iloc[sample]
         halves = [clone(self).fit(features.iloc[part]) for part in (first, second)]
         ari = adjusted_rand_score(halves[0].predict(rows), halves[1].predict(rows))

@@ -256,3 +256,13 @@ def test_demo_clusters_are_named_stable_and_cover_everyone(demo_features: pd.Dat
     most_stable = max(model.k_stability_, key=lambda k: (model.k_stability_[k], -k))
     assert model.k_ in stable or (not stable and model.k_ == most_stable)  # 1,500 guests: none may be
     json.dumps(model.definition(), allow_nan=False)
+
+
+def test_a_handful_of_customers_is_unstable_not_an_error() -> None:
+    """Twelve customers: k of 4-8 cannot be told apart in halves of six and score 0, nothing is stable,
+    and the whole-procedure check says 0 instead of raising (the build then refuses the clustering)."""
+    few = planted().iloc[::75].head(12)
+    model = BehaviourClusters(seed=1).fit(few)
+    assert all(model.k_stability_[k] == 0.0 for k in range(4, 9))
+    assert max(model.k_stability_.values()) < model.min_stability
+    assert model.split_half_stability(few) == {"ari": 0.0, "k_halves": [0, 0]}
