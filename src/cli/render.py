@@ -53,6 +53,13 @@ def _clv(result: dict[str, Any]) -> None:
     render_rows("conditional expectations: mean holdout purchases", result["conditional_expectations"])
     value = [{"model": name, **m} for name, m in result["value"].items()]
     render_rows(f"holdout spend (actual {result['holdout_spend_actual']:,.2f})", value)
+    margin = result["value_margin_spearman"]
+    if margin["interval"]:
+        low, high = margin["interval"]
+        out.print(
+            f"supervised - BTYD: {margin['supervised_minus_btyd']:+.4f} Spearman "
+            f"(bootstrap 95% interval {low:+.4f} to {high:+.4f})"
+        )
     i = result["intervals"]
     out.print(
         f"{i['level']:.0%} intervals of {result['selected']}: holdout spend inside for "

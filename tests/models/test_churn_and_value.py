@@ -12,14 +12,13 @@ from sklearn.exceptions import NotFittedError
 
 from crm_analytics.datasets.cdnow import write_cdnow
 from crm_analytics.features.build import FeatureConfig, feature_table
-from crm_analytics.models.churn.baselines import bootstrap_difference
 from crm_analytics.models.churn.evaluation import evaluate_churn
 from crm_analytics.models.churn.model import ChurnModel, btyd_features
 from crm_analytics.models.clv.evaluation import evaluate_clv
 from crm_analytics.models.clv.model import CLVModel
 from crm_analytics.models.clv.spend import SpendModel
 from crm_analytics.models.inputs import model_inputs
-from crm_analytics.models.metrics import churn_metrics, top_share, value_metrics
+from crm_analytics.models.metrics import bootstrap_difference, churn_metrics, top_share, value_metrics
 from crm_analytics.warehouse import Warehouse
 from tests.features.conftest import load
 

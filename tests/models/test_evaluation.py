@@ -98,6 +98,11 @@ def test_clv_evaluation_compares_selects_and_adds_up(cdnow: EvaluationData) -> N
 
     assert set(report["value"]) == {"btyd_gamma_gamma", "supervised"}
     assert report["value_winner"] in report["value"]
+    margin = report["value_margin_spearman"]  # paired bootstrap over customers
+    value = report["value"]
+    difference = value["supervised"]["spearman"] - value["btyd_gamma_gamma"]["spearman"]
+    assert margin["supervised_minus_btyd"] == pytest.approx(difference)
+    assert margin["interval"][0] < difference < margin["interval"][1]
     assert report["supervised_validation"] == "5-fold out of fold"
 
     intervals = report["intervals"]  # 90% posterior-predictive intervals against the real holdout

@@ -10,17 +10,11 @@ over customers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from crm_analytics.models.clv.evaluation import fit_purchase_models
 from crm_analytics.models.clv.model import CLVModel
-
-BOOTSTRAP_SAMPLES = 1000
-Metric = Callable[[np.ndarray, np.ndarray], float]
 
 
 def baseline_scores(
@@ -39,33 +33,3 @@ def baseline_scores(
     usable = {name: s for name, s in scores.items() if np.isfinite(s).all()}
     failed |= {name: "its scores are not finite" for name in scores if name not in usable}
     return usable, fitted, failed
-
-
-def bootstrap_difference(
-    labels: np.ndarray,
-    ours: np.ndarray,
-    other: np.ndarray,
-    metric: Metric = roc_auc_score,
-    samples: int = BOOTSTRAP_SAMPLES,
-    seed: int = 0,
-) -> dict[str, float]:
-    """``metric(ours) - metric(other)`` on the same customers, with the 2.5% and 97.5% percentiles of the
-    difference over ``samples`` resamples of the customers (paired: both scored on each resample; a
-    resample with one class only is drawn again). Needs both classes in ``labels``."""
-    if labels.min() == labels.max():
-        raise ValueError("labels: the bootstrap needs both churners and buyers")
-    rng = np.random.default_rng(seed)
-    differences = np.empty(samples)
-    k = 0
-    while k < samples:
-        rows = rng.integers(0, len(labels), len(labels))
-        if labels[rows].min() == labels[rows].max():  # one class only: no ROC AUC; draw again
-            continue
-        differences[k] = metric(labels[rows], ours[rows]) - metric(labels[rows], other[rows])
-        k += 1
-    low, high = np.percentile(differences, [2.5, 97.5])
-    return {
-        "difference": float(metric(labels, ours) - metric(labels, other)),
-        "low": float(low),
-        "high": float(high),
-    }

@@ -20,16 +20,12 @@ import pandas as pd
 
 from crm_analytics.features.rfm import DAYS_PER_UNIT
 from crm_analytics.models.churn.attempts import attempts
-from crm_analytics.models.churn.baselines import (
-    BOOTSTRAP_SAMPLES,
-    baseline_scores,
-    bootstrap_difference,
-)
+from crm_analytics.models.churn.baselines import baseline_scores
 from crm_analytics.models.churn.model import ChurnModel, btyd_features, out_of_fold_churn
 from crm_analytics.models.clv.evaluation import by_customer
 from crm_analytics.models.clv.model import CLVModel
 from crm_analytics.models.inputs import model_inputs
-from crm_analytics.models.metrics import churn_metrics
+from crm_analytics.models.metrics import BOOTSTRAP_SAMPLES, bootstrap_difference, churn_metrics
 
 
 @dataclass

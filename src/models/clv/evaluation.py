@@ -46,7 +46,7 @@ from crm_analytics.models.clv.predictive_checks import (
 from crm_analytics.models.clv.spend import SpendModel, out_of_fold_spend
 from crm_analytics.models.clv.uncertainty import holdout_distribution
 from crm_analytics.models.inputs import model_inputs
-from crm_analytics.models.metrics import value_metrics
+from crm_analytics.models.metrics import bootstrap_difference, spearman, value_metrics
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +339,7 @@ def evaluate_clv(
         "holdout_spend_actual": float(spend.sum()),
         "value": value,
         "value_winner": max(value, key=lambda name: value[name]["spearman"]),
+        "value_margin_spearman": _value_margin(spend, predicted_spend, seed),
         "supervised_validation": _supervised_validation(features, train_features),
     }
     for model in (chosen, before_window.get(selected)):  # what training serves: the fit's uncertainty too
@@ -372,3 +373,14 @@ def _supervised_validation(features: pd.DataFrame, train_features: pd.DataFrame 
     earlier = pd.Timestamp(train_features["as_of"].iloc[0]).date()
     days = (pd.Timestamp(features["as_of"].iloc[0]).date() - earlier).days
     return f"earlier cutoff {earlier} ({days}-day labels)"
+
+
+def _value_margin(spend: np.ndarray, predicted: dict[str, np.ndarray], seed: int) -> dict[str, Any]:
+    """The supervised spend model's Spearman minus the BTYD model's, with a paired bootstrap 95% interval
+    over customers (200 resamples); None when the holdout spend does not vary."""
+    if spend.min() == spend.max():
+        return {"supervised_minus_btyd": None, "interval": None}
+    margin = bootstrap_difference(
+        spend, predicted["supervised"], predicted["btyd_gamma_gamma"], metric=spearman, samples=200, seed=seed
+    )
+    return {"supervised_minus_btyd": margin["difference"], "interval": [margin["low"], margin["high"]]}
