@@ -22,7 +22,7 @@ from crm_analytics.features.rfm import DAYS_PER_UNIT
 from crm_analytics.models.churn.attempts import attempts
 from crm_analytics.models.churn.baselines import baseline_scores
 from crm_analytics.models.churn.model import ChurnModel, btyd_features, out_of_fold_churn
-from crm_analytics.models.clv.evaluation import by_customer
+from crm_analytics.models.clv.evaluation import by_customer, supervised_validation
 from crm_analytics.models.clv.model import CLVModel
 from crm_analytics.models.inputs import model_inputs
 from crm_analytics.models.metrics import BOOTSTRAP_SAMPLES, bootstrap_difference, churn_metrics
@@ -91,7 +91,7 @@ def evaluate_churn(
     report: dict[str, Any] = {
         "customers": len(features),
         "churn_rate": float(churned.mean()),
-        "validation": _validation_label(features, train_features, horizon_days),
+        "validation": supervised_validation(features, train_features, horizon_days),
         "metrics": metrics,
         "best_baseline": best_baseline,
         "margin_roc_auc": margin["difference"],
@@ -106,14 +106,3 @@ def evaluate_churn(
             "metrics": churn_metrics(churned, folds, value_at_risk, probability=True),
         }
     return ChurnEvaluation(report, scores, churned, btyd)
-
-
-def _validation_label(features: pd.DataFrame, train_features: pd.DataFrame | None, horizon_days: int) -> str:
-    """How ours was validated: out of time from the earlier cutoff (whose labels end at this cutoff;
-    their horizon named when shorter than this one's), or out of fold at this cutoff."""
-    if train_features is None:
-        return "5-fold out of fold"
-    earlier = pd.Timestamp(train_features["as_of"].iloc[0]).date()
-    days = (pd.Timestamp(features["as_of"].iloc[0]).date() - earlier).days
-    label = f"earlier cutoff {earlier}"
-    return label if days >= horizon_days else f"{label} ({days}-day labels)"

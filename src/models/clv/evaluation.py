@@ -340,7 +340,7 @@ def evaluate_clv(
         "value": value,
         "value_winner": max(value, key=lambda name: value[name]["spearman"]),
         "value_margin_spearman": _value_margin(spend, predicted_spend, seed),
-        "supervised_validation": _supervised_validation(features, train_features),
+        "supervised_validation": supervised_validation(features, train_features, horizon_days),
     }
     for model in (chosen, before_window.get(selected)):  # what training serves: the fit's uncertainty too
         if model is not None:
@@ -366,13 +366,17 @@ def evaluate_clv(
     return CLVEvaluation(report, models, selected, conditional, tracking, predicted_spend, pit, checks)
 
 
-def _supervised_validation(features: pd.DataFrame, train_features: pd.DataFrame | None) -> str:
-    """How the supervised spend model was validated (the earlier cutoff's labels end at this one)."""
+def supervised_validation(
+    features: pd.DataFrame, train_features: pd.DataFrame | None, horizon_days: int
+) -> str:
+    """How a supervised model (spend, churn) was validated: out of time from the earlier cutoff (whose
+    labels end at this cutoff; their horizon named when shorter than this one's), or out of fold."""
     if train_features is None:
         return "5-fold out of fold"
     earlier = pd.Timestamp(train_features["as_of"].iloc[0]).date()
     days = (pd.Timestamp(features["as_of"].iloc[0]).date() - earlier).days
-    return f"earlier cutoff {earlier} ({days}-day labels)"
+    label = f"earlier cutoff {earlier}"
+    return label if days >= horizon_days else f"{label} ({days}-day labels)"
 
 
 def _value_margin(spend: np.ndarray, predicted: dict[str, np.ndarray], seed: int) -> dict[str, Any]:
