@@ -102,6 +102,11 @@ class Settings(BaseSettings):
         "again on each) must agree at least this much (adjusted Rand index, -1 to 1) to be registered; "
         "below it the build says why and the previous clustering, if any, stays in use.",
     )
+    bgbb_occasion_days: Annotated[int, Field(ge=1, le=3660)] = Field(
+        365,
+        description="BG/BB (`crm train bgbb`): days between the occasions at which customers can buy "
+        "(365: an annual event or renewal); occasions are counted back from the training cutoff.",
+    )
     serving_max_body_bytes: Annotated[int, Field(gt=0)] = Field(
         1_048_576, description="Largest request body the API reads (bytes); larger ones get 413."
     )

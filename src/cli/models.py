@@ -28,11 +28,18 @@ if TYPE_CHECKING:
 
 @handle_errors
 def train(
-    model: Annotated[str, typer.Argument(help="clv, churn or offers (or the registered name).")],
-    as_of: Annotated[date, day_option("Cutoff of a stored feature build with labels; offers: the split.")],
+    model: Annotated[str, typer.Argument(help="clv, churn, offers or bgbb (or the registered name).")],
+    as_of: Annotated[
+        date,
+        day_option(
+            "Cutoff of a stored feature build with labels; offers: the split; bgbb: the last occasion's end."
+        ),
+    ],
     until: Annotated[
         date | None,
-        day_option("offers: last day of the offer log to judge the policy on."),
+        day_option(
+            "offers: last day of the offer log to judge the policy on; bgbb: of the holdout occasions."
+        ),
     ] = None,
     truth: Annotated[
         Path | None,
@@ -41,7 +48,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed; the same data and seed give the same metrics.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Train a model, log it to MLflow and register it (crm-clv, crm-churn, crm-offers)."""
+    """Train a model, log it to MLflow and register it (crm-clv, crm-churn, crm-offers, crm-bgbb)."""
     from crm_analytics.jobs import train as train_job
 
     with err.status(f"training {model} as of {as_of}"):

@@ -68,7 +68,7 @@ def run(
         progress(f"building features as of {as_of}")
         built = features.build(settings, as_of, DEMO_HORIZON_DAYS)
     trained = []
-    for family in registry.trainable():
+    for family in (f for f in registry.trainable() if f.trained_by_run):
         progress(f"training {family.key}")
         truth = demo_dir / "truth"
         trained.append(train.train(settings, family.key, cutoff, until=until, truth=truth).as_dict())

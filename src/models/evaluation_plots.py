@@ -9,9 +9,10 @@ from matplotlib.figure import Figure
 
 from crm_analytics.features.rfm import DAYS_PER_UNIT
 from crm_analytics.models.churn.evaluation import ChurnEvaluation
-from crm_analytics.models.clv.calibration import calibration_frequency_group, pit_histogram
+from crm_analytics.models.clv.calibration import pit_histogram
 from crm_analytics.models.clv.diagnostics import alive_and_expected_matrices
 from crm_analytics.models.clv.evaluation import CLVEvaluation
+from crm_analytics.models.clv.interval_levels import calibration_frequency_group
 from crm_analytics.models.clv.predictive_checks import predictive_checks_plot
 from crm_analytics.models.plots import (
     calibration_plot,

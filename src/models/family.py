@@ -90,3 +90,4 @@ class ModelFamily:
     outputs: Mapping[str, str] = field(default_factory=dict)  # score column -> Spark SQL type
     served: bool = False  # the API loads its champion
     segmentation: Segmentation | None = None
+    trained_by_run: bool = True  # `crm run` trains it on the demo chain (not BG/BB: the hotels sell any day)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from crm_analytics.errors import InvalidInputError
 from crm_analytics.models.churn.family import FAMILY as CHURN
+from crm_analytics.models.clv.bgbb_family import FAMILY as BGBB
 from crm_analytics.models.clv.family import FAMILY as CLV
 from crm_analytics.models.family import ModelFamily
 from crm_analytics.models.offers.family import FAMILY as OFFERS
 from crm_analytics.models.segments.family import BEHAVIOUR, RFM, VALUE_RISK
 
-FAMILIES: tuple[ModelFamily, ...] = (CLV, CHURN, OFFERS, RFM, VALUE_RISK, BEHAVIOUR)
+FAMILIES: tuple[ModelFamily, ...] = (CLV, CHURN, OFFERS, BGBB, RFM, VALUE_RISK, BEHAVIOUR)
 
 
 def family(key_or_name: str) -> ModelFamily:

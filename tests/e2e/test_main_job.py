@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -38,6 +39,11 @@ def test_main_job_generates_ingests_and_summarises() -> None:
     assert "tracking.png" in clv_plots  # the weekly tracking plot needs the warehouse's daily counts
     clv_run = client.get_run(result["trained"][0]["run_id"])  # the purchase model chosen before the holdout
     assert clv_run.data.params["selected_on"] == "validation window from 2024-12-28"
+    assert clv_run.data.params["interval_levels"] == "recalibrated"  # on that window, served with the model
+    mlflow.set_tracking_uri(client.tracking_uri)
+    served_clv = mlflow.pyfunc.load_model(f"runs:/{clv_run.info.run_id}/model").unwrap_python_model()
+    assert served_clv.levels.recalibrated
+    assert served_clv.levels.level == 0.9
     refreshed = result["refresh"]  # the first daily refresh: served as of the data's last day
     assert refreshed["status"] == "succeeded"
     assert refreshed["as_of"] == "2025-12-31"

@@ -9,14 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from crm_analytics.models.clv.calibration import (
-    GROUPS,
-    IntervalLevels,
-    calibration_frequency_group,
-    coverage_by_group,
-    holdout_pit,
-    pit_histogram,
-)
+from crm_analytics.models.clv.calibration import coverage_by_group, holdout_pit, pit_histogram
+from crm_analytics.models.clv.interval_levels import GROUPS, IntervalLevels, calibration_frequency_group
 from crm_analytics.models.clv.model import CLVModel
 from crm_analytics.models.clv.uncertainty import holdout_distribution, simulate_value
 

@@ -142,8 +142,11 @@ def test_recalibrated_intervals_cover_90_percent_per_group(demo: EvaluationData)
     features = demo.features.set_index("customer_id")
     model = fit_purchase_models(features, demo.time_unit, ("bgnbd",))[0]["bgnbd"]
     horizon = demo.horizon_days / DAYS_PER_UNIT[demo.time_unit]
-    report, _ = interval_coverage(model, features, horizon, seed=0, validation=demo.validation)
+    report, _, levels = interval_coverage(model, features, horizon, seed=0, validation=demo.validation)
     assert report["recalibration"]["validation_window"] == ["2024-12-28", "2025-06-30"]
+    assert levels is not None
+    assert levels.recalibrated
+    assert report["recalibration"]["levels"] == {g: list(b) for g, b in levels.by_group.items()}
     for group, row in report["coverage_by_calibration_frequency"].items():
         error = 3 * np.sqrt(0.9 * 0.1 / row["customers"])  # three binomial standard errors
         assert row["recalibrated_coverage"] == pytest.approx(0.9, abs=error), group

@@ -46,6 +46,7 @@ def test_training_is_logged_registered_and_reproducible(settings: Settings, feat
     # on CDNOW_sample Pareto/NBD has the lowest holdout-purchase RMSE (1.603; MBG 1.607, BG/NBD 1.608)
     assert run.data.params["purchase_model"] == "pareto"
     assert run.data.params["selected_on"] == "holdout"  # train_clv given no validation window
+    assert run.data.params["interval_levels"] == "nominal"  # nothing to recalibrate on
     assert run.data.params["param_r"].startswith("0.553")
     metrics = run.data.metrics
     assert metrics["bgnbd_holdout_purchases_rmse"] > metrics["pareto_holdout_purchases_rmse"]

@@ -14,6 +14,7 @@ from sklearn.exceptions import NotFittedError
 from crm_analytics.datasets.cdnow import write_cdnow
 from crm_analytics.features.build import FeatureConfig, feature_table
 from crm_analytics.models.clv import uncertainty
+from crm_analytics.models.clv.interval_levels import IntervalLevels, calibration_frequency_group
 from crm_analytics.models.clv.model import PERIODS_PER_MONTH, CLVModel
 from crm_analytics.models.clv.uncertainty import holdout_distribution, simulate_value, value_distribution
 from crm_analytics.warehouse import Warehouse
@@ -120,6 +121,26 @@ def test_intervals_and_probabilities_are_consistent(
     # spend is positive, so any purchase means value above 0
     np.testing.assert_allclose(wide["p_clv_above_0"], 1 - wide["p_no_purchase"], atol=1e-12)
     assert ((wide["p_no_purchase"] > 0) & (wide["p_no_purchase"] <= 1)).all()
+
+
+def test_intervals_take_each_groups_recalibrated_levels(
+    cdnow_weeks: pd.DataFrame, fitted: dict[str, CLVModel]
+) -> None:
+    """The served interval (``levels`` stored by training): each row's quantiles of its own draws at its
+    calibration-frequency group's levels; nominal levels give the plain equal-tailed interval."""
+    model, summary = fitted["bgnbd"], cdnow_weeks.head(3000)
+    levels = IntervalLevels(0.9, {"0": (0.02, 0.93), "1-2": (0.05, 0.95), "3+": (0.08, 0.97)}, True)
+    served = value_distribution(model, summary, levels=levels, draws=1000)
+    _, value = simulate_value(model, summary, 12 * PERIODS_PER_MONTH["weeks"], 0.01, draws=1000)
+    groups = calibration_frequency_group(summary["frequency"])
+    assert set(groups) == {"0", "1-2", "3+"}
+    for group, (low, high) in levels.by_group.items():
+        rows = groups == group
+        np.testing.assert_allclose(served["clv_low"][rows], np.quantile(value[rows], low, axis=1))
+        np.testing.assert_allclose(served["clv_high"][rows], np.quantile(value[rows], high, axis=1))
+    nominal = value_distribution(model, summary, levels=IntervalLevels.nominal(0.9), draws=1000)
+    pd.testing.assert_frame_equal(nominal, value_distribution(model, summary, level=0.9, draws=1000))
+    assert not np.allclose(nominal["clv_high"], served["clv_high"])
 
 
 def test_results_depend_on_the_seed_only(

@@ -13,8 +13,8 @@ Recalibration (quantile recalibration, Kuleshov, Fenner & Ermon, ICML 2018): the
 is refitted on the calibration period up to a validation cutoff and judged on the weeks after it (still
 inside the calibration period). Each group's validation PITs give the levels (tau_low, tau_high) with a
 share (1 - L) / 2 of PITs below and above; the recalibrated interval is the simulated quantiles at those
-levels. The holdout is judged with levels fitted on the validation window only. (``crm score`` serves
-the model's nominal intervals; the recalibrated levels are reported by the evaluation.)
+levels. The holdout is judged with levels fitted on the validation window only, and training stores
+them with the model, so the intervals ``crm score`` serves are the recalibrated ones (``interval_levels``).
 """
 
 from __future__ import annotations
@@ -31,14 +31,13 @@ from matplotlib.figure import Figure
 from crm_analytics.features.labels import with_labels
 from crm_analytics.features.rfm import DAYS_PER_UNIT, TimeUnit, btyd_summary
 from crm_analytics.models.clv.draws import Horizon
+from crm_analytics.models.clv.interval_levels import GROUPS, IntervalLevels, calibration_frequency_group
 from crm_analytics.models.clv.model import PERIODS_PER_MONTH, CLVModel
 from crm_analytics.models.clv.uncertainty import simulate_chunks
 from crm_analytics.models.plots import STYLE
 from crm_analytics.profiles.links import customer_transactions
 
-GROUPS = ("0", "1-2", "3+")
 MIN_VALIDATION_DAYS = 28  # a shorter window cannot tell calibrated intervals from lucky ones
-MIN_GROUP_CUSTOMERS = 100  # a group with fewer validation customers takes the overall levels
 PIT_BINS = 20
 _PIT_STREAM = 7  # spawn key of the V draws, apart from the simulation's streams
 _VALIDATION_STREAM = 11  # spawn key of the validation window's seed, apart from the holdout's
@@ -70,12 +69,6 @@ def validation_window(
     return ValidationWindow(table.set_index("customer_id"), days, str(cutoff)) if len(table) else None
 
 
-def calibration_frequency_group(frequency: np.ndarray | pd.Series) -> np.ndarray:
-    """Each customer's group by repeat purchases in the calibration period: '0', '1-2' or '3+'."""
-    x = np.asarray(frequency, dtype=float)
-    return np.where(x < 1, GROUPS[0], np.where(x <= 2, GROUPS[1], GROUPS[2])).astype(object)
-
-
 def holdout_pit(
     model: CLVModel,
     summary: pd.DataFrame,
@@ -97,37 +90,6 @@ def holdout_pit(
         y = spend[rows, None]
         pit[rows] = (value < y).mean(axis=1) + jitter[rows] * (value == y).mean(axis=1)
     return pit
-
-
-@dataclass(frozen=True)
-class IntervalLevels:
-    """The quantile levels an interval at ``level`` takes per group (nominal: (1 -+ level) / 2)."""
-
-    level: float
-    by_group: dict[str, tuple[float, float]]
-
-    @classmethod
-    def nominal(cls, level: float) -> IntervalLevels:
-        tails = ((1 - level) / 2, (1 + level) / 2)
-        return cls(level, dict.fromkeys(GROUPS, tails))
-
-    @classmethod
-    def fit(cls, pit: np.ndarray, groups: np.ndarray, level: float) -> IntervalLevels:
-        """Levels whose share of ``pit`` below and above is (1 - level) / 2 each, per group."""
-        tails = ((1 - level) / 2, (1 + level) / 2)
-        overall = tuple(float(q) for q in np.quantile(pit, tails))
-        by_group = {}
-        for group in GROUPS:
-            members = pit[groups == group]
-            fitted = np.quantile(members, tails) if len(members) >= MIN_GROUP_CUSTOMERS else overall
-            by_group[group] = (float(fitted[0]), float(fitted[1]))
-        return cls(level, by_group)
-
-    def covered(self, pit: np.ndarray, groups: np.ndarray) -> np.ndarray:
-        """Whether each PIT lies inside its group's levels."""
-        low = np.array([self.by_group[g][0] for g in groups])
-        high = np.array([self.by_group[g][1] for g in groups])
-        return (pit >= low) & (pit <= high)
 
 
 def validation_levels(

@@ -31,13 +31,12 @@ import pandas as pd
 from crm_analytics.features.rfm import DAYS_PER_UNIT
 from crm_analytics.models.churn.model import btyd_features
 from crm_analytics.models.clv.calibration import (
-    IntervalLevels,
     ValidationWindow,
-    calibration_frequency_group,
     coverage_by_group,
     holdout_pit,
     validation_levels,
 )
+from crm_analytics.models.clv.interval_levels import IntervalLevels, calibration_frequency_group
 from crm_analytics.models.clv.model import CLVModel, ConvergenceError, PurchaseModel
 from crm_analytics.models.clv.predictive_checks import (
     holdout_purchase_histogram,
@@ -69,6 +68,7 @@ class CLVEvaluation:
     holdout_spend_predictions: dict[str, np.ndarray] = field(default_factory=dict)
     holdout_pit: np.ndarray | None = None  # the selected model's randomized PIT of each holdout spend
     predictive_checks: dict[str, pd.DataFrame] = field(default_factory=dict)  # customers per bucket
+    interval_levels: IntervalLevels | None = None  # recalibrated on the validation window, if there was one
 
 
 def frequency_buckets(frequency: np.ndarray) -> np.ndarray:
@@ -209,9 +209,10 @@ def interval_coverage(
     level: float = INTERVAL_LEVEL,
     validation: ValidationWindow | None = None,
     before_window: CLVModel | None = None,
-) -> tuple[dict[str, Any], np.ndarray]:
+) -> tuple[dict[str, Any], np.ndarray, IntervalLevels | None]:
     """How often the holdout's actual spend and purchases fall inside the model's intervals at ``level``,
-    and the holdout spend's randomized PITs (``clv.calibration``).
+    the holdout spend's randomized PITs (``clv.calibration``) and the levels recalibrated on ``validation``
+    (None without one).
 
     The inclusive intervals cover more than ``level`` because most customers buy nothing in a holdout;
     P(any purchase) is compared with the actual share as a check of the probabilities. The randomized
@@ -244,7 +245,7 @@ def interval_coverage(
             "levels": {group: list(bounds) for group, bounds in levels.by_group.items()},
         },
     }
-    return report, pit
+    return report, pit, levels
 
 
 def by_customer(features: pd.DataFrame) -> pd.DataFrame:
@@ -355,7 +356,7 @@ def evaluate_clv(
         name: table.reset_index().to_dict(orient="records") for name, table in checks.items()
     }
     refitted = before_window.get(selected)  # none when the chosen model failed before the window
-    report["intervals"], pit = interval_coverage(
+    report["intervals"], pit, levels = interval_coverage(
         chosen, features, horizon, seed, validation=validation if refitted else None, before_window=refitted
     )
     tracking = (
@@ -363,7 +364,9 @@ def evaluate_clv(
         if daily is not None
         else None
     )
-    return CLVEvaluation(report, models, selected, conditional, tracking, predicted_spend, pit, checks)
+    return CLVEvaluation(
+        report, models, selected, conditional, tracking, predicted_spend, pit, checks, levels
+    )
 
 
 def supervised_validation(

@@ -1,5 +1,6 @@
-"""The CLV family (``crm-clv``): the purchase model chosen on the holdout, Gamma-Gamma spend, CLV with
-its 90% interval; trained on a labelled build, gated on the holdout Spearman of predicted value."""
+"""The CLV family (``crm-clv``): the purchase model chosen on a validation window, Gamma-Gamma spend, CLV
+with its 90% interval recalibrated on that window; trained on a labelled build, gated on the holdout
+Spearman of predicted value."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from crm_analytics.features.repeat_purchases import daily_repeat_purchases
 from crm_analytics.features.rfm import BTYD_COLUMNS, DAYS_PER_UNIT
 from crm_analytics.models.clv.calibration import ValidationWindow, validation_window
 from crm_analytics.models.clv.evaluation import evaluate_clv
+from crm_analytics.models.clv.interval_levels import IntervalLevels
 from crm_analytics.models.clv.model import CLVModel
 from crm_analytics.models.clv.uncertainty import value_distribution
 from crm_analytics.models.evaluation_plots import clv_figures
@@ -35,16 +37,26 @@ INTERVAL_LEVEL = 0.9
 
 class CLVPyfunc(PythonModel):
     """Input: frequency, recency, T, monetary_value. Output: P(alive), expected purchases and spend over the
-    training horizon, 12-month CLV (1% monthly discount) with its 90% interval (``clv.uncertainty``)."""
+    training horizon, 12-month CLV (1% monthly discount) with its 90% interval (``clv.uncertainty``).
 
-    def __init__(self, model: CLVModel, horizon_periods: float) -> None:
+    ``levels``: the interval's quantile levels per calibration-frequency group, recalibrated on the
+    validation window's spend (``clv.calibration``); None (or a version logged before them): nominal.
+    They are fitted on spend over the window's horizon and applied to the 12-month value, on the reading
+    that a group's miscalibration comes from the model's form, not from the horizon.
+    """
+
+    def __init__(self, model: CLVModel, horizon_periods: float, levels: IntervalLevels | None = None) -> None:
         self.model = model
         self.horizon_periods = horizon_periods
+        self.levels = levels
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        interval = value_distribution(self.model, model_input.reset_index(drop=True), level=INTERVAL_LEVEL)
+        levels = getattr(self, "levels", None)  # versions pickled before recalibration have none
+        interval = value_distribution(
+            self.model, model_input.reset_index(drop=True), level=INTERVAL_LEVEL, levels=levels
+        )
         return pd.DataFrame(
             {
                 "p_alive": self.model.probability_alive(model_input),
@@ -97,6 +109,7 @@ def train_clv(
                 "selected_on": report["selected_on"],
                 "retried": ";".join(model.retried_) or "no",
                 "parameter_sets": len(model.parameter_sets_ or []),
+                "interval_levels": "recalibrated" if evaluation.interval_levels else "nominal",
             }
         )
         mlflow.log_metrics(metrics)
@@ -104,7 +117,8 @@ def train_clv(
         log_figures(clv_figures(evaluation, features))
         horizon = horizon_days / DAYS_PER_UNIT[time_unit]
         example = quantile_example(features[list(BTYD_COLUMNS)])
-        version = log_and_register(CLVPyfunc(model, horizon), example, NAME)
+        pyfunc = CLVPyfunc(model, horizon, evaluation.interval_levels)
+        version = log_and_register(pyfunc, example, NAME)
     return TrainResult(NAME, version, run.info.run_id, holdout, metrics)
 
 
