@@ -102,6 +102,16 @@ class Settings(BaseSettings):
         "again on each) must agree at least this much (adjusted Rand index, -1 to 1) to be registered; "
         "below it the build says why and the previous clustering, if any, stays in use.",
     )
+    gate_min_gain_churn: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.005,
+        description="Promotion gate, churn: the least ROC AUC gain over the champion on the comparison "
+        "window; the paired bootstrap 95% interval of the gain must also lie above zero.",
+    )
+    gate_min_gain_clv: Annotated[float, Field(ge=0, le=2)] = Field(
+        0.005,
+        description="Promotion gate, CLV: the least gain in the Spearman correlation of predicted with "
+        "actual holdout spend; the paired bootstrap 95% interval of the gain must also lie above zero.",
+    )
     bgbb_occasion_days: Annotated[int, Field(ge=1, le=3660)] = Field(
         365,
         description="BG/BB (`crm train bgbb`): days between the occasions at which customers can buy "

@@ -58,18 +58,35 @@ def train(
 
 @handle_errors
 def promote(
-    model: Annotated[str, typer.Argument(help="clv, churn, offers (or crm-clv, crm-churn, crm-offers).")],
+    model: Annotated[str, typer.Argument(help="clv, churn, offers or bgbb (or the registered name).")],
     version: Annotated[str | None, typer.Option(help="Version to promote; default the newest.")] = None,
     force: Annotated[bool, typer.Option(help="Promote even if it does not win the gate.")] = False,
     reason: Annotated[str, typer.Option(help="Why, for a forced promotion (logged).")] = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Move the @champion alias to a candidate that beats the champion on the same holdout metric, then
-    score the served day again with it (one atomic switch)."""
+    """Move the @champion alias to a candidate that beats the champion on the comparison window (churn,
+    CLV: by the minimum gain, with a bootstrap 95% interval above zero and no guard metric worse), then
+    score the served day again with it (one atomic switch). Refused: exit 1; with --json the figures
+    and ``"promoted": false``."""
     from crm_analytics.jobs import train as train_job
+    from crm_analytics.models.gate import PromotionRefusedError
+    from crm_analytics.models.registry import family
 
-    with progress_bar() as progress:
-        result = train_job.promote_and_rescore(settings(), model, version, force, reason, progress)
+    try:
+        with progress_bar() as progress:
+            result = train_job.promote_and_rescore(settings(), model, version, force, reason, progress)
+    except PromotionRefusedError as refusal:
+        if not as_json:
+            raise
+        evidence = refusal.evidence.as_dict() if refusal.evidence else None
+        refused = {
+            "model": family(model).name,
+            "promoted": False,
+            "reason": str(refusal),
+            "evidence": evidence,
+        }
+        emit(refused, as_json)
+        raise typer.Exit(1) from None
     emit(result, as_json, render_promotion)
 
 

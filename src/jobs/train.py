@@ -7,13 +7,17 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import mlflow
+
 from crm_analytics.errors import InvalidInputError
 from crm_analytics.jobs import refresh
 from crm_analytics.jobs.common import Progress, no_progress, open_warehouse
 from crm_analytics.models import gate, registry
-from crm_analytics.models.family import TrainRequest, TrainResult
+from crm_analytics.models.family import ModelFamily, TrainRequest, TrainResult
+from crm_analytics.models.gate_evidence import Evidence, Judged, weigh
+from crm_analytics.models.training import holdout_cutoff, labelled_build, prepare
 from crm_analytics.settings import Settings
-from crm_analytics.tracking import configure
+from crm_analytics.tracking import configure, feature_fingerprint
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,55 @@ def promote(
 ) -> gate.Promotion:
     """Move ``@champion`` to ``version`` (default: the newest) if it wins the gate, or when forced with a
     reason; a PromotionRefusedError says why not."""
-    return gate.promote(configure(settings), registry.family(model).name, version, force, reason)
+    client = configure(settings)
+    return gate.promote(
+        client, registry.family(model).name, version, force, reason, warehouse_judge(settings)
+    )
+
+
+def weigh_candidate(settings: Settings, model: str, version: str) -> Evidence | None:
+    """The gate's figures for ``version`` against the champion, moving nothing (the notebooks' dry run);
+    None when there is no champion, the family compares logged metrics, or the holdouts differ."""
+    client = configure(settings)
+    family = registry.family(model)
+    champion = gate.champion_version(client, family.name)
+    if family.gate is None or family.gate.statistic is None or champion is None:
+        return None
+    candidate = client.get_model_version(family.name, version)
+    tags = [client.get_run(str(v.run_id)).data.tags.get("holdout") for v in (candidate, champion)]
+    if tags[0] != tags[1]:
+        return None
+    return warehouse_judge(settings)(family, candidate, champion)
+
+
+def warehouse_judge(settings: Settings) -> gate.Judge:
+    """The gate's evidence from the warehouse: both versions score the stored build at the holdout's
+    cutoff (refused when it changed since training), judged by the family's gate statistic."""
+
+    def judge(family: ModelFamily, candidate: Any, champion: Any) -> Evidence:
+        rule = family.gate
+        if rule is None or not (rule.statistic and rule.comparison and rule.label):
+            raise ValueError(f"{family.name}: its gate compares logged metrics, not scores")
+        client = configure(settings)
+        cutoff, content = holdout_cutoff(client.get_run(str(candidate.run_id)).data.tags["holdout"])
+        registry_uri = mlflow.get_registry_uri()
+        judged = []
+        with open_warehouse(settings) as warehouse:
+            features = prepare(labelled_build(warehouse, cutoff).features)
+            if feature_fingerprint(features.reset_index())["content_sha256"][:16] != content:
+                raise gate.PromotionRefusedError(
+                    f"{family.name}: the feature build at {cutoff} changed since these versions were "
+                    "trained; retrain the candidate"
+                )
+            labels = features[rule.label].to_numpy(float)
+            for version in (candidate, champion):
+                name, number, run_id = family.name, str(version.version), str(version.run_id)
+                loaded = gate.load_version(registry_uri, name, number, run_id)
+                judged.append(Judged(labels, rule.comparison(loaded, warehouse, features)))
+        min_gain = float(getattr(settings, rule.min_gain_setting)) if rule.min_gain_setting else 0.0
+        return weigh(rule.metric, rule.statistic, judged[0], judged[1], min_gain, rule.guards)
+
+    return judge
 
 
 @dataclass(frozen=True)
@@ -86,7 +138,7 @@ def promote_if_better(settings: Settings, model: str) -> PromotionOutcome:
     place (an outcome, not an error)."""
     name = registry.family(model).name
     try:
-        promotion = gate.promote(configure(settings), name)
+        promotion = gate.promote(configure(settings), name, judge=warehouse_judge(settings))
     except gate.PromotionRefusedError as exc:
         return PromotionOutcome(name, False, str(exc))
     return PromotionOutcome(name, True, promotion.reason, promotion.version)

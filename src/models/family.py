@@ -15,19 +15,34 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from crm_analytics.models.gate_evidence import Guard
 from crm_analytics.settings import Settings
 from crm_analytics.warehouse import Warehouse
 
 
 @dataclass(frozen=True)
 class Gate:
-    """The holdout metric a candidate must beat the champion on (same holdout tag)."""
+    """The holdout metric a candidate must beat the champion on (same holdout tag).
+
+    With ``label``, ``comparison`` and ``statistic`` the gate weighs evidence (``models.gate_evidence``):
+    ``comparison`` gives a version's scores for the customers of the stored build at the holdout's cutoff
+    (loaded version, warehouse, that build prepared -> one score per row) from a fit that never saw their
+    labels, and the candidate must gain at least the Setting ``min_gain_setting`` on ``statistic``
+    (scores against the build's ``label``) with a paired bootstrap 95% interval above zero, no guard
+    worse beyond its tolerance. Without them the logged ``metric`` values are compared.
+    """
 
     metric: str
     higher_is_better: bool = True
+    label: str | None = None
+    comparison: Callable[[Any, Warehouse, pd.DataFrame], np.ndarray] | None = None
+    statistic: Callable[[np.ndarray, np.ndarray], float] | None = None
+    guards: tuple[Guard, ...] = ()
+    min_gain_setting: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ without a gate (a segment definition) makes every new version the champion.
 from __future__ import annotations
 
 import functools
+import json
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from crm_analytics.errors import InvalidInputError, NotReadyError, RefusedError
 from crm_analytics.models import registry
 from crm_analytics.models.family import ModelFamily
+from crm_analytics.models.gate_evidence import Evidence
 from crm_analytics.models.load_check import check_in_fresh_process
 from crm_analytics.models.requirements import warn_if_unmet
 
@@ -28,7 +30,16 @@ CHAMPION = "champion"
 
 
 class PromotionRefusedError(RefusedError):
-    """The candidate did not beat the champion (or was measured on another holdout)."""
+    """The candidate did not beat the champion (or was measured on another holdout); ``evidence``: the
+    gate's figures when it weighed them."""
+
+    def __init__(self, message: str, evidence: Evidence | None = None) -> None:
+        super().__init__(message)
+        self.evidence = evidence
+
+
+# (family, candidate version, champion version) -> the gate's figures on the comparison window
+Judge = Callable[[ModelFamily, Any, Any], Evidence]
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,8 @@ class Promotion:
     champion: float | None
     forced: bool
     reason: str
+    promoted: bool = True
+    evidence: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,11 +130,18 @@ def load_version(registry_uri: str, name: str, version: str, run_id: str) -> Any
 
 
 def promote(
-    client: MlflowClient, name: str, version: str | None = None, force: bool = False, reason: str = ""
+    client: MlflowClient,
+    name: str,
+    version: str | None = None,
+    force: bool = False,
+    reason: str = "",
+    judge: Judge | None = None,
 ) -> Promotion:
     """Point ``name@champion`` at ``version`` (default: the newest) if it wins the gate, or if forced;
     either way a candidate replacing a champion must load in a fresh process with the champion's output
-    columns (``loads_like_champion``)."""
+    columns (``loads_like_champion``). ``judge``: weighs the evidence for families whose gate has a
+    statistic (``models.gate_evidence``); without one the logged metrics are compared. The decision and
+    its figures are kept as the candidate version's ``gate`` tag."""
     item = registry.family(name)
     if force and not reason.strip():
         raise InvalidInputError("--reason: a forced promotion must say why")
@@ -147,6 +167,7 @@ def promote(
         raise NotReadyError(f"{item.name} v{candidate.version}: its run logged no {metric}; retrain it")
     score = candidate_run.data.metrics[metric]
     champion_score = None
+    evidence: Evidence | None = None
     if current is not None and not force:
         champion_run = client.get_run(current.run_id)
         champion_score = champion_run.data.metrics[metric]
@@ -156,17 +177,35 @@ def promote(
                 f"{item.name} v{candidate.version} was evaluated on holdout {ours}, the champion "
                 f"v{current.version} on {theirs}: not comparable; retrain on one split, or --force --reason"
             )
-        better = score > champion_score if higher_is_better else score < champion_score
-        if not better:
-            raise PromotionRefusedError(
-                f"{item.name} v{candidate.version}: {metric} {score:.4f} does not beat the champion "
-                f"v{current.version} ({champion_score:.4f}) on the same holdout"
-            )
+        if str(current.version) == str(candidate.version):
+            raise PromotionRefusedError(f"{item.name} v{candidate.version} is the champion already")
+        if judge is not None and item.gate.statistic is not None:
+            evidence = judge(item, candidate, current)
+            client.set_model_version_tag(item.name, candidate.version, "gate", json.dumps(evidence.as_dict()))
+            if not evidence.passed:
+                raise PromotionRefusedError(
+                    f"{item.name} v{candidate.version}: {evidence.reason}; the champion v{current.version} "
+                    "stays",
+                    evidence,
+                )
+            score, champion_score = evidence.candidate, evidence.champion
+        else:
+            better = score > champion_score if higher_is_better else score < champion_score
+            if not better:
+                raise PromotionRefusedError(
+                    f"{item.name} v{candidate.version}: {metric} {score:.4f} does not beat the champion "
+                    f"v{current.version} ({champion_score:.4f}) on the same holdout"
+                )
     if current is not None and str(current.version) != str(candidate.version):
         loads_like_champion(item.name, str(candidate.version), str(current.version))
     client.set_registered_model_alias(item.name, CHAMPION, candidate.version)
-    note = (
-        reason if force else ("first champion" if current is None else f"beat v{current.version} on {metric}")
-    )
+    if force or current is None:
+        note = reason if force else "first champion"
+    elif evidence is not None:
+        note = f"beat v{current.version}: {evidence.reason}"
+    else:
+        note = f"beat v{current.version} on {metric}"
     client.set_model_version_tag(item.name, candidate.version, "promotion", note)
-    return Promotion(item.name, str(candidate.version), metric, score, champion_score, force, note)
+    figures = evidence.as_dict() if evidence is not None else None
+    version = str(candidate.version)
+    return Promotion(item.name, version, metric, score, champion_score, force, note, True, figures)

@@ -38,7 +38,7 @@ def churn_metrics(
     metrics = {
         "roc_auc": float(roc_auc_score(churned, risk)),
         "pr_auc": float(average_precision_score(churned, risk)),
-        "top_decile_lift": float(churned[top].mean() / churned.mean()),
+        "top_decile_lift": top_decile_lift(churned, risk),
         "top_decile_value_capture": float(value[top & churned].sum() / value[churned].sum()),
     }
     if probability:
@@ -51,8 +51,19 @@ def value_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]
     return {
         "spearman": spearman(actual, predicted),
         "mae": float(np.abs(predicted - actual).mean()),
-        "top_decile_capture": float(actual[top_share(predicted)].sum() / actual.sum()),
+        "top_decile_capture": top_decile_capture(actual, predicted),
     }
+
+
+def top_decile_lift(churned: np.ndarray, risk: np.ndarray) -> float:
+    """Churn rate among the 10% riskiest over the overall churn rate."""
+    churned = churned.astype(bool)
+    return float(churned[top_share(risk)].mean() / churned.mean())
+
+
+def top_decile_capture(actual: np.ndarray, predicted: np.ndarray) -> float:
+    """Share of the actual total held by the 10% with the highest prediction."""
+    return float(actual[top_share(predicted)].sum() / actual.sum())
 
 
 def bootstrap_difference(

@@ -71,6 +71,15 @@ def holdout_tag(
     return f"{as_of}+{horizon_days}d:{fingerprint['content_sha256'][:16]}:{validation}"
 
 
+def holdout_cutoff(tag: str) -> tuple[date, str]:
+    """The cutoff and the feature content prefix a ``holdout_tag`` names; a ValueError for another tag."""
+    try:
+        cutoff, rest = tag.split("+", 1)
+        return date.fromisoformat(cutoff), rest.split(":")[1]
+    except (ValueError, IndexError):
+        raise ValueError(f"holdout tag {tag!r}: not one training wrote") from None
+
+
 @contextmanager
 def training_run(
     settings: Settings,

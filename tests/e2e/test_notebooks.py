@@ -119,3 +119,6 @@ def test_notebook_runs(
     )
     leaked = [value for value in project.personal if value in text]
     assert not leaked, f"{path.name} shows personal data ({len(leaked)} values)"
+    if path.stem == "02-retrain-and-compare":  # by default the gate's verdict only, no champion moved
+        assert text.count("PROMOTE = False") == 2, text
+        assert "crm-churn v2: the gate would not promote (roc_auc gains" in text

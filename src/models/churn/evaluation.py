@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from crm_analytics.features.rfm import DAYS_PER_UNIT
 from crm_analytics.models.churn.attempts import attempts
@@ -44,15 +45,18 @@ def our_scores(
     btyd: CLVModel,
     seed: int = 0,
     train_features: pd.DataFrame | None = None,
+    template: ChurnModel | None = None,
 ) -> np.ndarray:
     """Our P(churn) per customer: from a model trained on ``train_features`` (an earlier cutoff), or out
-    of fold at this cutoff. ``btyd``: BG/NBD fitted on ``features`` (no labels used)."""
+    of fold at this cutoff. ``btyd``: BG/NBD fitted on ``features`` (no labels used). ``template``: the
+    configuration to fit (a registered version's, for the promotion gate); default ``ChurnModel(seed)``."""
+    configured = clone(template) if template is not None else ChurnModel(seed=seed)
     if train_features is None:
         inputs = model_inputs(features.join(btyd_features(btyd, features, horizon)))
-        return out_of_fold_churn(ChurnModel(seed=seed), inputs, features["churned"].astype(bool))
+        return out_of_fold_churn(configured, inputs, features["churned"].astype(bool))
     earlier = CLVModel(time_unit=btyd.time_unit).fit(train_features)
     train_inputs = model_inputs(train_features.join(btyd_features(earlier, train_features, horizon)))
-    model = ChurnModel(seed=seed).fit(train_inputs, train_features["churned"].astype(bool))
+    model = configured.fit(train_inputs, train_features["churned"].astype(bool))
     return model.predict_proba(model_inputs(features.join(btyd_features(earlier, features, horizon))))
 
 

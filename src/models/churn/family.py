@@ -7,17 +7,22 @@ from datetime import date, timedelta
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
+from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from crm_analytics.features.rfm import DAYS_PER_UNIT
 from crm_analytics.features.store import build_record, read_features
-from crm_analytics.models.churn.evaluation import evaluate_churn
+from crm_analytics.models.churn.evaluation import evaluate_churn, our_scores
 from crm_analytics.models.churn.model import ChurnModel, btyd_features
+from crm_analytics.models.clv.evaluation import by_customer
 from crm_analytics.models.clv.model import CLVModel
 from crm_analytics.models.evaluation_plots import churn_figures
 from crm_analytics.models.family import Gate, ModelFamily, TrainRequest, TrainResult, predict_by_customer
+from crm_analytics.models.gate_evidence import Guard
 from crm_analytics.models.inputs import model_inputs
+from crm_analytics.models.metrics import top_decile_lift
 from crm_analytics.models.plots import log_figures
 from crm_analytics.models.training import (
     labelled_build,
@@ -120,13 +125,39 @@ def score(model: Any, features: pd.DataFrame) -> pd.DataFrame:
     return predict_by_customer(model, model_inputs(features.reset_index(drop=True)), features.index)
 
 
+def out_of_time_scores(pyfunc: ChurnPyfunc, warehouse: Warehouse, features: pd.DataFrame) -> np.ndarray:
+    """The promotion gate's scores for a version: its configuration refitted as its training validated
+    it (on the build one horizon earlier, else out of fold), so neither version has seen these labels
+    (the registered model itself was fitted on them)."""
+    cutoff = pd.Timestamp(features["as_of"].iloc[0]).date()
+    config = build_record(warehouse, cutoff)["config"]
+    horizon_days, time_unit = config["horizon_days"], config["time_unit"]
+    earlier = _earlier_build(warehouse, cutoff - timedelta(days=horizon_days), horizon_days, time_unit)
+    horizon = horizon_days / DAYS_PER_UNIT[time_unit]
+    btyd = CLVModel(time_unit=time_unit).fit(features)
+    earlier = None if earlier is None else by_customer(earlier)
+    return our_scores(features, horizon, btyd, train_features=earlier, template=pyfunc.churn_model)
+
+
 FAMILY = ModelFamily(
     key="churn",
     name=NAME,
     summary="P(no purchase in the horizon): calibrated gradient boosting over features and BG/NBD",
     pyfunc=ChurnPyfunc,
     train=train,
-    gate=Gate("roc_auc"),
+    gate=Gate(
+        "roc_auc",
+        label="churned",
+        comparison=lambda loaded, warehouse, features: out_of_time_scores(
+            loaded.unwrap_python_model(), warehouse, features
+        ),
+        statistic=roc_auc_score,
+        guards=(
+            Guard("brier", brier_score_loss, tolerance=0.002, higher_is_better=False),
+            Guard("top_decile_lift", top_decile_lift, tolerance=0.05),
+        ),
+        min_gain_setting="gate_min_gain_churn",
+    ),
     score=score,
     outputs={"churn_probability": "double"},
     served=True,

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
@@ -20,6 +21,8 @@ from crm_analytics.models.clv.model import CLVModel
 from crm_analytics.models.clv.uncertainty import value_distribution
 from crm_analytics.models.evaluation_plots import clv_figures
 from crm_analytics.models.family import Gate, ModelFamily, TrainRequest, TrainResult, predict_by_customer
+from crm_analytics.models.gate_evidence import Guard
+from crm_analytics.models.metrics import spearman, top_decile_capture
 from crm_analytics.models.plots import log_figures
 from crm_analytics.models.training import (
     labelled_build,
@@ -141,6 +144,11 @@ def train(request: TrainRequest) -> TrainResult:
     )
 
 
+def predicted_holdout_spend(outputs: pd.DataFrame) -> np.ndarray:
+    """Expected spend over the training horizon: what ``holdout_spearman`` ranks."""
+    return (outputs["expected_purchases"] * outputs["expected_spend"]).to_numpy(float)
+
+
 def score(model: Any, features: pd.DataFrame) -> pd.DataFrame:
     """The CLV champion's outputs for feature rows indexed by customer id."""
     return predict_by_customer(model, features[list(BTYD_COLUMNS)], features.index)
@@ -152,7 +160,14 @@ FAMILY = ModelFamily(
     summary="customer lifetime value: BTYD purchase model x Gamma-Gamma spend, with a 90% interval",
     pyfunc=CLVPyfunc,
     train=train,
-    gate=Gate("holdout_spearman"),
+    gate=Gate(
+        "holdout_spearman",
+        label="holdout_spend",
+        comparison=lambda loaded, warehouse, features: predicted_holdout_spend(score(loaded, features)),
+        statistic=spearman,
+        guards=(Guard("top_decile_capture", top_decile_capture, tolerance=0.01),),
+        min_gain_setting="gate_min_gain_clv",
+    ),
     score=score,
     outputs={
         name: "double"
