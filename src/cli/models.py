@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -138,6 +138,46 @@ def evaluate(
             progress=lambda stage, done=None, total=None: status.update(stage),
         )
     emit(report, as_json, lambda r: render_evaluation(model, r))
+
+
+models_app = typer.Typer(
+    help="The registered models: every version and the gate's decisions.", no_args_is_help=True
+)
+
+
+@models_app.command("history")
+@handle_errors
+def history(
+    model: Annotated[
+        str | None, typer.Argument(help="clv, churn, offers, bgbb or a segment family (default: all).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every registered version, oldest first: its gate metric, whether it is champion, why it was
+    promoted, and the gate's figures on it (promoted or not)."""
+    from crm_analytics.jobs.model_history import history as model_history
+
+    records = model_history(settings(), model)
+    emit([r.as_dict() for r in records], as_json, lambda rows: render_history(records))
+
+
+def render_history(records: list[Any]) -> None:
+    if not records:
+        out.print("no registered versions yet: `crm run`, or `crm train` then `crm promote`")
+        return
+    rows = [
+        {
+            "model": r.model,
+            "version": r.version,
+            "created": r.created,
+            "champion": "yes" if r.champion else "",
+            "gate metric": "" if r.value is None else f"{r.metric} {r.value:.4f}",
+            "gate": "" if r.gate is None else ("passed" if r.gate["passed"] else "refused"),
+            "why": r.promotion or (r.gate or {}).get("reason", ""),
+        }
+        for r in records
+    ]
+    render_rows("model versions", rows)
 
 
 @handle_errors

@@ -94,4 +94,16 @@ def test_a_really_better_configuration_is_promoted_with_its_interval(
     assert promotion.evidence["difference"] >= project.gate_min_gain_churn
     assert promotion.reason.startswith(f"beat v{weak.version}: roc_auc +")
     print(promotion.reason)
-    assert Path(project.mlflow_artifact_root).exists()
+
+    for name, value in project_env(Path(project.data_dir).parent).items():
+        monkeypatch.setenv(name, value)
+    code, history, stderr = crm("models", "history", "churn", "--json")
+    assert code == 0, stderr
+    by_version = {row["version"]: row for row in history}
+    assert [row["champion"] for row in history].count(True) == 1
+    assert by_version[strong.version]["champion"] is True
+    assert by_version[strong.version]["gate"]["passed"] is True
+    assert by_version[weak.version]["promotion"] == "gate drill: a weak champion"
+    refused = [row for row in history if row["gate"] and not row["gate"]["passed"]]
+    assert len(refused) == 3  # the three other seeds of the test before
+    assert all(row["promotion"] is None for row in refused)
