@@ -112,10 +112,10 @@ class Settings(BaseSettings):
         description="Promotion gate, CLV: the least gain in the Spearman correlation of predicted with "
         "actual holdout spend; the paired bootstrap 95% interval of the gain must also lie above zero.",
     )
-    bgbb_occasion_days: Annotated[int, Field(ge=1, le=3660)] = Field(
-        365,
-        description="BG/BB (`crm train bgbb`): days between the occasions at which customers can buy "
-        "(365: an annual event or renewal); occasions are counted back from the training cutoff.",
+    bgbb_occasion_months: Annotated[int, Field(ge=1, le=120)] = Field(
+        12,
+        description="BG/BB (`crm train bgbb`): calendar months between the occasions at which customers "
+        "can buy (12: an annual event or renewal); occasions are counted back from the training cutoff.",
     )
     serving_max_body_bytes: Annotated[int, Field(gt=0)] = Field(
         1_048_576, description="Largest request body the API reads (bytes); larger ones get 413."

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.exceptions import MlflowException
 
 from crm_analytics.errors import InvalidInputError
 from crm_analytics.jobs import refresh
@@ -62,6 +63,34 @@ def promote(
     )
 
 
+def _weigh_on_warehouse(settings: Settings, family: ModelFamily, candidate: Any, champion: Any) -> Evidence:
+    rule = family.gate
+    if rule is None or not (rule.statistic and rule.comparison and rule.label):
+        raise ValueError(f"{family.name}: its gate compares logged metrics, not scores")
+    client = configure(settings)
+    runs = [client.get_run(str(v.run_id)) for v in (candidate, champion)]
+    if any(run.data.params.get("selected_on") == "holdout" for run in runs):
+        raise ValueError(
+            "a version was chosen on the holdout the gate would judge it on; retrain with a validation window"
+        )
+    tag = runs[0].data.tags["holdout"]
+    cutoff, content = holdout_cutoff(tag)
+    registry_uri = mlflow.get_registry_uri()
+    judged = []
+    with open_warehouse(settings) as warehouse:
+        features = prepare(labelled_build(warehouse, cutoff).features)
+        if feature_fingerprint(features.reset_index())["content_sha256"][:16] != content:
+            raise ValueError(
+                f"the feature build at {cutoff} changed since these versions were trained; retrain"
+            )
+        labels = features[rule.label].to_numpy(float)
+        for version in (candidate, champion):
+            loaded = gate.load_version(registry_uri, family.name, str(version.version), str(version.run_id))
+            judged.append(Judged(labels, rule.comparison(loaded, warehouse, features, tag)))
+    min_gain = float(getattr(settings, rule.min_gain_setting)) if rule.min_gain_setting else 0.0
+    return weigh(rule.metric, rule.statistic, judged[0], judged[1], min_gain, rule.guards)
+
+
 def weigh_candidate(settings: Settings, model: str, version: str) -> Evidence | None:
     """The gate's figures for ``version`` against the champion, moving nothing (the notebooks' dry run);
     None when there is no champion, the family compares logged metrics, or the holdouts differ."""
@@ -82,27 +111,12 @@ def warehouse_judge(settings: Settings) -> gate.Judge:
     cutoff (refused when it changed since training), judged by the family's gate statistic."""
 
     def judge(family: ModelFamily, candidate: Any, champion: Any) -> Evidence:
-        rule = family.gate
-        if rule is None or not (rule.statistic and rule.comparison and rule.label):
-            raise ValueError(f"{family.name}: its gate compares logged metrics, not scores")
-        client = configure(settings)
-        cutoff, content = holdout_cutoff(client.get_run(str(candidate.run_id)).data.tags["holdout"])
-        registry_uri = mlflow.get_registry_uri()
-        judged = []
-        with open_warehouse(settings) as warehouse:
-            features = prepare(labelled_build(warehouse, cutoff).features)
-            if feature_fingerprint(features.reset_index())["content_sha256"][:16] != content:
-                raise gate.PromotionRefusedError(
-                    f"{family.name}: the feature build at {cutoff} changed since these versions were "
-                    "trained; retrain the candidate"
-                )
-            labels = features[rule.label].to_numpy(float)
-            for version in (candidate, champion):
-                name, number, run_id = family.name, str(version.version), str(version.run_id)
-                loaded = gate.load_version(registry_uri, name, number, run_id)
-                judged.append(Judged(labels, rule.comparison(loaded, warehouse, features)))
-        min_gain = float(getattr(settings, rule.min_gain_setting)) if rule.min_gain_setting else 0.0
-        return weigh(rule.metric, rule.statistic, judged[0], judged[1], min_gain, rule.guards)
+        try:
+            return _weigh_on_warehouse(settings, family, candidate, champion)
+        except (LookupError, ValueError, OSError, MlflowException) as exc:  # a refusal, not a crash
+            raise gate.PromotionRefusedError(
+                f"{family.name} v{candidate.version}: cannot be weighed against v{champion.version}: {exc}"
+            ) from None
 
     return judge
 

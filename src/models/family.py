@@ -30,16 +30,16 @@ class Gate:
 
     With ``label``, ``comparison`` and ``statistic`` the gate weighs evidence (``models.gate_evidence``):
     ``comparison`` gives a version's scores for the customers of the stored build at the holdout's cutoff
-    (loaded version, warehouse, that build prepared -> one score per row) from a fit that never saw their
-    labels, and the candidate must gain at least the Setting ``min_gain_setting`` on ``statistic``
-    (scores against the build's ``label``) with a paired bootstrap 95% interval above zero, no guard
-    worse beyond its tolerance. Without them the logged ``metric`` values are compared.
+    (loaded version, warehouse, that build prepared, the holdout tag -> one score per row) from a fit
+    that never saw their labels, and the candidate must gain at least the Setting ``min_gain_setting``
+    on ``statistic`` (scores against the build's ``label``) with a paired bootstrap 95% interval above
+    zero, no guard worse beyond its tolerance. Without them the logged ``metric`` values are compared.
     """
 
     metric: str
     higher_is_better: bool = True
     label: str | None = None
-    comparison: Callable[[Any, Warehouse, pd.DataFrame], np.ndarray] | None = None
+    comparison: Callable[[Any, Warehouse, pd.DataFrame, str], np.ndarray] | None = None
     statistic: Callable[[np.ndarray, np.ndarray], float] | None = None
     guards: tuple[Guard, ...] = ()
     min_gain_setting: str | None = None

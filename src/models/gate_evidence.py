@@ -88,7 +88,10 @@ def weigh(
     failed = [name for name, row in checked.items() if not row["ok"]]
     gain = interval["difference"]
     bounds = f"[{interval['low']:+.4f}, {interval['high']:+.4f}]"
-    if gain < min_gain:
+    defined = all(np.isfinite([ours, theirs, gain, interval["low"], interval["high"]]))
+    if not defined:  # constant scores: no rank correlation, nothing to weigh
+        reason = f"{metric_name} is not defined on this window for one of the versions (constant scores?)"
+    elif gain < min_gain:
         reason = f"{metric_name} gains {gain:+.4f} {bounds}, less than the minimum {min_gain:+.4f}"
     elif interval["low"] <= 0:
         reason = f"{metric_name} gains {gain:+.4f} but its 95% interval {bounds} includes no gain"
@@ -109,6 +112,6 @@ def weigh(
         min_gain=min_gain,
         customers=len(labels),
         guards=checked,
-        passed=gain >= min_gain and interval["low"] > 0 and not failed,
+        passed=bool(defined and gain >= min_gain and interval["low"] > 0 and not failed),
         reason=reason,
     )

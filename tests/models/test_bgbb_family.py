@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from crm_analytics.features.occasions import occasion_purchasers, occasion_summary
+from crm_analytics.features.occasions import occasion_purchasers, occasion_summary, whole_occasions
 from crm_analytics.models.clv.bgbb import PUBLISHED
 from tests.test_cli import crm
 
@@ -60,7 +60,7 @@ def simulated_galas(customers: int, seed: int) -> pd.DataFrame:
 def test_occasions_count_each_year_once_from_the_cutoff() -> None:
     transactions = simulated_galas(300, seed=1)
     table = ibis.memtable(transactions.assign(reference_id=None))
-    summary = occasion_summary(table, AS_OF, 365, holdout_occasions=2).execute().set_index("customer_id")
+    summary = occasion_summary(table, AS_OF, 12, holdout_occasions=2).execute().set_index("customer_id")
     assert summary.index.is_unique
     assert len(summary) == 300
     years = transactions.assign(year=transactions["timestamp"].dt.year).groupby("customer_id")["year"]
@@ -76,9 +76,28 @@ def test_occasions_count_each_year_once_from_the_cutoff() -> None:
     pd.testing.assert_series_equal(
         summary["holdout_purchases"], holdout, check_names=False, check_dtype=False
     )
-    purchasers = occasion_purchasers(table, AS_OF, 365, 2).execute()
+    purchasers = occasion_purchasers(table, AS_OF, 12, 2).execute()
     assert purchasers["occasion"].tolist() == [1, 2]
     assert purchasers["customers"].sum() == holdout.sum()  # every guest had joined by 2016
+
+
+def test_an_annual_occasion_keeps_its_date_across_a_leap_year_and_late_cancellations_count() -> None:
+    """A gala every 1 June from 2021 to 2025 (2024 a leap year); the 2021 ticket is cancelled in 2023,
+    after the cutoff: at the cutoff it was a purchase, as every feature sees it."""
+    rows: list[tuple[str, str, str, str, str | None]] = [
+        (f"t{year}", "g1", f"{year}-06-01", "purchase", None) for year in range(2021, 2026)
+    ]
+    rows.append(("c2021", "g1", "2023-03-01", "cancellation", "t2021"))
+    rows += [("u2022", "g2", "2022-06-01", "purchase", None)]
+    frame = pd.DataFrame(rows, columns=["transaction_id", "customer_id", "timestamp", "type", "reference_id"])
+    table = ibis.memtable(frame.assign(timestamp=pd.to_datetime(frame["timestamp"]), amount=10.0))
+    cutoff = date(2022, 6, 1)
+    assert whole_occasions(cutoff, date(2025, 6, 1), 12) == 3
+    assert whole_occasions(cutoff, date(2025, 5, 31), 12) == 2
+    summary = occasion_summary(table, cutoff, 12, 3).execute().set_index("customer_id")
+    assert summary.loc["g1"].tolist() == [1, 1, 1, 3]  # 2021 and 2022 known, 2023-2025 each one occasion
+    assert summary.loc["g2"].tolist() == [0, 0, 0, 0]  # first bought at the cutoff's own occasion
+    assert occasion_purchasers(table, cutoff, 12, 3).execute()["customers"].tolist() == [1, 1, 1]
 
 
 @pytest.fixture
@@ -136,5 +155,5 @@ def test_train_bgbb_needs_a_whole_occasion_after_the_cutoff(galas: Path) -> None
     code, _, stderr = crm("train", "bgbb", "--as-of", "2023-06-30")
     assert code == 1
     assert "until:" in stderr
-    assert "CRM_BGBB_OCCASION_DAYS" in stderr
+    assert "CRM_BGBB_OCCASION_MONTHS" in stderr
     assert "Traceback" not in stderr

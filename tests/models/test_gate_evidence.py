@@ -8,6 +8,7 @@ import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from crm_analytics.models.gate_evidence import Guard, Judged, weigh
+from crm_analytics.models.metrics import spearman
 
 CUSTOMERS = 3_000
 SAMPLES = 300  # the gate draws 1,000; fewer keep the test quick and the intervals honest enough
@@ -87,3 +88,14 @@ def test_versions_judged_on_other_customers_are_refused() -> None:
     labels, probability = churners(0)
     with pytest.raises(ValueError, match="same customers"):
         weigh("roc_auc", roc_auc_score, Judged(labels, probability), Judged(1 - labels, probability), 0.0)
+
+
+def test_a_statistic_undefined_on_the_window_is_refused_with_that_reason() -> None:
+    labels, probability = churners(0)
+    spend = labels * 100.0
+    constant = np.full(CUSTOMERS, 0.5)  # no rank correlation with anything
+    evidence = weigh(
+        "spearman", spearman, Judged(spend, constant), Judged(spend, probability), 0.0, samples=50
+    )
+    assert not evidence.passed
+    assert "not defined" in evidence.reason

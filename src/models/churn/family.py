@@ -125,17 +125,26 @@ def score(model: Any, features: pd.DataFrame) -> pd.DataFrame:
     return predict_by_customer(model, model_inputs(features.reset_index(drop=True)), features.index)
 
 
-def out_of_time_scores(pyfunc: ChurnPyfunc, warehouse: Warehouse, features: pd.DataFrame) -> np.ndarray:
+def out_of_time_scores(
+    pyfunc: ChurnPyfunc, warehouse: Warehouse, features: pd.DataFrame, holdout: str
+) -> np.ndarray:
     """The promotion gate's scores for a version: its configuration refitted as its training validated
-    it (on the build one horizon earlier, else out of fold), so neither version has seen these labels
-    (the registered model itself was fitted on them)."""
+    it (the ``holdout`` tag says how: ``from-DAY``, on that stored build, or ``oof``, out of fold), so
+    neither version has seen these labels (the registered model itself was fitted on them). A
+    LookupError when that earlier build is gone or no longer has the same horizon."""
     cutoff = pd.Timestamp(features["as_of"].iloc[0]).date()
     config = build_record(warehouse, cutoff)["config"]
     horizon_days, time_unit = config["horizon_days"], config["time_unit"]
-    earlier = _earlier_build(warehouse, cutoff - timedelta(days=horizon_days), horizon_days, time_unit)
+    validation = holdout.rsplit(":", 1)[-1]
+    earlier = None
+    if validation.startswith("from-"):
+        day = date.fromisoformat(validation.removeprefix("from-"))
+        earlier = _earlier_build(warehouse, day, horizon_days, time_unit)
+        if earlier is None:
+            raise LookupError(f"the build at {day} these versions were validated on is gone or rebuilt")
+        earlier = by_customer(earlier)
     horizon = horizon_days / DAYS_PER_UNIT[time_unit]
     btyd = CLVModel(time_unit=time_unit).fit(features)
-    earlier = None if earlier is None else by_customer(earlier)
     return our_scores(features, horizon, btyd, train_features=earlier, template=pyfunc.churn_model)
 
 
@@ -148,8 +157,8 @@ FAMILY = ModelFamily(
     gate=Gate(
         "roc_auc",
         label="churned",
-        comparison=lambda loaded, warehouse, features: out_of_time_scores(
-            loaded.unwrap_python_model(), warehouse, features
+        comparison=lambda loaded, warehouse, features, tag: out_of_time_scores(
+            loaded.unwrap_python_model(), warehouse, features, tag
         ),
         statistic=roc_auc_score,
         guards=(

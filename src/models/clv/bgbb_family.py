@@ -1,5 +1,5 @@
 """The BG/BB family (``crm-bgbb``): discrete-time purchase model for businesses whose customers can buy
-only at fixed occasions (``CRM_BGBB_OCCASION_DAYS`` apart: an annual event, a yearly renewal).
+only at fixed occasions (``CRM_BGBB_OCCASION_MONTHS`` apart: an annual event, a yearly renewal).
 
 ``crm train bgbb --as-of DAY [--until DAY]`` cuts the warehouse's purchases into occasions ending on the
 cutoff (``features.occasions``), fits BG/BB on the occasions up to it, judges it on the whole occasions
@@ -19,7 +19,13 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from crm_analytics.errors import NotReadyError
-from crm_analytics.features.occasions import OCCASION_COLUMNS, occasion_purchasers, occasion_summary
+from crm_analytics.features.occasions import (
+    OCCASION_COLUMNS,
+    occasion_end,
+    occasion_purchasers,
+    occasion_summary,
+    whole_occasions,
+)
 from crm_analytics.models.clv.bgbb import BGBBModel
 from crm_analytics.models.clv.bgbb_evaluation import bgbb_figures, evaluate_bgbb
 from crm_analytics.models.family import Gate, ModelFamily, TrainRequest, TrainResult
@@ -29,6 +35,7 @@ from crm_analytics.profiles.links import customer_transactions
 
 NAME = "crm-bgbb"
 EXAMPLE_PATTERNS = 3
+MIN_PATTERN_CUSTOMERS = 10  # an example pattern is an aggregate, not one customer's history
 
 
 class BGBBPyfunc(PythonModel):
@@ -50,38 +57,46 @@ class BGBBPyfunc(PythonModel):
         )
 
 
-def holdout_occasions(as_of: date, until: date, occasion_days: int) -> int:
+def holdout_occasions(as_of: date, until: date, occasion_months: int) -> int:
     """Whole occasions in (``as_of``, ``until``]; a NotReadyError when there is none."""
-    count = (until - as_of).days // occasion_days
+    count = whole_occasions(as_of, until, occasion_months)
     if count < 1:
         raise NotReadyError(
             f"until: BG/BB is judged on whole occasions after the cutoff, and {until} (the data's last day "
-            f"at the latest) is {(until - as_of).days} days after {as_of}: less than one occasion "
-            f"({occasion_days} days, CRM_BGBB_OCCASION_DAYS)"
+            f"at the latest) is before the end of the first one, {occasion_end(as_of, occasion_months, 1)} "
+            f"({occasion_months} months, CRM_BGBB_OCCASION_MONTHS)"
         )
     return count
 
 
 def common_patterns(summary: pd.DataFrame) -> pd.DataFrame:
-    """The most frequent (frequency, recency, n_periods) patterns: an input example no one customer owns."""
+    """The most frequent (frequency, recency, n_periods) patterns held by at least
+    ``MIN_PATTERN_CUSTOMERS`` customers each: an input example no one customer owns (a first-occasion
+    pattern shared by nobody's history when none is that common)."""
     counts = summary.groupby(list(OCCASION_COLUMNS)).size().sort_values(ascending=False, kind="stable")
-    return counts.head(EXAMPLE_PATTERNS).index.to_frame(index=False).astype("int64")
+    common = counts[counts >= MIN_PATTERN_CUSTOMERS].head(EXAMPLE_PATTERNS).index.to_frame(index=False)
+    if common.empty:
+        common = pd.DataFrame([dict.fromkeys(OCCASION_COLUMNS, 0) | {"n_periods": 1}])
+    return common.astype("int64")
 
 
 def train(request: TrainRequest) -> TrainResult:
     """Fit on the occasions up to ``as_of``, judge on those up to ``until``, log and register."""
-    occasion_days = request.settings.bgbb_occasion_days
+    months = request.settings.bgbb_occasion_months
     transactions = customer_transactions(request.warehouse.ibis)
-    last_day = pd.Timestamp(transactions.timestamp.max().execute()).date()
+    latest = transactions.timestamp.max().execute()
+    if latest is None or pd.isna(latest):
+        raise NotReadyError("warehouse: no transactions yet; ingest purchases first (`crm ingest`)")
+    last_day = pd.Timestamp(latest).date()
     until = min(request.until or last_day, last_day)
-    ahead = holdout_occasions(request.as_of, until, occasion_days)
-    summary = occasion_summary(transactions, request.as_of, occasion_days, ahead).execute()
-    purchasers = occasion_purchasers(transactions, request.as_of, occasion_days, ahead).execute()
+    ahead = holdout_occasions(request.as_of, until, months)
+    summary = occasion_summary(transactions, request.as_of, months, ahead).execute()
+    purchasers = occasion_purchasers(transactions, request.as_of, months, ahead).execute()
     evaluation = evaluate_bgbb(
         summary.set_index("customer_id"), ahead, purchasers.set_index("occasion")["customers"]
     )
     labelled = summary.assign(as_of=pd.Timestamp(request.as_of))
-    horizon_days = ahead * occasion_days
+    horizon_days = (occasion_end(request.as_of, months, ahead) - request.as_of).days
     with training_run(request.settings, NAME, labelled, horizon_days, "occasions", request.seed) as (
         run,
         tag,
@@ -93,7 +108,7 @@ def train(request: TrainRequest) -> TrainResult:
         for name, fitted in report["parameters"].items():
             metrics[f"param_{name}_se"] = fitted["se"]
         mlflow.log_params({f"param_{k}": round(v["estimate"], 6) for k, v in report["parameters"].items()})
-        mlflow.log_params({"occasion_days": occasion_days, "holdout_occasions": ahead})
+        mlflow.log_params({"occasion_months": months, "holdout_occasions": ahead})
         mlflow.log_metrics(metrics)
         mlflow.log_dict(report, "evaluation.json")
         log_figures(bgbb_figures(evaluation))

@@ -144,9 +144,14 @@ def train(request: TrainRequest) -> TrainResult:
     )
 
 
-def predicted_holdout_spend(outputs: pd.DataFrame) -> np.ndarray:
-    """Expected spend over the training horizon: what ``holdout_spearman`` ranks."""
-    return (outputs["expected_purchases"] * outputs["expected_spend"]).to_numpy(float)
+def holdout_spend_of(loaded: Any, features: pd.DataFrame) -> np.ndarray:
+    """A loaded version's expected spend over its training horizon: what ``holdout_spearman`` ranks (the
+    served pyfunc's expected_purchases x expected_spend, without its interval simulation)."""
+    pyfunc: CLVPyfunc = loaded.unwrap_python_model()
+    inputs = features[list(BTYD_COLUMNS)]
+    return pyfunc.model.expected_purchases(inputs, pyfunc.horizon_periods) * pyfunc.model.expected_spend(
+        inputs
+    )
 
 
 def score(model: Any, features: pd.DataFrame) -> pd.DataFrame:
@@ -163,7 +168,7 @@ FAMILY = ModelFamily(
     gate=Gate(
         "holdout_spearman",
         label="holdout_spend",
-        comparison=lambda loaded, warehouse, features: predicted_holdout_spend(score(loaded, features)),
+        comparison=lambda loaded, warehouse, features, tag: holdout_spend_of(loaded, features),
         statistic=spearman,
         guards=(Guard("top_decile_capture", top_decile_capture, tolerance=0.01),),
         min_gain_setting="gate_min_gain_clv",
