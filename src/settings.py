@@ -112,6 +112,32 @@ class Settings(BaseSettings):
         description="Promotion gate, CLV: the least gain in the Spearman correlation of predicted with "
         "actual holdout spend; the paired bootstrap 95% interval of the gain must also lie above zero.",
     )
+    monitor_baseline_refreshes: Annotated[int, Field(ge=1, le=365)] = Field(
+        14, description="Data quality: a check's baseline is its median over this many previous refreshes."
+    )
+    monitor_min_history: Annotated[int, Field(ge=1, le=365)] = Field(
+        3, description="Data quality: refreshes a check needs behind it before it can raise a breach."
+    )
+    monitor_volume_ratio: Annotated[float, Field(gt=1)] = Field(
+        2.0,
+        description="Data quality: new rows of a source in breach below baseline / this or above "
+        "baseline x this.",
+    )
+    monitor_share_increase: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.02,
+        description="Data quality: a share (quarantined rows, missing values, late rows) in breach when "
+        "above its baseline by more than this.",
+    )
+    monitor_alpha: Annotated[float, Field(gt=0, lt=1)] = Field(
+        1e-5,
+        description="Data quality: a change is a breach only when this unlikely under the baseline "
+        "(one-sided Poisson or binomial p-value), so small days do not raise alarms by chance.",
+    )
+    monitor_late_days: Annotated[int, Field(ge=0)] = Field(
+        3,
+        description="Data quality: a new row dated more than this many days before the refresh's day "
+        "is late.",
+    )
     bgbb_occasion_months: Annotated[int, Field(ge=1, le=120)] = Field(
         12,
         description="BG/BB (`crm train bgbb`): calendar months between the occasions at which customers "

@@ -35,6 +35,7 @@ app.command("erase")(profiles.erase)
 app.command("run")(run.run)
 app.command("refresh")(operate.refresh)
 app.command("status")(operate.status)
+app.command("monitor")(operate.monitor)
 app.command("config")(run.show_config)
 
 

@@ -1,5 +1,6 @@
-"""``crm refresh`` (one day's work) and ``crm status`` (what is served, by which models, the last
-refreshes): the commands a scheduler and an operator use every day."""
+"""``crm refresh`` (one day's work), ``crm status`` (what is served, by which models, the last
+refreshes) and ``crm monitor`` (is anything watched in breach): the commands a scheduler and an
+operator use every day."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from crm_analytics.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from crm_analytics.jobs.monitor import MonitorReport
     from crm_analytics.jobs.refresh import RefreshReport
     from crm_analytics.jobs.status import StatusReport
 
@@ -47,6 +49,36 @@ def status(
     from crm_analytics.jobs.status import status as status_job
 
     emit(status_job(settings(), refreshes), as_json, render_status)
+
+
+BREACH_EXIT = 3  # something watched is in breach (1 stays "the command failed")
+
+
+@handle_errors
+def monitor(as_json: JsonOption = False) -> None:
+    """The latest state of what watches the data: each source's data quality on the last refreshed day
+    against its trailing baseline. Exits 3 when a check is in breach (0 when all hold or are still
+    learning their baseline)."""
+    from crm_analytics.jobs.monitor import monitor as monitor_job
+
+    report = monitor_job(settings())
+    emit(report, as_json, render_monitor)
+    if report.breaches:
+        raise typer.Exit(BREACH_EXIT)
+
+
+def render_monitor(report: MonitorReport) -> None:
+    if report.as_of is None:
+        out.print("no refresh has checked data quality yet: `crm refresh` (or `crm run`) first")
+        return
+    learning = sum(c.baseline is None for c in report.checks)
+    out.print(
+        f"data quality as of {report.as_of}: {len(report.checks)} checks, {len(report.breaches)} in breach"
+        + (f", {learning} still learning their baseline" if learning else "")
+    )
+    for check in report.breaches:
+        where = check.table_name if check.source == "*" else f"{check.table_name}/{check.source}"
+        err.print(f"  breach: {where} {check.check_name}: {check.detail}")
 
 
 def render_refresh(report: RefreshReport) -> None:

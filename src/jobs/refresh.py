@@ -37,6 +37,7 @@ from crm_analytics.models import registry
 from crm_analytics.models.gate import champion_map, champion_version
 from crm_analytics.models.segments.assign import assign_segments
 from crm_analytics.models.segments.build import build_segments
+from crm_analytics.monitoring import data_quality
 from crm_analytics.profiles.build import build_profiles
 from crm_analytics.profiles.tables import LINKS, MODEL
 from crm_analytics.settings import Settings
@@ -87,7 +88,17 @@ def ingest_stage(day: Day) -> dict[str, Any]:
     seen = ingested_digests(day.warehouse)
     new = [f for f in files if file_sha256(f) not in seen]
     report = ingest.ingest_files(day.warehouse, day.settings, new, day.progress).as_dict()
-    return report | {"files_seen": len(files), "files_new": len(new), "folder": str(folder)}
+    batches = [
+        b["batch_id"] for b in report["batches"] if b.get("status") == "accepted" and b.get("batch_id")
+    ]
+    checks = data_quality.record(day.warehouse, day.settings, batches, day.day) if batches else []
+    quality = {"checks": len(checks), "breaches": [c.as_dict() for c in checks if c.breach]}
+    return report | {
+        "files_seen": len(files),
+        "files_new": len(new),
+        "folder": str(folder),
+        "quality": quality,
+    }
 
 
 def profiles_stage(day: Day) -> dict[str, Any]:

@@ -119,7 +119,9 @@ def raw_tables(context: AssetExecutionContext, config: DayConfig, crm: CrmResour
     except ValueError:
         raise Failure(description="as_of: expected a day as YYYY-MM-DD", allow_retries=False) from None
     run = _call(start_run, crm.settings(), history_id(context.run.run_id), day, _progress(context))
-    return Output(run, metadata=metadata(run.as_of, run.reports["ingest"]) | {"unchanged": run.unchanged})
+    breaches = len(run.reports["ingest"].get("quality", {}).get("breaches", []))  # `crm monitor` says which
+    marks = {"unchanged": run.unchanged, "data_quality_breaches": breaches}
+    return Output(run, metadata=metadata(run.as_of, run.reports["ingest"]) | marks)
 
 
 @asset(group_name=GROUP, retry_policy=RETRY, hooks={record_failure})

@@ -184,10 +184,23 @@ _HOTELS = (
     ),
 )
 
+_MONITORING = (
+    _table(
+        "monitoring_data_quality",
+        "as_of DATE, table_name TEXT, source TEXT, check_name TEXT, value DOUBLE PRECISION, rows BIGINT,"
+        "baseline DOUBLE PRECISION, breach BOOLEAN, detail TEXT, computed_at TIMESTAMP",
+        key="as_of, table_name, source, check_name",
+    ),
+    _table("monitoring_batches", "batch_id TEXT, as_of DATE", key="batch_id"),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "release 0.1.0 schema", _RELEASE_0_1_0),
     Migration(2, "profiles: record versions for incremental builds, customer merges", _STABLE_CUSTOMER_IDS),
     Migration(3, "hotels: country, room types and facilities of each hotel", _HOTELS),
+    Migration(
+        4, "monitoring: data quality per refresh day and check, the batches each day covered", _MONITORING
+    ),
 )
 HEAD = MIGRATIONS[-1].version
 

@@ -1,9 +1,9 @@
 """The house rules, checked from the code: imports follow the data flow and modules stay small.
 
 Flow (a package may import from the ones before it, never after): datasets -> ingest -> profiles ->
-features -> models -> store -> jobs -> serving, cli. Shared by all: settings, errors, tracking, the
-warehouse connection and migrations, and the raw-input contracts. ``orchestration`` (the Dagster code
-location) sits beside cli and calls the jobs only.
+features -> models -> store -> monitoring -> jobs -> serving, cli. Shared by all: settings, errors,
+tracking, the warehouse connection and migrations, and the raw-input contracts. ``orchestration``
+(the Dagster code location) sits beside cli and calls the jobs only.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ FLOW = [
     "features",
     "models",
     "store",
+    "monitoring",
     "jobs",
     "serving",
     "cli",

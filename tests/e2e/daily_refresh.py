@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from crm_analytics.datasets.demo import Shift
 from crm_analytics.features.purchases import purchases_as_of
 from crm_analytics.features.store import read_features
-from crm_analytics.jobs import data, refresh, run, status
+from crm_analytics.jobs import data, monitor, refresh, run, status
 from crm_analytics.profiles.links import customer_transactions
 from crm_analytics.settings import Settings, load_settings
 from crm_analytics.store import ServingStore
@@ -58,12 +58,16 @@ def thirty_days_of_refreshes(settings: Settings) -> None:
     started = run.run(settings, CUSTOMERS, SEED, until=HISTORY_END, shifts=[SHIFT])
     assert started.refresh.as_of == str(HISTORY_END)
     yesterday = served(settings)
+    quality_checks, false_alarms = 0, []
     for number, day in enumerate(DAYS, start=1):
         data.demo_increment(settings.incoming, day, day, CUSTOMERS, SEED, [SHIFT])
         if day == KILLED_DAY:
             killed_mid_run(settings, yesterday)
         report = refresh.refresh(settings)
         assert report.status == "succeeded", (number, report.status)
+        quality = report.stages["ingest"]["quality"]  # ordinary days of the feed: data quality holds
+        quality_checks += quality["checks"]
+        false_alarms += [(number, b["table_name"], b["check_name"], b["detail"]) for b in quality["breaches"]]
         assert report.as_of == str(day), f"day {number}: served as of {report.as_of}"
         today = served(settings)
         assert today.snapshot_id == report.snapshot_id
@@ -80,6 +84,10 @@ def thirty_days_of_refreshes(settings: Settings) -> None:
             assert again.status == "unchanged"
             assert served(settings).snapshot_id == today.snapshot_id
         yesterday = today
+    assert not false_alarms, false_alarms
+    assert quality_checks > 100 * len(DAYS) // 2  # checked (the killed day's ran in the killed refresh)
+    monitored = monitor.monitor(settings)  # what `crm monitor` prints: the last day, nothing in breach
+    assert (monitored.status, monitored.as_of) == ("ok", str(DAYS[-1]))
     shifted = channel_share(settings, SHIFT.date)
     assert shifted["after"] > shifted["before"] + 0.2, shifted  # the planted change reached the warehouse
     runs = status.status(settings, refreshes=100).refreshes

@@ -99,6 +99,7 @@ def test_sensor_then_graph_serve_the_new_day_and_record_the_run(in_project: Sett
     assert result.success
     ingested = metadata(result, "raw_tables")
     assert (ingested["as_of"], ingested["files_new"], ingested["unchanged"]) == ("2026-01-01", 1, False)
+    assert ingested["data_quality_breaches"] == 0  # the file was checked (`crm monitor` tells the rest)
     assert metadata(result, "profiles")["relinked"] is False  # no customer records came in
     assert metadata(result, "features")["as_of"] == "2026-01-01"
     scored = metadata(result, "scores")
