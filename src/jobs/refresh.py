@@ -88,10 +88,7 @@ def ingest_stage(day: Day) -> dict[str, Any]:
     seen = ingested_digests(day.warehouse)
     new = [f for f in files if file_sha256(f) not in seen]
     report = ingest.ingest_files(day.warehouse, day.settings, new, day.progress).as_dict()
-    batches = [
-        b["batch_id"] for b in report["batches"] if b.get("status") == "accepted" and b.get("batch_id")
-    ]
-    checks = data_quality.record(day.warehouse, day.settings, batches, day.day) if batches else []
+    checks = data_quality.record(day.warehouse, day.settings, day.day)  # [] when nothing new came
     quality = {"checks": len(checks), "breaches": [c.as_dict() for c in checks if c.breach]}
     return report | {
         "files_seen": len(files),

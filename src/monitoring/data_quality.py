@@ -23,6 +23,7 @@ its batches, and one with nothing new changes nothing. Counts and shares only: n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -42,6 +43,7 @@ BATCHES_TABLE = "monitoring_batches"
 EVENT_TIMES = {"transactions": "timestamp", "customer_records": "updated_at"}  # what dates the data
 
 
+SOURCE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 ALL_SOURCES = "*"  # a table-level check (the batch log and the quarantine know tables, not sources)
 Measured = dict[tuple[str, str, str], tuple[float, int]]  # (table, source, check) -> (value, rows)
 
@@ -64,27 +66,33 @@ class QualityCheck:
         return asdict(self)
 
 
-def record(
-    warehouse: Warehouse, settings: Settings, batch_ids: Sequence[str], as_of: date
-) -> list[QualityCheck]:
-    """Check the day ``as_of`` over its batches (those given and any recorded for it before), store the
-    rows (replacing the day's) and return them; nothing new: nothing written, an empty list."""
+def record(warehouse: Warehouse, settings: Settings, as_of: date) -> list[QualityCheck]:
+    """Check the day ``as_of`` over the ingested batches no day has covered yet (wherever they came
+    from: a refresh, ``crm ingest``, a refresh killed before its check) and those the day covered
+    before; store the rows (replacing the day's) and return them. Nothing new: nothing written, []."""
     con = warehouse.ibis
     recorded = con.table(BATCHES_TABLE)
-    known = set(recorded.batch_id.execute())
-    new = [b for b in batch_ids if b not in known]
+    log = con.table("ingest_batches")
+    new = list(log.filter(~log.batch_id.isin(recorded.batch_id)).batch_id.execute())
     if not new:
         return []
     earlier = recorded.filter(recorded.as_of == ibis.date(as_of)).batch_id.execute()
     batches = [*earlier, *new]
     measured = measure(warehouse, batches, as_of, settings.monitor_late_days)
     stored = con.table(QUALITY_TABLE)
-    history = (
-        stored.filter(stored.as_of < ibis.date(as_of))
+    history = (  # breached days stay out of every baseline: one bad day does not become the norm
+        stored.filter((stored.as_of < ibis.date(as_of)) & ~stored.breach)
         .select("as_of", "table_name", "source", "check_name", "value", "rows")
         .order_by("as_of")
         .execute()
     )
+    recent = history[
+        history["as_of"].isin(sorted(set(history["as_of"]))[-settings.monitor_baseline_refreshes :])
+    ]
+    for table, source in recent.loc[recent["check_name"] == "rows_new", ["table_name", "source"]].itertuples(
+        index=False
+    ):
+        measured.setdefault((table, source, "rows_new"), (0.0, 0))  # a source that stopped delivering
     day = str(as_of)
     checks = [
         judge(day, key, value, rows, history, settings) for key, (value, rows) in sorted(measured.items())
@@ -123,14 +131,17 @@ def measure(warehouse: Warehouse, batches: Sequence[str], as_of: date, late_days
     )
     quarantine = con.table("quarantine")
     quarantine = quarantine.filter(quarantine.batch_id.isin(list(batches)))
-    reasons = quarantine.group_by(["table_name", "reason"]).aggregate(rows=quarantine.row_number.nunique())
-    reasons_frame = reasons.execute()
+    rejected = quarantine.select("table_name", "reason", "batch_id", "row_number").distinct()
+    reasons_frame = rejected.execute()
+    # one check per kind of reason: "duplicate key ... than row 12" and "... row 40" are one kind
+    reasons_frame["reason"] = reasons_frame["reason"].astype(str).str.replace(r"\d+", "N", regex=True)
+    reasons_frame = reasons_frame.groupby(["table_name", "reason"], as_index=False).size()
     values: Measured = {}
     for row in counts.execute().itertuples(index=False):
         read = int(row.read)
         values[(row.table_name, ALL_SOURCES, "rejected_share")] = (float(row.rejected) / max(read, 1), read)
         for reason in reasons_frame[reasons_frame["table_name"] == row.table_name].itertuples(index=False):
-            share = float(reason.rows) / max(read, 1)
+            share = float(reason.size) / max(read, 1)
             values[(row.table_name, ALL_SOURCES, f"rejected_share:{reason.reason}")] = (share, read)
         if row.new > 0 and row.table_name in CONTRACTS:
             values |= _new_row_checks(warehouse, row.table_name, batches, as_of, late_days)
@@ -159,10 +170,17 @@ def _new_row_checks(
     )
     out: Measured = {}
     for record_ in frame.to_dict(orient="records"):
-        source, n = str(record_.pop("source")), int(record_.pop("rows_new"))
+        source, n = source_label(record_.pop("source")), int(record_.pop("rows_new"))
         out[(table, source, "rows_new")] = (float(n), n)
         out |= {(table, source, name): (float(v), n) for name, v in record_.items() if pd.notna(v)}
     return out
+
+
+def source_label(source: object) -> str:
+    """A source system's name as checks are kept under; a value that is no system name (a shifted
+    column's e-mail or name) is folded into ``other``, never stored."""
+    text = str(source)
+    return text if SOURCE_NAME.fullmatch(text) else "other"
 
 
 def judge(
@@ -192,9 +210,10 @@ def judge(
         counts = past["value"]
         baseline = float(counts.median())
         ratio = settings.monitor_volume_ratio
-        # quasi-Poisson: daily volumes vary more than Poisson (weekdays, a big first load); the
-        # history's variance over its mean scales the counts down to Poisson's
-        spread = float(counts.var(ddof=1) / counts.mean()) if counts.mean() > 0 else 1.0
+        # quasi-Poisson: daily volumes vary more than Poisson's (weekdays); the history's robust
+        # variance (from the median absolute deviation: a big first load does not inflate it) over its
+        # median scales the counts down to Poisson's
+        spread = (1.4826 * float((counts - baseline).abs().median())) ** 2 / baseline if baseline > 0 else 1.0
         scale = max(1.0, spread)
         scaled, expected = value / scale, baseline / scale
         low, high = stats.poisson.cdf(scaled, expected), stats.poisson.sf(scaled - 1, expected)
@@ -202,8 +221,10 @@ def judge(
         breach = baseline > 0 and large and min(low, high) < alpha
         detail = f"{value:,.0f} rows, baseline {baseline:,.0f} (x{ratio:g} either way)"
     else:
-        pooled = float((past["value"] * past["rows"]).sum())  # the baseline's events over its rows
-        baseline = (pooled + 1) / (float(past["rows"].sum()) + 2)  # Laplace: no share is certain
+        # pooled over the days behind it, each day weighing its rows up to the median day's (a first
+        # load of years of old rows, all late, does not swamp it); Laplace: no share is certain
+        weight = past["rows"].clip(upper=float(past["rows"].median()))
+        baseline = (float((past["value"] * weight).sum()) + 1) / (float(weight.sum()) + 2)
         count = round(value * rows)
         p = stats.binom.sf(count - 1, rows, baseline) if rows else 1.0
         breach = value > baseline + settings.monitor_share_increase and p < alpha

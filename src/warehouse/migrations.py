@@ -192,6 +192,8 @@ _MONITORING = (
         key="as_of, table_name, source, check_name",
     ),
     _table("monitoring_batches", "batch_id TEXT, as_of DATE", key="batch_id"),
+    # what was ingested before monitoring existed is no refresh day's: marked covered, by no day
+    "INSERT INTO monitoring_batches SELECT batch_id, NULL FROM ingest_batches",
 )
 
 MIGRATIONS: tuple[Migration, ...] = (

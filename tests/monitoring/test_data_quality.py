@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ from tests.test_cli import crm
 FIRST_DAY = date(2025, 3, 1)
 
 
-def day_file(folder: Path, day: date, rows: int, seed: int, **damage: float) -> Path:
+def day_file(folder: Path, day: date, rows: int, seed: int, source: str = "pms", **damage: float) -> Path:
     """A day's transactions: ``rows`` purchases that day; ``damage`` sets a share of rows with no
     channel (``no_channel``), an unknown type (``bad_type``) or a timestamp ten days old (``late``)."""
     rng = np.random.default_rng(seed)
@@ -29,7 +30,7 @@ def day_file(folder: Path, day: date, rows: int, seed: int, **damage: float) -> 
         {
             "transaction_id": [f"{day:%Y%m%d}-{i}" for i in range(rows)],
             "customer_id": [f"c{k}" for k in rng.integers(0, 500, rows)],
-            "source": "pms",
+            "source": source,
             "timestamp": stamp,
             "amount": rng.gamma(2.0, 80.0, rows).round(2),
             "currency": "EUR",
@@ -47,10 +48,10 @@ def day_file(folder: Path, day: date, rows: int, seed: int, **damage: float) -> 
 
 
 def refresh_day(
-    warehouse: Warehouse, settings: Settings, folder: Path, day: date, rows: int, **damage: float
-):
-    batch = ingest_file(warehouse, day_file(folder, day, rows, seed=day.toordinal(), **damage), settings)
-    return data_quality.record(warehouse, settings, [batch.batch_id], day)
+    warehouse: Warehouse, settings: Settings, folder: Path, day: date, rows: int, **damage: Any
+) -> list[data_quality.QualityCheck]:
+    ingest_file(warehouse, day_file(folder, day, rows, seed=day.toordinal(), **damage), settings)
+    return data_quality.record(warehouse, settings, day)
 
 
 def breaches(checks: list[data_quality.QualityCheck]) -> set[str]:
@@ -68,22 +69,32 @@ def test_ordinary_days_raise_nothing_and_a_damaged_day_names_its_checks(
     learning = [c for c in checks if c.baseline is None]
     assert not learning  # six days of history: every check has its baseline
 
-    damaged = FIRST_DAY + timedelta(days=6)
-    checks = refresh_day(
-        warehouse, settings, tmp_path, damaged, rows=80, no_channel=0.4, bad_type=0.05, late=0.2
-    )
-    assert breaches(checks) >= {"rows_new", "null_rate:channel", "rejected_share", "late_share"}
-    assert any(name.startswith("rejected_share:") for name in breaches(checks))
+    dropped = FIRST_DAY + timedelta(days=6)  # a twelfth of the usual rows: the volume breaches
+    checks = refresh_day(warehouse, settings, tmp_path, dropped, rows=20)
+    assert breaches(checks) == {"rows_new"}
     volume = next(c for c in checks if c.check_name == "rows_new")
     assert volume.baseline == pytest.approx(240.0)
-    assert "baseline 240" in volume.detail
+    assert "20 rows, baseline 240" in volume.detail
+
+    damaged = FIRST_DAY + timedelta(days=7)  # the breached day stays out of the baseline
+    checks = refresh_day(
+        warehouse, settings, tmp_path, damaged, rows=240, no_channel=0.4, bad_type=0.05, late=0.2
+    )
+    assert breaches(checks) >= {"null_rate:channel", "rejected_share", "late_share"}
+    assert "rows_new" not in breaches(checks)
+    assert any(name.startswith("rejected_share:") for name in breaches(checks))
 
     stored = data_quality.latest(warehouse)
     assert {c.as_of for c in stored} == {str(damaged)}
     assert breaches(stored) == breaches(checks)
-    again = data_quality.record(warehouse, settings, [], damaged)  # the same day again: nothing new
+    again = data_quality.record(warehouse, settings, damaged)  # the same day again: nothing new
     assert again == []
     assert data_quality.latest(warehouse) == stored
+
+    silent = FIRST_DAY + timedelta(days=8)  # the booking system stops delivering; another source does
+    checks = refresh_day(warehouse, settings, tmp_path, silent, rows=30, source="web-shop")
+    stopped = next(c for c in checks if c.source == "pms" and c.check_name == "rows_new")
+    assert (stopped.value, stopped.breach) == (0.0, True)
 
 
 def test_the_first_days_are_learning_not_alarms(warehouse: Warehouse, tmp_path: Path) -> None:
