@@ -265,6 +265,10 @@ CONTRACTS: dict[str, Contract] = {
 }
 
 
+# the column that dates each row of the tables that date the data (the refresh's day, late rows)
+EVENT_TIMES = {"transactions": "timestamp", "customer_records": "updated_at"}
+
+
 def contract_for(table: str) -> Contract:
     """The contract of a warehouse table, or a ValueError listing the known tables."""
     try:

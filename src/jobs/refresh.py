@@ -29,6 +29,7 @@ import pandas as pd
 
 from crm_analytics.errors import CrmError, InvalidInputError, NotReadyError
 from crm_analytics.features.store import read_features
+from crm_analytics.ingest.contracts import EVENT_TIMES
 from crm_analytics.ingest.readers import SUPPORTED_SUFFIXES, file_sha256
 from crm_analytics.jobs import features, ingest, score
 from crm_analytics.jobs.common import Progress, no_progress, open_store, open_warehouse
@@ -44,8 +45,6 @@ from crm_analytics.settings import Settings
 from crm_analytics.store import RefreshLog, ServingStore, Snapshot
 from crm_analytics.tracking import configure
 from crm_analytics.warehouse import Warehouse, publish_read_copy
-
-EVENT_TIMES = {"transactions": "timestamp", "customer_records": "updated_at"}  # what dates the data
 
 
 @dataclass

@@ -16,7 +16,7 @@ from crm_analytics.jobs.common import Progress, no_progress, open_warehouse
 from crm_analytics.models import gate, registry
 from crm_analytics.models.family import ModelFamily, TrainRequest, TrainResult
 from crm_analytics.models.gate_evidence import Evidence, Judged, weigh
-from crm_analytics.models.training import holdout_cutoff, labelled_build, prepare
+from crm_analytics.models.training import HoldoutTag, labelled_build, prepare
 from crm_analytics.settings import Settings
 from crm_analytics.tracking import configure, feature_fingerprint
 
@@ -74,7 +74,7 @@ def _weigh_on_warehouse(settings: Settings, family: ModelFamily, candidate: Any,
             "a version was chosen on the holdout the gate would judge it on; retrain with a validation window"
         )
     tag = runs[0].data.tags["holdout"]
-    cutoff, content = holdout_cutoff(tag)
+    cutoff, content, _ = HoldoutTag.parse(tag)
     registry_uri = mlflow.get_registry_uri()
     judged = []
     with open_warehouse(settings) as warehouse:

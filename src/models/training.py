@@ -71,13 +71,22 @@ def holdout_tag(
     return f"{as_of}+{horizon_days}d:{fingerprint['content_sha256'][:16]}:{validation}"
 
 
-def holdout_cutoff(tag: str) -> tuple[date, str]:
-    """The cutoff and the feature content prefix a ``holdout_tag`` names; a ValueError for another tag."""
-    try:
-        cutoff, rest = tag.split("+", 1)
-        return date.fromisoformat(cutoff), rest.split(":")[1]
-    except (ValueError, IndexError):
-        raise ValueError(f"holdout tag {tag!r}: not one training wrote") from None
+class HoldoutTag(NamedTuple):
+    """What a ``holdout_tag`` names: the cutoff, the feature content prefix and how it was validated."""
+
+    cutoff: date
+    content: str
+    validation: str
+
+    @classmethod
+    def parse(cls, tag: str) -> HoldoutTag:
+        """A ValueError for a tag training did not write."""
+        try:
+            cutoff, rest = tag.split("+", 1)
+            _, content, validation = rest.split(":", 2)
+            return cls(date.fromisoformat(cutoff), content, validation)
+        except ValueError:
+            raise ValueError(f"holdout tag {tag!r}: not one training wrote") from None
 
 
 @contextmanager

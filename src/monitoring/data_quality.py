@@ -33,14 +33,13 @@ import ibis
 import pandas as pd
 from scipy import stats
 
-from crm_analytics.ingest.contracts import CONTRACTS
+from crm_analytics.ingest.contracts import CONTRACTS, EVENT_TIMES
 from crm_analytics.ingest.tables import LINEAGE_COLUMNS, contract_columns
 from crm_analytics.settings import Settings
 from crm_analytics.warehouse import Warehouse
 
 QUALITY_TABLE = "monitoring_data_quality"
 BATCHES_TABLE = "monitoring_batches"
-EVENT_TIMES = {"transactions": "timestamp", "customer_records": "updated_at"}  # what dates the data
 
 
 SOURCE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -192,7 +191,7 @@ def judge(
     settings: Settings,
 ) -> QualityCheck:
     """The check against its trailing baseline: a breach must be both large (the ratio or the share
-    increase of the Settings) and unlikely under the baseline (Poisson for counts, binomial for shares,
+    increase of the Settings) and unlikely under the baseline (quasi-Poisson for counts, binomial for shares,
     one-sided p below ``CRM_MONITOR_ALPHA``), so a day of 11 records is not an alarm for being 11."""
     table, source, check = key
     mine = history[(history["table_name"] == table) & (history["source"] == source)]

@@ -25,6 +25,7 @@ from crm_analytics.models.inputs import model_inputs
 from crm_analytics.models.metrics import top_decile_lift
 from crm_analytics.models.plots import log_figures
 from crm_analytics.models.training import (
+    HoldoutTag,
     labelled_build,
     log_and_register,
     prepare,
@@ -135,7 +136,7 @@ def out_of_time_scores(
     cutoff = pd.Timestamp(features["as_of"].iloc[0]).date()
     config = build_record(warehouse, cutoff)["config"]
     horizon_days, time_unit = config["horizon_days"], config["time_unit"]
-    validation = holdout.rsplit(":", 1)[-1]
+    validation = HoldoutTag.parse(holdout).validation
     earlier = None
     if validation.startswith("from-"):
         day = date.fromisoformat(validation.removeprefix("from-"))
