@@ -130,13 +130,49 @@ class Settings(BaseSettings):
     )
     monitor_alpha: Annotated[float, Field(gt=0, lt=1)] = Field(
         1e-5,
-        description="Data quality: a change is a breach only when this unlikely under the baseline "
-        "(one-sided Poisson or binomial p-value), so small days do not raise alarms by chance.",
+        description="Monitoring: a change (data quality, drift, realized performance) is a breach only "
+        "when this unlikely by chance (its p-value), so small days do not raise alarms by chance.",
     )
     monitor_late_days: Annotated[int, Field(ge=0)] = Field(
         3,
         description="Data quality: a new row dated more than this many days before the refresh's day "
         "is late.",
+    )
+    drift_recent_days: Annotated[int, Field(ge=1, le=365)] = Field(
+        7,
+        description="Drift: the recent window of purchases (days up to the refresh's day) compared with "
+        "the reference window before it.",
+    )
+    drift_reference_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        90, description="Drift: the reference window's length in days, just before the recent window."
+    )
+    drift_min_distance: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.05,
+        description="Drift: the least distance (KS D for numbers, total variation for categories: the "
+        "largest change in any event's share) that is a breach, with a p-value below CRM_MONITOR_ALPHA.",
+    )
+    drift_min_rows: Annotated[int, Field(ge=2)] = Field(
+        30, description="Drift: a check needs at least this many rows on each side; with fewer it is skipped."
+    )
+    realized_max_auc_drop: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.05,
+        description="Realized performance: a churn champion's ROC AUC on a matured cohort in breach when "
+        "below its training figure by more than this (and unlikely by chance).",
+    )
+    realized_max_calibration_gap: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.05,
+        description="Realized performance: the churn rate a matured cohort showed in breach when it "
+        "differs from the mean probability served by more than this (and unlikely by chance).",
+    )
+    retrain_every_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        7,
+        description="`crm retrain`: retrain once the newest mature cutoff is this many days after the "
+        "champions' training cutoff (weekly by default; counted in data days).",
+    )
+    retrain_on_breach: bool = Field(
+        True,
+        description="`crm retrain`: retrain before the schedule when the day's monitoring found drift or a "
+        "realized-performance breach and newer mature labels exist.",
     )
     bgbb_occasion_months: Annotated[int, Field(ge=1, le=120)] = Field(
         12,

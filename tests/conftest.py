@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -42,6 +43,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "e2e" in item.path.parts:
             item.add_marker(pytest.mark.e2e)
     items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)
+
+
+@contextmanager
+def in_project(folder: Path) -> Iterator[Settings]:
+    """For a module-scoped project (set up before ``isolated``): the caller's CRM_* variables cleared,
+    ``folder``'s set and ``folder`` current while the block runs; yields its settings."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("CRM_"):
+                patch.delenv(name)
+        for name, value in project_env(folder).items():
+            patch.setenv(name, value)
+        patch.chdir(folder)
+        yield load_settings()
 
 
 @pytest.fixture(autouse=True)

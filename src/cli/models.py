@@ -57,6 +57,34 @@ def train(
 
 
 @handle_errors
+def retrain(
+    as_of: Annotated[date | None, day_option("The day to retrain for (default: the served day).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Retrain even when not due.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Retrain churn and CLV when due (every CRM_RETRAIN_EVERY_DAYS of newer mature labels, or on a
+    drift or realized-performance breach), weigh each candidate against its champion through the gate,
+    and rescore the served day when a champion changed. Exits 0 whether or not it was due."""
+    from crm_analytics.jobs.retrain import retrain as retrain_job
+
+    with progress_bar() as progress:
+        report = retrain_job(settings(), as_of, force=force, progress=progress)
+    emit(report, as_json, render_retrain)
+
+
+def render_retrain(report: Any) -> None:
+    if not report.due:
+        out.print(f"as of {report.as_of}: {report.reason}")
+        return
+    out.print(f"as of {report.as_of}: retrained at cutoff {report.cutoff} ({report.reason})")
+    for outcome in report.promotions:
+        verdict = f"promoted v{outcome['version']}" if outcome["promoted"] else "champion kept"
+        out.print(f"  {outcome['model']}: {verdict}: {outcome['reason']}")
+    if report.rescored:
+        out.print("  the served day was rescored with the new champions")
+
+
+@handle_errors
 def promote(
     model: Annotated[str, typer.Argument(help="clv, churn, offers or bgbb (or the registered name).")],
     version: Annotated[str | None, typer.Option(help="Version to promote; default the newest.")] = None,

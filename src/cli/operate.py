@@ -56,14 +56,15 @@ BREACH_EXIT = 3  # something watched is in breach (1 stays "the command failed")
 
 @handle_errors
 def monitor(as_json: JsonOption = False) -> None:
-    """The latest state of what watches the data: each source's data quality on the last refreshed day
-    against its trailing baseline. Exits 3 when a check is in breach (0 when all hold or are still
-    learning their baseline)."""
+    """The latest state of what watches the data and the models: each source's data quality on the last
+    refreshed day against its trailing baseline, the drift of its purchases, features and scores, and the
+    realized performance of the latest scored day whose horizon has closed. Exits 3 when anything is in
+    breach (0 when all hold or are still learning their baseline)."""
     from crm_analytics.jobs.monitor import monitor as monitor_job
 
     report = monitor_job(settings())
     emit(report, as_json, render_monitor)
-    if report.breaches:
+    if report.status == "breach":
         raise typer.Exit(BREACH_EXIT)
 
 
@@ -79,6 +80,20 @@ def render_monitor(report: MonitorReport) -> None:
     for check in report.breaches:
         where = check.table_name if check.source == "*" else f"{check.table_name}/{check.source}"
         err.print(f"  breach: {where} {check.check_name}: {check.detail}")
+    if report.drift:
+        drifted = [c for c in report.drift if c.breach]
+        out.print(
+            f"drift as of {report.drift[0].as_of}: {len(report.drift)} checks, {len(drifted)} in breach"
+        )
+        for c in drifted:
+            err.print(f"  breach: {c.view} {c.name} against {c.reference}: {c.detail}")
+    latest = report.latest_realized()
+    if not latest:
+        out.print("realized performance: no scored day has reached the end of its horizon yet")
+    for row in latest:
+        shown = f"{row.value:.3f}" + ("" if row.baseline is None else f" (expected {row.baseline:.3f})")
+        line = f"realized {row.model} v{row.version} scored {row.scored_as_of}: {row.metric} {shown}"
+        (err if row.breach else out).print(("  breach: " if row.breach else "") + line)
 
 
 def render_refresh(report: RefreshReport) -> None:

@@ -34,6 +34,7 @@ from crm_analytics.ingest.readers import SUPPORTED_SUFFIXES, file_sha256
 from crm_analytics.jobs import features, ingest, score
 from crm_analytics.jobs.common import Progress, no_progress, open_store, open_warehouse
 from crm_analytics.jobs.feedback import collect_feedback
+from crm_analytics.jobs.monitor import watch
 from crm_analytics.models import registry
 from crm_analytics.models.gate import champion_map, champion_version
 from crm_analytics.models.segments.assign import assign_segments
@@ -134,6 +135,13 @@ def scores_stage(day: Day) -> dict[str, Any]:
     return score.score_all(day.settings, day.warehouse, day.store, day.day, progress=day.progress).as_dict()
 
 
+def monitor_stage(day: Day) -> dict[str, Any]:
+    """Drift of the day's purchases, features and scores, the realized performance of every scored day
+    whose horizon has closed, and the day's report logged to MLflow (``jobs.monitor``)."""
+    day.progress("monitoring drift and realized performance")
+    return watch(day.settings, day.warehouse, day.store, day.day).as_dict()
+
+
 def feedback_stage(day: Day) -> dict[str, Any]:
     """The API's shown offers and their answers settled into the offer log (never twice)."""
     return collect_feedback(day.store, day.warehouse, day.settings).as_dict()
@@ -151,10 +159,16 @@ STAGES: dict[str, Callable[[Day], dict[str, Any]]] = {
     "features": features_stage,
     "segments": segments_stage,
     "scores": scores_stage,
+    "monitor": monitor_stage,
     "feedback": feedback_stage,
     "publish": publish_stage,
 }
-RESCORE = ("segments", "scores", "publish")  # after a promotion: the served day with the new champions
+RESCORE = (
+    "segments",
+    "scores",
+    "monitor",
+    "publish",
+)  # after a promotion: the served day with the new champions
 
 
 def refresh(

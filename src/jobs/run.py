@@ -50,10 +50,12 @@ def run(
     *,
     until: date = DEMO_END,
     shifts: Sequence[Shift] = (),
+    horizon_days: int = DEMO_HORIZON_DAYS,
 ) -> RunReport:
     """Run the whole pipeline on a generated demo chain of ``customers`` guests under ``data_dir``: its
     history ``until`` a day (default: all of it) with ``shifts`` planted; models learn as of one horizon
-    before that day (the last cutoff whose labels are mature) and scores are served as of that day."""
+    before that day (the last cutoff whose labels are mature; ``horizon_days``, half a year by default) and
+    scores are served as of that day."""
     demo_dir = settings.data_dir / "demo"
     data.demo_data(demo_dir, customers, seed, "parquet", progress, until=until, shifts=shifts)
     ingested = ingest.ingest(settings, [demo_dir], progress=progress)
@@ -61,12 +63,12 @@ def run(
         raise IngestRefusedError(ingested)
     progress("linking customer records")
     linked = profiles.build(settings, truth=demo_dir / "truth")
-    cutoff = until - timedelta(days=DEMO_HORIZON_DAYS)  # 2025-06-30 for the whole demo
+    cutoff = until - timedelta(days=horizon_days)  # 2025-06-30 for the whole demo
     # one horizon earlier too: churn is then validated by training there and testing at the cutoff
-    earlier = cutoff - timedelta(days=DEMO_HORIZON_DAYS)
+    earlier = cutoff - timedelta(days=horizon_days)
     for as_of in (earlier, cutoff):
         progress(f"building features as of {as_of}")
-        built = features.build(settings, as_of, DEMO_HORIZON_DAYS)
+        built = features.build(settings, as_of, horizon_days)
     trained = []
     for family in (f for f in registry.trainable() if f.trained_by_run):
         progress(f"training {family.key}")

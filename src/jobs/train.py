@@ -93,7 +93,8 @@ def _weigh_on_warehouse(settings: Settings, family: ModelFamily, candidate: Any,
 
 def weigh_candidate(settings: Settings, model: str, version: str) -> Evidence | None:
     """The gate's figures for ``version`` against the champion, moving nothing (the notebooks' dry run);
-    None when there is no champion, the family compares logged metrics, or the holdouts differ."""
+    None when there is no champion, the family compares logged metrics, or the candidate's holdout is
+    neither the champion's nor a later one."""
     client = configure(settings)
     family = registry.family(model)
     champion = gate.champion_version(client, family.name)
@@ -101,7 +102,7 @@ def weigh_candidate(settings: Settings, model: str, version: str) -> Evidence | 
         return None
     candidate = client.get_model_version(family.name, version)
     tags = [client.get_run(str(v.run_id)).data.tags.get("holdout") for v in (candidate, champion)]
-    if tags[0] != tags[1]:
+    if tags[0] != tags[1] and not gate.later_window(*tags):
         return None
     return warehouse_judge(settings)(family, candidate, champion)
 

@@ -25,6 +25,7 @@ from crm_analytics.models.family import ModelFamily
 from crm_analytics.models.gate_evidence import Evidence
 from crm_analytics.models.load_check import check_in_fresh_process
 from crm_analytics.models.requirements import warn_if_unmet
+from crm_analytics.models.training import HoldoutTag
 
 CHAMPION = "champion"
 
@@ -129,6 +130,16 @@ def load_version(registry_uri: str, name: str, version: str, run_id: str) -> Any
     return model
 
 
+def later_window(candidate_tag: str | None, champion_tag: str | None) -> bool:
+    """Whether the candidate's holdout starts after the champion's: a retraining on newer mature labels,
+    which the judge weighs on the candidate's window (both versions scored there; neither was trained
+    on it). Tags that do not parse are not comparable."""
+    try:
+        return HoldoutTag.parse(str(candidate_tag)).cutoff > HoldoutTag.parse(str(champion_tag)).cutoff
+    except ValueError:
+        return False
+
+
 def promote(
     client: MlflowClient,
     name: str,
@@ -172,14 +183,15 @@ def promote(
         champion_run = client.get_run(current.run_id)
         champion_score = champion_run.data.metrics[metric]
         ours, theirs = candidate_run.data.tags.get("holdout"), champion_run.data.tags.get("holdout")
-        if ours != theirs:
+        weighed = judge is not None and item.gate.statistic is not None
+        if ours != theirs and not (weighed and later_window(ours, theirs)):
             raise PromotionRefusedError(
                 f"{item.name} v{candidate.version} was evaluated on holdout {ours}, the champion "
                 f"v{current.version} on {theirs}: not comparable; retrain on one split, or --force --reason"
             )
         if str(current.version) == str(candidate.version):
             raise PromotionRefusedError(f"{item.name} v{candidate.version} is the champion already")
-        if judge is not None and item.gate.statistic is not None:
+        if weighed and judge is not None:
             evidence = judge(item, candidate, current)
             client.set_model_version_tag(item.name, candidate.version, "gate", json.dumps(evidence.as_dict()))
             if not evidence.passed:

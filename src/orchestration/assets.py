@@ -31,6 +31,7 @@ from pydantic import Field
 
 from crm_analytics.errors import InvalidInputError, NotReadyError, RefusedError
 from crm_analytics.jobs.refresh import StagedRun, fail_run, finish_run, run_stage, start_run
+from crm_analytics.jobs.retrain import retrain
 from crm_analytics.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -149,10 +150,19 @@ def scores(context: AssetExecutionContext, crm: CrmResource, segments: StagedRun
 
 
 @asset(group_name=GROUP, retry_policy=RETRY, hooks={record_failure})
-def feedback(context: AssetExecutionContext, crm: CrmResource, scores: StagedRun) -> StagedRun:
+def monitor(context: AssetExecutionContext, crm: CrmResource, scores: StagedRun) -> StagedRun:
+    """Drift and realized performance of the day, its report logged to MLflow; the breaches counted."""
+    run = _stage(context, crm, "monitor", scores)
+    if "monitor" in run.reports:
+        context.add_output_metadata({"breaches": run.reports["monitor"]["breaches"]})
+    return run
+
+
+@asset(group_name=GROUP, retry_policy=RETRY, hooks={record_failure})
+def feedback(context: AssetExecutionContext, crm: CrmResource, monitor: StagedRun) -> StagedRun:
     """The API's feedback settled into the offer log, the read copy published, the run's outcome
     recorded in the history."""
-    run = scores
+    run = monitor
     this_run = run.run_id == history_id(context.run.run_id)
     report = _call(run_stage, crm.settings(), "feedback", run.as_of, _progress(context))
     run = run.with_report("feedback", report)
@@ -163,4 +173,16 @@ def feedback(context: AssetExecutionContext, crm: CrmResource, scores: StagedRun
     return run
 
 
-ASSETS = [raw_tables, profiles, features, segments, scores, feedback]
+@asset(group_name="retraining")
+def retraining(context: AssetExecutionContext, crm: CrmResource) -> None:
+    """Churn and CLV retrained when due (``crm retrain``: weekly in data days, or on the served day's
+    drift or realized-performance breach) through the gate; the served day rescored when a champion
+    changed. Its own job, after the nightly refresh: a failure here never fails a refresh."""
+    report = _call(retrain, crm.settings(), progress=_progress(context))
+    promoted = [p["model"] for p in report.promotions if p["promoted"]]
+    context.add_output_metadata(
+        {"as_of": report.as_of, "due": report.due, "reason": report.reason, "promoted": ", ".join(promoted)}
+    )
+
+
+ASSETS = [raw_tables, profiles, features, segments, scores, monitor, feedback]

@@ -1,5 +1,5 @@
 """The code location: the assets, the ``daily_refresh`` job over them, its daily schedule and the
-sensor on the incoming folder."""
+sensor on the incoming folder; the ``retraining`` job, checked every night after the refresh."""
 
 import hashlib
 import json
@@ -19,14 +19,15 @@ from dagster import (
 )
 
 from crm_analytics.jobs.refresh import incoming_files
-from crm_analytics.orchestration.assets import ASSETS, CrmResource
+from crm_analytics.orchestration.assets import ASSETS, CrmResource, retraining
 
 # one process per run, stages in order: a DuckDB warehouse file takes one writer at a time
 daily_refresh = define_asset_job(
     "daily_refresh",
     selection=AssetSelection.assets(*ASSETS),
     executor_def=in_process_executor,
-    description="One day's work (as `crm refresh`): ingest, profiles, features, segments, scores, feedback.",
+    description="One day's work (as `crm refresh`): ingest, profiles, features, segments, scores, monitor, "
+    "feedback.",
 )
 
 daily_schedule = ScheduleDefinition(
@@ -36,6 +37,23 @@ daily_schedule = ScheduleDefinition(
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
     description="The daily refresh every night at 03:00 UTC.",
+)
+
+
+retraining_job = define_asset_job(
+    "retraining",
+    selection=AssetSelection.assets(retraining),
+    executor_def=in_process_executor,
+    description="Churn and CLV retrained when due (weekly, or on a breach) through the gate.",
+)
+
+retraining_schedule = ScheduleDefinition(
+    name="retraining_schedule",
+    job=retraining_job,
+    cron_schedule="0 5 * * *",  # after the 03:00 refresh; `crm retrain` itself decides whether it is due
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Every night at 05:00 UTC: retrain when due (weekly in data days, or on a breach).",
 )
 
 
@@ -68,9 +86,9 @@ def incoming_files_sensor(context: SensorEvaluationContext, crm: CrmResource) ->
 
 
 defs = Definitions(
-    assets=ASSETS,
-    jobs=[daily_refresh],
-    schedules=[daily_schedule],
+    assets=[*ASSETS, retraining],
+    jobs=[daily_refresh, retraining_job],
+    schedules=[daily_schedule, retraining_schedule],
     sensors=[incoming_files_sensor],
     resources={"crm": CrmResource()},
 )

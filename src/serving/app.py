@@ -31,6 +31,7 @@ from crm_analytics.serving.keys import KeyStore
 from crm_analytics.serving.limits import BodyLimitMiddleware, FailedAuthThrottle, KeyRateLimit
 from crm_analytics.serving.metering import MeteringMiddleware, RequestMetrics
 from crm_analytics.serving.models import ModelHolder
+from crm_analytics.serving.monitoring_gauges import MonitoringCollector
 from crm_analytics.serving.problems import install_problem_handlers
 from crm_analytics.serving.rankers import RankerCache
 from crm_analytics.serving.routes import admin, customers, feedback, health, keys, offers, scores, segments
@@ -90,7 +91,9 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.booking_rules = BookingRules(checkin_window_days=settings.serving_checkin_window_days)
     _render_openapi_with_rules(app)
-    app.state.metrics = RequestMetrics(CollectorRegistry())
+    # drift, data quality, realized performance and the snapshot's age, from the serving store
+    gauges = MonitoringCollector(lambda: getattr(app.state, "store", None))
+    app.state.metrics = RequestMetrics(CollectorRegistry(), shared=[gauges])
     access_log = AccessLog(settings.access_log)
     install_problem_handlers(app)  # before the metering: its error middleware then sits inside
     app.add_middleware(MeteringMiddleware, metrics=app.state.metrics, access_log=access_log)

@@ -17,6 +17,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,8 +39,11 @@ def note_customers_read(request: Request, customer_ids: Iterable[str]) -> None:
 class RequestMetrics:
     """The request counter and latency histogram on ``registry``."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, shared: Iterable[Collector] = ()) -> None:
         self.registry = registry
+        self.shared = list(shared)  # the same in every worker (read from the store): added once
+        for collector in self.shared:
+            registry.register(collector)
         self.requests = Counter(
             "crm_requests", "Requests by route and status", ["method", "route", "status"], registry=registry
         )
@@ -56,6 +60,8 @@ class RequestMetrics:
         if os.environ.get(MULTIPROC_ENV):
             combined = CollectorRegistry()
             MultiProcessCollector(combined)
+            for collector in self.shared:
+                combined.register(collector)
             return generate_latest(combined)
         return generate_latest(self.registry)
 

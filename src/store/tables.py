@@ -129,3 +129,12 @@ refresh_runs = Table(  # one row per daily refresh (``crm refresh``): what ran, 
     Column("error", Text),  # one line: the typed error's message
 )
 Index("refresh_runs_started", refresh_runs.c.started_at)
+monitoring_gauges = Table(  # the latest monitored day's figures for /metrics (``store.monitoring_status``)
+    "monitoring_gauges",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("labels", String(255), primary_key=True),  # JSON, keys sorted
+    Column("value", Float, nullable=False),
+    Column("as_of", String(10), nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)

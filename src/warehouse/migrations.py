@@ -196,12 +196,39 @@ _MONITORING = (
     "INSERT INTO monitoring_batches SELECT batch_id, NULL FROM ingest_batches",
 )
 
+_DRIFT_AND_PERFORMANCE = (
+    _table(
+        "monitoring_drift",
+        "as_of DATE, view TEXT, name TEXT, kind TEXT, reference TEXT, distance DOUBLE PRECISION,"
+        "p_value DOUBLE PRECISION, psi DOUBLE PRECISION, rows BIGINT, reference_rows BIGINT, breach BOOLEAN,"
+        "detail TEXT, shares TEXT, computed_at TIMESTAMP",
+        key="as_of, view, name",
+    ),
+    _table(
+        "monitoring_segment_counts",
+        "as_of DATE, family TEXT, segment TEXT, customers BIGINT",
+        key="as_of, family, segment",
+    ),
+    _table(
+        "monitoring_performance",
+        "scored_as_of DATE, model TEXT, version TEXT, metric TEXT, value DOUBLE PRECISION,"
+        "baseline DOUBLE PRECISION, p_value DOUBLE PRECISION, rows BIGINT, horizon_days BIGINT,"
+        "matured_on DATE, breach BOOLEAN, detail TEXT, computed_at TIMESTAMP",
+        key="scored_as_of, model, metric",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "release 0.1.0 schema", _RELEASE_0_1_0),
     Migration(2, "profiles: record versions for incremental builds, customer merges", _STABLE_CUSTOMER_IDS),
     Migration(3, "hotels: country, room types and facilities of each hotel", _HOTELS),
     Migration(
         4, "monitoring: data quality per refresh day and check, the batches each day covered", _MONITORING
+    ),
+    Migration(
+        5,
+        "monitoring: drift per day and check, segment sizes per day, realized performance",
+        _DRIFT_AND_PERFORMANCE,
     ),
 )
 HEAD = MIGRATIONS[-1].version

@@ -58,7 +58,7 @@ def thirty_days_of_refreshes(settings: Settings) -> None:
     started = run.run(settings, CUSTOMERS, SEED, until=HISTORY_END, shifts=[SHIFT])
     assert started.refresh.as_of == str(HISTORY_END)
     yesterday = served(settings)
-    quality_checks, false_alarms = 0, []
+    quality_checks, false_alarms, drifted = 0, [], {}
     for number, day in enumerate(DAYS, start=1):
         data.demo_increment(settings.incoming, day, day, CUSTOMERS, SEED, [SHIFT])
         if day == KILLED_DAY:
@@ -68,6 +68,7 @@ def thirty_days_of_refreshes(settings: Settings) -> None:
         quality = report.stages["ingest"]["quality"]  # ordinary days of the feed: data quality holds
         quality_checks += quality["checks"]
         false_alarms += [(number, b["table_name"], b["check_name"], b["detail"]) for b in quality["breaches"]]
+        drifted[day] = report.stages["monitor"]["drift_breaches"]  # e.g. "recent:channel"
         assert report.as_of == str(day), f"day {number}: served as of {report.as_of}"
         today = served(settings)
         assert today.snapshot_id == report.snapshot_id
@@ -86,8 +87,19 @@ def thirty_days_of_refreshes(settings: Settings) -> None:
         yesterday = today
     assert not false_alarms, false_alarms
     assert quality_checks > 100 * len(DAYS) // 2  # checked (the killed day's ran in the killed refresh)
-    monitored = monitor.monitor(settings)  # what `crm monitor` prints: the last day, nothing in breach
-    assert (monitored.status, monitored.as_of) == ("ok", str(DAYS[-1]))
+    drift_alarms = {day: names for day, names in drifted.items() if day < SHIFT.date and names}
+    assert not drift_alarms, drift_alarms  # no drift alarm before the planted change
+    flagged = [day for day, names in drifted.items() if "recent:channel" in names]
+    assert flagged, drifted  # the channel shift is seen by drift (its delay depends on the day's volume)
+    delay = (flagged[0] - SHIFT.date).days + 1
+    print(f"channel shift on {SHIFT.date} flagged by drift on {flagged[0]}: {delay} refreshes")
+    assert {name for names in drifted.values() for name in names} <= {"recent:channel"} | {
+        f"feature:share_channel_{c}" for c in ("direct", "ota")
+    }
+    monitored = monitor.monitor(settings)  # what `crm monitor` prints: the last day; data quality holds
+    assert (monitored.status, monitored.as_of) == ("breach", str(DAYS[-1]))
+    assert not monitored.breaches
+    assert {c.name for c in monitored.drift if c.breach} >= {"channel"}
     shifted = channel_share(settings, SHIFT.date)
     assert shifted["after"] > shifted["before"] + 0.2, shifted  # the planted change reached the warehouse
     runs = status.status(settings, refreshes=100).refreshes

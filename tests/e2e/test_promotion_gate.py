@@ -5,7 +5,6 @@ training reported, and a configuration that is really better is promoted with it
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -17,9 +16,9 @@ from crm_analytics.jobs import run, train
 from crm_analytics.models.churn import family as churn_family
 from crm_analytics.models.churn.model import ChurnModel
 from crm_analytics.models.gate import PromotionRefusedError, champion_version
-from crm_analytics.settings import Settings, load_settings
+from crm_analytics.settings import Settings
 from crm_analytics.tracking import configure
-from tests.conftest import project_env
+from tests.conftest import in_project, project_env
 from tests.test_cli import crm
 
 CUTOFF = date(2025, 6, 30)  # crm run's training cutoff (the demo's end minus one horizon)
@@ -29,14 +28,7 @@ CUTOFF = date(2025, 6, 30)  # crm run's training cutoff (the demo's end minus on
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A 1,000-guest demo project with its champions, its CRM_* variables set for the module."""
     folder = tmp_path_factory.mktemp("gate_project")
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("CRM_"):
-                patch.delenv(name)
-        for name, value in project_env(folder).items():
-            patch.setenv(name, value)
-        patch.chdir(folder)
-        settings = load_settings()
+    with in_project(folder) as settings:
         run.run(settings, customers=1_000, seed=11)
         yield settings
 

@@ -23,7 +23,7 @@ from crm_analytics.orchestration import defs
 from crm_analytics.orchestration.assets import STAGE_OF, CrmResource, history_id
 from crm_analytics.orchestration.definitions import incoming_files_sensor
 
-CHAIN = ["raw_tables", "profiles", "features", "segments", "scores", "feedback"]
+CHAIN = ["raw_tables", "profiles", "features", "segments", "scores", "monitor", "feedback"]
 
 
 def test_definitions_load_the_job_over_one_asset_per_stage() -> None:
@@ -92,3 +92,12 @@ def test_sensor_first_sight_of_files_requests_a_run(isolated: Path, monkeypatch:
 
 def test_history_id_fits_the_refresh_history() -> None:
     assert history_id("0f8fad5b-d9cb-469f-a165-70867728950e") == "0f8fad5bd9cb469fa16570867728950e"
+
+
+def test_retraining_is_its_own_job_checked_every_night_after_the_refresh() -> None:
+    job = defs.resolve_job_def("retraining")
+    assert {node.name for node in job.graph.nodes} == {"retraining"}
+    assert "retraining" not in {node.name for node in defs.resolve_job_def("daily_refresh").graph.nodes}
+    schedule = defs.resolve_schedule_def("retraining_schedule")
+    assert (schedule.cron_schedule, schedule.job_name) == ("0 5 * * *", "retraining")
+    assert schedule.default_status == DefaultScheduleStatus.RUNNING

@@ -118,7 +118,16 @@ def test_sensor_then_graph_serve_the_new_day_and_record_the_run(in_project: Sett
     )
     report = RefreshLog(ServingStore(in_project.serving_store_url).engine).runs(1)[0].report
     assert report is not None
-    assert list(report) == ["ingest", "profiles", "features", "segments", "scores", "feedback", "publish"]
+    assert list(report) == [
+        "ingest",
+        "profiles",
+        "features",
+        "segments",
+        "scores",
+        "monitor",
+        "feedback",
+        "publish",
+    ]
 
     assert isinstance(sensor(cursor)[0], SkipReason)  # the same folder again: no new run
     again = materialize(ASSETS, resources=RESOURCES)  # the schedule on the same day: nothing changes

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import time
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -320,6 +321,11 @@ def test_operations_endpoints(client: TestClient, served: Served) -> None:
     assert all(m["run_id"] and m["version"] == "1" for m in models.json())
     metrics = client.get("/metrics").text
     assert 'crm_requests_total{method="GET",route="/v1/models",status="200"}' in metrics
+    # the monitoring gauges `crm run`'s refresh stored, and the served snapshot's age
+    assert 'crm_monitor_breaches{kind="drift"} 0.0' in metrics
+    assert "crm_data_quality_checks " in metrics  # (400 guests: too few purchases a week for drift)
+    age = (date.today() - date(2025, 12, 31)).days
+    assert f"crm_snapshot_age_days {float(age)}" in metrics
     schema = client.get("/openapi.json").json()
     assert {"/v1/offers", "/v1/scores", "/v1/feedback", "/v1/segments", "/v1/models"} <= set(schema["paths"])
 

@@ -48,8 +48,9 @@ async def readyz(request: Request) -> dict[str, Any]:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> PlainTextResponse:
-    """Prometheus metrics (requests by route and status, latency histograms), of every worker under
-    ``crm serve``."""
+    """Prometheus metrics: requests by route and status and latency histograms, of every worker under
+    ``crm serve``; the monitoring gauges the last refresh stored (drift, data quality, realized
+    performance) and the served snapshot's age in days."""
     return PlainTextResponse(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
