@@ -171,8 +171,13 @@ class Settings(BaseSettings):
     )
     retrain_on_breach: bool = Field(
         True,
-        description="`crm retrain`: retrain before the schedule when the day's monitoring found drift or a "
-        "realized-performance breach and newer mature labels exist.",
+        description="`crm retrain`: retrain before the schedule when the champion's realized performance "
+        "is in breach (see CRM_RETRAIN_BREACH_MIN_DAYS).",
+    )
+    retrain_breach_min_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        3,
+        description="`crm retrain`: a realized-performance breach retrains once at least this many days of "
+        "newer mature labels exist since the last training (a lasting breach does not retrain nightly).",
     )
     bgbb_occasion_months: Annotated[int, Field(ge=1, le=120)] = Field(
         12,

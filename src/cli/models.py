@@ -63,8 +63,8 @@ def retrain(
     as_json: JsonOption = False,
 ) -> None:
     """Retrain churn and CLV when due (every CRM_RETRAIN_EVERY_DAYS of newer mature labels, or on a
-    drift or realized-performance breach), weigh each candidate against its champion through the gate,
-    and rescore the served day when a champion changed. Exits 0 whether or not it was due."""
+    realized-performance breach of the champion), weigh each candidate against its champion through the
+    gate, and rescore the served day when a champion changed. Exits 0 whether or not it was due."""
     from crm_analytics.jobs.retrain import retrain as retrain_job
 
     with progress_bar() as progress:
@@ -73,10 +73,8 @@ def retrain(
 
 
 def render_retrain(report: Any) -> None:
-    if not report.due:
-        out.print(f"as of {report.as_of}: {report.reason}")
-        return
-    out.print(f"as of {report.as_of}: retrained at cutoff {report.cutoff} ({report.reason})")
+    for model, reason in report.reasons.items():
+        out.print(f"as of {report.as_of}: {model}: {reason}")
     for outcome in report.promotions:
         verdict = f"promoted v{outcome['version']}" if outcome["promoted"] else "champion kept"
         out.print(f"  {outcome['model']}: {verdict}: {outcome['reason']}")

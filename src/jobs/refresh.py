@@ -17,6 +17,7 @@ assets (``crm_analytics.orchestration``) run the same code one stage at a time (
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -46,6 +47,8 @@ from crm_analytics.settings import Settings
 from crm_analytics.store import RefreshLog, ServingStore, Snapshot
 from crm_analytics.tracking import configure
 from crm_analytics.warehouse import Warehouse, publish_read_copy
+
+log = logging.getLogger("crm_analytics.refresh")
 
 
 @dataclass
@@ -137,9 +140,14 @@ def scores_stage(day: Day) -> dict[str, Any]:
 
 def monitor_stage(day: Day) -> dict[str, Any]:
     """Drift of the day's purchases, features and scores, the realized performance of every scored day
-    whose horizon has closed, and the day's report logged to MLflow (``jobs.monitor``)."""
+    whose horizon has closed, and the day's report logged to MLflow (``jobs.monitor``). Its failure (an
+    unreachable MLflow, say) is reported as the stage's ``error``, not raised: the day is served."""
     day.progress("monitoring drift and realized performance")
-    return watch(day.settings, day.warehouse, day.store, day.day).as_dict()
+    try:
+        return watch(day.settings, day.warehouse, day.store, day.day).as_dict()
+    except Exception as exc:  # the new snapshot serves already: watching it failing must not undo the day
+        log.warning("monitor stage failed: %s", _one_line(exc))
+        return {"error": _one_line(exc)}
 
 
 def feedback_stage(day: Day) -> dict[str, Any]:

@@ -1,14 +1,18 @@
 """``crm retrain``: the champions retrained on schedule or on a breach, through the gate.
 
-Due when the newest cutoff whose labels are mature (the day minus the champion's horizon) is
-``CRM_RETRAIN_EVERY_DAYS`` or more after the last cutoff a version was trained at (weekly by default,
-counted in data days, so a replayed history retrains as the live one would), or, with
-``CRM_RETRAIN_ON_BREACH``, when the day's monitoring found drift or a realized-performance breach and a
-newer mature cutoff exists (retraining on the same labels would change nothing). Then the features of
-that cutoff (and one horizon before, where churn validates) are built, each family whose gate weighs
-scores (churn, CLV) is trained there and weighed against its champion on that window by the gate
-(``train.promote_if_better``: the decision and its figures are recorded on the version either way), and
-the served day is rescored when a champion changed. Not due: nothing happens, and the report says why.
+Per family (churn, CLV: the families whose gate weighs scores), its newest mature cutoff is the day minus
+its champion's horizon. It is due when that cutoff is ``CRM_RETRAIN_EVERY_DAYS`` or more after the last
+cutoff any of its versions was trained at (weekly by default, counted in data days, so a replayed
+history retrains as the live one would; a refused candidate counts, so one cutoff is tried once), or,
+with ``CRM_RETRAIN_ON_BREACH``, when the champion version's realized performance is in breach and at
+least ``CRM_RETRAIN_BREACH_MIN_DAYS`` days of newer labels exist (a breach lasting weeks does not
+retrain every night). Drift alone does not retrain: what drifted today has no mature labels yet.
+
+When due, the labelled features of the new cutoff (and one horizon before, where churn validates) are
+built unless they exist, the family is trained there and weighed against its champion by the gate
+(``train.promote_if_better``: the decision and its figures are kept on the version either way), and the
+served day is rescored when a champion changed. A candidate left unweighed by a killed run is weighed
+first. Not due: nothing happens, and the report says why.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any
+
+from mlflow.tracking import MlflowClient
 
 from crm_analytics.errors import NotReadyError
 from crm_analytics.features.store import build_record
@@ -25,19 +31,18 @@ from crm_analytics.models import registry
 from crm_analytics.models.family import ModelFamily
 from crm_analytics.models.gate import champion_version
 from crm_analytics.models.training import HoldoutTag
-from crm_analytics.monitoring import drift, realized
+from crm_analytics.monitoring import realized
 from crm_analytics.settings import Settings
 from crm_analytics.tracking import configure
 
 
 @dataclass(frozen=True)
 class RetrainReport:
-    """Whether retraining was due on ``as_of`` and why, and what the gate decided per family."""
+    """Per family whether retraining was due on ``as_of`` and why, and what the gate decided."""
 
     as_of: str
     due: bool
-    reason: str
-    cutoff: str | None = None
+    reasons: dict[str, str]
     promotions: list[dict[str, Any]] = field(default_factory=list)
     rescored: bool = False
 
@@ -47,69 +52,81 @@ class RetrainReport:
 
 @dataclass(frozen=True)
 class Champion:
-    """A family's champion: its horizon and time unit, and the newest cutoff any version of the family
-    was trained at (a candidate the gate refused counts: the same cutoff is not tried twice)."""
+    """A family's champion: its version, horizon and time unit; the newest cutoff any version of the
+    family was trained at, and the newest version when the gate has not weighed it yet."""
 
     family: ModelFamily
-    cutoff: date
+    version: str
     horizon_days: int
     time_unit: str
+    tried: date
+    unweighed: str | None
+
+    def cutoff(self, day: date) -> date:
+        """The newest cutoff whose labels are mature on ``day``."""
+        return day - timedelta(days=self.horizon_days)
 
 
 def retrain(
     settings: Settings, as_of: date | None = None, *, force: bool = False, progress: Progress = no_progress
 ) -> RetrainReport:
-    """Retrain the gated families if due on ``as_of`` (default: the served day), or always with
-    ``force``; promote through the gate; rescore the served day when a champion changed."""
+    """Retrain each gated family that is due on ``as_of`` (default: the served day), or every one with
+    ``force``; weigh through the gate; rescore the served day when a champion changed."""
     day = as_of or _served_day(settings)
     champions = gated_champions(settings)
     if not champions:
         raise NotReadyError("retrain: no champion to retrain yet; run `crm run` or `crm train` first")
-    horizon, unit = champions[0].horizon_days, champions[0].time_unit
-    cutoff = day - timedelta(days=horizon)
-    reason = "forced (--force)" if force else due_reason(settings, day, cutoff, champions)
-    if reason is None:
-        behind = (cutoff - min(c.cutoff for c in champions)).days
-        why = f"not due: the last training cutoff is {behind} day(s) behind the newest mature one"
-        return RetrainReport(str(day), False, why + f" (retrained every {settings.retrain_every_days})")
-    for at in (cutoff - timedelta(days=horizon), cutoff):  # churn validates one horizon earlier
-        if not _labelled_build_exists(settings, at, horizon, unit):  # a build versions were judged on stays
-            progress(f"building features as of {at}")
-            features.build(settings, at, horizon, unit)
-    outcomes = []
+    reasons, outcomes = {}, []
     for champion in champions:
+        name = champion.family.name
+        if champion.unweighed is not None:  # a run killed between training and the gate
+            outcomes.append(train.promote_if_better(settings, champion.family.key).as_dict())
+        reason = "forced (--force)" if force else due_reason(settings, day, champion)
+        if reason is None:
+            behind = (champion.cutoff(day) - champion.tried).days
+            reasons[name] = f"not due: trained {behind} day(s) before the newest mature cutoff"
+            continue
+        reasons[name] = reason
+        cutoff = champion.cutoff(day)
+        for at in (cutoff - timedelta(days=champion.horizon_days), cutoff):  # churn validates a horizon back
+            if not _labelled_build_exists(settings, at, champion.horizon_days, champion.time_unit):
+                progress(f"building features as of {at}")
+                features.build(settings, at, champion.horizon_days, champion.time_unit)
         progress(f"training {champion.family.key} as of {cutoff}")
         train.train(settings, champion.family.key, cutoff, until=day)
         outcomes.append(train.promote_if_better(settings, champion.family.key).as_dict())
+    due = any(not r.startswith("not due") for r in reasons.values())
     rescored = (
         any(o["promoted"] for o in outcomes) and refresh.rescore(settings, progress=progress) is not None
     )
-    return RetrainReport(str(day), True, reason, str(cutoff), outcomes, rescored)
+    return RetrainReport(str(day), due, reasons, outcomes, rescored)
 
 
-def due_reason(settings: Settings, day: date, cutoff: date, champions: list[Champion]) -> str | None:
-    """Why retraining is due on ``day`` with ``cutoff`` the newest mature one, or None."""
-    oldest = min(c.cutoff for c in champions)
-    if (cutoff - oldest).days >= settings.retrain_every_days:
-        return f"schedule: the last training cutoff {oldest} is {(cutoff - oldest).days} days behind {cutoff}"
-    if settings.retrain_on_breach and cutoff > oldest:
-        breaches = monitored_breaches(settings, day)
+def due_reason(settings: Settings, day: date, champion: Champion) -> str | None:
+    """Why ``champion``'s family is due on ``day``, or None."""
+    cutoff = champion.cutoff(day)
+    newer = (cutoff - champion.tried).days
+    if newer >= settings.retrain_every_days:
+        return f"schedule: last trained at {champion.tried}, {newer} days before {cutoff}"
+    if settings.retrain_on_breach and newer >= settings.retrain_breach_min_days:
+        breaches = realized_breaches(settings, champion)
         if breaches:
-            return f"breach on {day}: {', '.join(breaches[:5])}"
+            return f"breach of v{champion.version}: {', '.join(breaches[:3])}"
     return None
 
 
-def monitored_breaches(settings: Settings, day: date) -> list[str]:
-    """The drift and realized-performance breaches the monitoring of ``day`` found."""
+def realized_breaches(settings: Settings, champion: Champion) -> list[str]:
+    """The champion version's realized-performance breaches on its latest matured scored day."""
     with open_reader(settings) as warehouse:
-        drifted = drift.latest(warehouse) if warehouse.has_table(drift.DRIFT_TABLE) else []
-        matured = realized.latest(warehouse) if warehouse.has_table(realized.PERFORMANCE_TABLE) else []
-    found = [f"drift {c.view}:{c.name}" for c in drifted if c.breach and c.as_of == str(day)]
-    latest = {r.model: r.scored_as_of for r in matured}
-    found += [
-        f"realized {r.model}:{r.metric}" for r in matured if r.breach and r.scored_as_of == latest[r.model]
-    ]
-    return found
+        if not warehouse.has_table(realized.PERFORMANCE_TABLE):
+            return []
+        rows = [
+            r
+            for r in realized.latest(warehouse)
+            if r.model == champion.family.name and r.version == champion.version
+        ]
+    last = max((r.scored_as_of for r in rows), default=None)
+    return [f"{r.metric} scored {r.scored_as_of}" for r in rows if r.breach and r.scored_as_of == last]
 
 
 def gated_champions(settings: Settings) -> list[Champion]:
@@ -123,13 +140,29 @@ def gated_champions(settings: Settings) -> list[Champion]:
         if version is None:
             continue
         params = client.get_run(str(version.run_id)).data.params
-        tried = [
-            HoldoutTag.parse(tag).cutoff
-            for v in client.search_model_versions(f"name = '{family.name}'")
-            if (tag := client.get_run(str(v.run_id)).data.tags.get("holdout"))
-        ]
-        found.append(Champion(family, max(tried), int(params["horizon_days"]), params["time_unit"]))
+        tried, unweighed = _tried(client, family.name, str(version.version))
+        horizon, unit = int(params["horizon_days"]), params["time_unit"]
+        found.append(Champion(family, str(version.version), horizon, unit, tried, unweighed))
     return found
+
+
+def _tried(client: MlflowClient, name: str, champion: str) -> tuple[date, str | None]:
+    """The newest cutoff a version of ``name`` was trained at, and that version when the gate never
+    weighed it (no ``gate`` or ``promotion`` tag, not the champion). Tags of old releases that do not
+    parse are skipped."""
+    cutoffs: dict[date, Any] = {}
+    for version in client.search_model_versions(f"name = '{name}'"):
+        tag = client.get_run(str(version.run_id)).data.tags.get("holdout")
+        try:
+            cutoff = HoldoutTag.parse(str(tag)).cutoff
+        except ValueError:
+            continue
+        if cutoff not in cutoffs or int(version.version) > int(cutoffs[cutoff].version):
+            cutoffs[cutoff] = version
+    newest = max(cutoffs)
+    version = cutoffs[newest]
+    weighed = {"gate", "promotion"} & set(version.tags) or str(version.version) == champion
+    return newest, None if weighed else str(version.version)
 
 
 def _labelled_build_exists(settings: Settings, as_of: date, horizon_days: int, time_unit: str) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 from mlflow.exceptions import MlflowException
 
 from crm_analytics.errors import InvalidInputError
@@ -88,7 +89,9 @@ def _weigh_on_warehouse(settings: Settings, family: ModelFamily, candidate: Any,
             loaded = gate.load_version(registry_uri, family.name, str(version.version), str(version.run_id))
             judged.append(Judged(labels, rule.comparison(loaded, warehouse, features, tag)))
     min_gain = float(getattr(settings, rule.min_gain_setting)) if rule.min_gain_setting else 0.0
-    return weigh(rule.metric, rule.statistic, judged[0], judged[1], min_gain, rule.guards)
+    # a later window, and both configurations refitted there score alike: the champion's own, retrained
+    refit = runs[1].data.tags.get("holdout") != tag and np.array_equal(judged[0].scores, judged[1].scores)
+    return weigh(rule.metric, rule.statistic, judged[0], judged[1], min_gain, rule.guards, refit=refit)
 
 
 def weigh_candidate(settings: Settings, model: str, version: str) -> Evidence | None:

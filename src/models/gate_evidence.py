@@ -66,9 +66,12 @@ def weigh(
     guards: tuple[Guard, ...] = (),
     seed: int = 0,
     samples: int = GATE_BOOTSTRAP_SAMPLES,
+    refit: bool = False,
 ) -> Evidence:
     """The paired bootstrap of ``metric(candidate) - metric(champion)`` on the same customers, the
-    minimum gain and the guards (``metric`` higher is better)."""
+    minimum gain and the guards (``metric`` higher is better). ``refit``: the candidate is the champion's
+    configuration trained again on newer mature labels (both refitted alike score the same): it passes
+    unless a guard fails, there being no configuration to choose between."""
     if not np.array_equal(candidate.labels, champion.labels):
         raise ValueError("labels: the candidate and the champion must be judged on the same customers")
     labels = candidate.labels
@@ -91,9 +94,14 @@ def weigh(
     defined = all(np.isfinite([ours, theirs, gain, interval["low"], interval["high"]]))
     if not defined:  # constant scores: no rank correlation, nothing to weigh
         reason = f"{metric_name} is not defined on this window for one of the versions (constant scores?)"
-    elif gain < min_gain:
+    elif refit and not failed:
+        reason = (
+            f"the champion's configuration refit on newer mature labels ({metric_name} {ours:.4f} on the "
+            "window, as the champion's refit): a refit, not a new configuration"
+        )
+    elif gain < min_gain and not refit:
         reason = f"{metric_name} gains {gain:+.4f} {bounds}, less than the minimum {min_gain:+.4f}"
-    elif interval["low"] <= 0:
+    elif interval["low"] <= 0 and not refit:
         reason = f"{metric_name} gains {gain:+.4f} but its 95% interval {bounds} includes no gain"
     elif failed:
         reason = "; ".join(
@@ -112,6 +120,6 @@ def weigh(
         min_gain=min_gain,
         customers=len(labels),
         guards=checked,
-        passed=bool(defined and gain >= min_gain and interval["low"] > 0 and not failed),
+        passed=bool(defined and not failed and (refit or (gain >= min_gain and interval["low"] > 0))),
         reason=reason,
     )

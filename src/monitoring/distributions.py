@@ -48,8 +48,8 @@ def compare_numbers(reference: np.ndarray, current: np.ndarray) -> Comparison:
     # edges at values the reference takes (no bin between two counts); none at its maximum (an empty bin)
     edges = np.unique(np.quantile(reference, np.linspace(0, 1, BINS + 1)[1:-1], method="inverted_cdf"))
     edges = edges[edges < reference.max()] if len(reference) else edges
-    ref_shares = _shares(np.searchsorted(edges, reference, side="right"), len(edges) + 1)
-    cur_shares = _shares(np.searchsorted(edges, current, side="right"), len(edges) + 1)
+    ref_shares = _shares(np.searchsorted(edges, reference, side="left"), len(edges) + 1)
+    cur_shares = _shares(np.searchsorted(edges, current, side="left"), len(edges) + 1)
     bounds = [f"{e:.4g}" for e in edges]
     labels = [f"<= {bounds[0]}" if bounds else "all"]
     labels += [f"({a}, {b}]" for a, b in pairwise(bounds)]

@@ -71,7 +71,8 @@ def record(warehouse: Warehouse, settings: Settings, as_of: date) -> list[DriftC
     now = datetime.now(UTC).replace(tzinfo=None)
     with warehouse.transaction() as execute:
         execute(f"DELETE FROM {DRIFT_TABLE} WHERE as_of = ?", [as_of])
-        execute(f"DELETE FROM {SEGMENT_TABLE} WHERE as_of = ?", [as_of])
+        if not counts.empty:  # membership keeps the latest day only: an older day's counts stay
+            execute(f"DELETE FROM {SEGMENT_TABLE} WHERE as_of = ?", [as_of])
         for c in checks:
             m = c.comparison
             execute(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -36,7 +37,6 @@ from scipy import stats
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from crm_analytics.features.labels import holdout_targets
-from crm_analytics.features.store import read_features
 from crm_analytics.models.clv.interval_levels import calibration_frequency_group
 from crm_analytics.models.metrics import top_decile_capture
 from crm_analytics.profiles.links import customer_transactions
@@ -46,6 +46,7 @@ from crm_analytics.warehouse import Warehouse
 
 PERFORMANCE_TABLE = "monitoring_performance"
 CHURN, CLV = "crm-churn", "crm-clv"
+MAX_COHORTS = 31  # per refresh: a month of backlog; the rest on the next refreshes
 
 
 @dataclass(frozen=True)
@@ -70,27 +71,58 @@ class Realized:
 
 
 def record(warehouse: Warehouse, settings: Settings, as_of: date) -> list[Realized]:
-    """Every cohort matured by ``as_of`` and not yet measured, measured and stored; returns the new rows."""
+    """Every cohort matured by ``as_of`` and not yet measured, measured and stored one by one (a killed
+    refresh keeps what it measured); returns the new rows. Matured: its horizon closed at least
+    ``CRM_MONITOR_LATE_DAYS`` before ``as_of``, so the rows that arrive late are in. At most
+    ``MAX_COHORTS`` a refresh: a backlog (the first refresh after an upgrade) follows over the next ones."""
     scores = warehouse.ibis.table("customer_scores")
     done = warehouse.ibis.table(PERFORMANCE_TABLE)
-    days = scores.filter(scores.as_of < ibis.date(as_of)).select("as_of").distinct().execute()["as_of"]
+    days = (
+        scores.filter(scores.as_of < ibis.date(as_of))
+        .group_by("as_of")
+        .aggregate(models=scores.models.min())
+        .order_by("as_of")
+        .execute()
+    )
     measured = done.select("scored_as_of", "model").distinct().execute()
     seen = {(pd.Timestamp(d).date(), m) for d, m in measured.itertuples(index=False)}
     runs = RunFacts(settings)
+    grace = timedelta(days=settings.monitor_late_days)
     rows: list[Realized] = []
-    for scored in sorted(pd.Timestamp(d).date() for d in days):
-        models = _models_of(warehouse, scored)
+    cohorts = 0
+    for day, models_json in days.itertuples(index=False):
+        scored = pd.Timestamp(day).date()
+        models = dict(json.loads(models_json))
         for model, measure in ((CHURN, churn_figures), (CLV, value_figures)):
             version = models.get(model)
             if version is None or (scored, model) in seen:
                 continue
-            horizon = runs.horizon_days(model, version)
-            if horizon is None or scored + timedelta(days=horizon) > as_of:
+            horizon = runs.horizon_days(model, str(version))
+            if horizon is None or scored + timedelta(days=horizon) + grace > as_of:
                 continue
+            if cohorts == MAX_COHORTS:
+                return rows
+            cohorts += 1
             cohort = Cohort(warehouse, scored, model, str(version), horizon)
-            rows += measure(cohort, settings, runs)
-    _store(warehouse, rows)
+            new = measured_or_why_not(cohort, measure, settings, runs)
+            _store(warehouse, new)
+            rows += new
     return rows
+
+
+def measured_or_why_not(
+    cohort: Cohort,
+    measure: Callable[[Cohort, Settings, RunFacts], list[Realized]],
+    settings: Settings,
+    runs: RunFacts,
+) -> list[Realized]:
+    """The cohort's figures; one ``unmeasured`` row saying why when it cannot be measured (no scores,
+    one class only), so it is not tried again every refresh."""
+    try:
+        figures = measure(cohort, settings, runs)
+    except (ValueError, LookupError) as exc:
+        return [cohort.row("unmeasured", 0.0, 0, detail=f"{type(exc).__name__}: {str(exc)[:200]}")]
+    return figures or [cohort.row("unmeasured", 0.0, 0, detail="no customer with this model's scores")]
 
 
 @dataclass(frozen=True)
@@ -136,6 +168,8 @@ def churn_figures(cohort: Cohort, settings: Settings, runs: RunFacts) -> list[Re
     """ROC AUC against training, Brier, and the churn rate against the served probabilities, overall
     and per frequency group."""
     frame = cohort.frame().dropna(subset=["churn_probability"])
+    if frame.empty:
+        return []
     churned = (frame["holdout_purchase_days"] == 0).to_numpy()
     risk = frame["churn_probability"].to_numpy(float)
     out = [cohort.row("brier", brier_score_loss(churned, risk), len(frame))]
@@ -191,22 +225,13 @@ def value_figures(cohort: Cohort, settings: Settings, runs: RunFacts) -> list[Re
     # expected_spend is per purchase (Gamma-Gamma): the horizon's spend is it times the purchases
     spend, expected_spend = frame["holdout_spend"].to_numpy(), predicted * frame["expected_spend"].to_numpy()
     n = len(frame)
-    out = [
-        cohort.row("purchases_mae", np.abs(predicted - actual).mean(), n),
-        cohort.row(
-            "purchases_total_error",
-            _relative(predicted.sum(), actual.sum()),
-            n,
-            detail=f"{predicted.sum():,.0f} purchases expected, {actual.sum():,.0f} made",
-        ),
-        cohort.row(
-            "spend_total_error",
-            _relative(expected_spend.sum(), spend.sum()),
-            n,
-            detail=f"{expected_spend.sum():,.0f} expected, {spend.sum():,.0f} spent",
-        ),
-    ]
+    out = [cohort.row("purchases_mae", np.abs(predicted - actual).mean(), n)]
+    if actual.sum() > 0:  # a relative error of nothing bought is undefined: not reported
+        detail = f"{predicted.sum():,.0f} purchases expected, {actual.sum():,.0f} made"
+        out.append(cohort.row("purchases_total_error", predicted.sum() / actual.sum() - 1, n, detail=detail))
     if spend.sum() > 0:
+        detail = f"{expected_spend.sum():,.0f} expected, {spend.sum():,.0f} spent"
+        out.append(cohort.row("spend_total_error", expected_spend.sum() / spend.sum() - 1, n, detail=detail))
         out.append(cohort.row("spend_top_decile_capture", top_decile_capture(spend, expected_spend), n))
     return out
 
@@ -302,22 +327,10 @@ def _store(warehouse: Warehouse, rows: list[Realized]) -> None:
             execute(f"INSERT INTO {PERFORMANCE_TABLE} VALUES ({', '.join('?' * len(values))})", values)
 
 
-def _models_of(warehouse: Warehouse, scored: date) -> dict[str, str]:
-    scores = warehouse.ibis.table("customer_scores")
-    first = scores.filter(scores.as_of == ibis.date(scored)).select("models").limit(1).execute()
-    return {} if first.empty else dict(json.loads(first["models"].iloc[0]))
-
-
 def _frequency_groups(cohort: Cohort, frame: pd.DataFrame) -> pd.Series:
     """Each scored customer's frequency group from the day's features (NaN when the build is gone)."""
-    try:
-        features = read_features(cohort.warehouse, cohort.scored).set_index("customer_id")
-    except LookupError:
-        return pd.Series(np.nan, index=frame.index)
-    frequency = frame["customer_id"].map(features["frequency"])
+    table = cohort.warehouse.ibis.table("features")
+    built = table.filter(table.as_of == ibis.date(cohort.scored)).select("customer_id", "frequency").execute()
+    frequency = frame["customer_id"].map(built.set_index("customer_id")["frequency"])
     groups = pd.Series(calibration_frequency_group(frequency.fillna(0)), index=frame.index)
     return groups.where(frequency.notna())
-
-
-def _relative(predicted: float, actual: float) -> float:
-    return float(predicted / actual - 1) if actual > 0 else float("nan")

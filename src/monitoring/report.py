@@ -1,10 +1,10 @@
 """A refresh day's monitoring report: one self-contained HTML page (tables and our own matplotlib plots,
 embedded as PNG; nothing loaded from elsewhere) logged to MLflow with the day's figures.
 
-Each refresh that monitored anything starts one run in the ``crm-monitoring`` experiment, named
-``monitor <day>``, tagged ``as_of``: metrics (breaches per kind, the largest drift distance per view),
-``monitoring/report.html`` and ``monitoring/checks.json``. Aggregates only: shares per bin, counts,
-metrics; no customer's row.
+Each monitored day is one run in the ``crm-monitoring`` experiment, named ``monitor <day>``, tagged
+``as_of`` (a day monitored again updates its run): metrics (breaches per kind, the largest drift
+distance per view), ``monitoring/report.html`` and ``monitoring/checks.json``. Aggregates only:
+shares per bin, counts, metrics; no customer's row.
 """
 
 from __future__ import annotations
@@ -131,7 +131,6 @@ def log_run(
 ) -> str:
     """Log the day's report and figures to MLflow; returns the run id."""
     configure(settings)
-    use_experiment(settings, EXPERIMENT)
     metrics: dict[str, float] = {
         "drift_breaches": sum(c.breach for c in drift),
         "realized_breaches": sum(r.breach for r in realized),
@@ -139,7 +138,11 @@ def log_run(
     }
     for view in {c.view for c in drift}:
         metrics[f"drift_max_distance_{view}"] = max(c.comparison.distance for c in drift if c.view == view)
-    with mlflow.start_run(run_name=f"monitor {as_of}", tags={"as_of": str(as_of)}) as run:
+    experiment = use_experiment(settings, EXPERIMENT)
+    earlier = mlflow.search_runs([experiment], f"tags.as_of = '{as_of}'", max_results=1, output_format="list")
+    # a day refreshed again (new files, a rescore after a promotion) updates its run: one run per day
+    existing = {"run_id": earlier[0].info.run_id} if earlier else {"run_name": f"monitor {as_of}"}
+    with mlflow.start_run(**existing, tags={"as_of": str(as_of)}) as run:
         mlflow.log_metrics(metrics)
         mlflow.log_text(render(as_of, drift, realized, quality), "monitoring/report.html")
         checks: dict[str, Any] = {

@@ -175,13 +175,14 @@ def feedback(context: AssetExecutionContext, crm: CrmResource, monitor: StagedRu
 
 @asset(group_name="retraining")
 def retraining(context: AssetExecutionContext, crm: CrmResource) -> None:
-    """Churn and CLV retrained when due (``crm retrain``: weekly in data days, or on the served day's
-    drift or realized-performance breach) through the gate; the served day rescored when a champion
+    """Churn and CLV retrained when due (``crm retrain``: weekly in data days, or on a realized-
+    performance breach of the champion) through the gate; the served day rescored when a champion
     changed. Its own job, after the nightly refresh: a failure here never fails a refresh."""
     report = _call(retrain, crm.settings(), progress=_progress(context))
     promoted = [p["model"] for p in report.promotions if p["promoted"]]
     context.add_output_metadata(
-        {"as_of": report.as_of, "due": report.due, "reason": report.reason, "promoted": ", ".join(promoted)}
+        {"as_of": report.as_of, "due": report.due, "promoted": ", ".join(promoted)}
+        | {f"reason/{model}": reason for model, reason in report.reasons.items()}
     )
 
 

@@ -1,5 +1,5 @@
 """The code location: the assets, the ``daily_refresh`` job over them, its daily schedule and the
-sensor on the incoming folder; the ``retraining`` job, checked every night after the refresh."""
+sensor on the incoming folder; the ``retrain`` job, checked every night after the refresh."""
 
 import hashlib
 import json
@@ -41,7 +41,7 @@ daily_schedule = ScheduleDefinition(
 
 
 retraining_job = define_asset_job(
-    "retraining",
+    "retrain",  # not the asset's name: an op and a job may not share one
     selection=AssetSelection.assets(retraining),
     executor_def=in_process_executor,
     description="Churn and CLV retrained when due (weekly, or on a breach) through the gate.",

@@ -5,6 +5,7 @@ set, replaced whole by each monitored day; counts and model metrics only."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -40,6 +41,7 @@ class MonitoringStatus:
                 "updated_at": now(),
             }
             for g in gauges
+            if math.isfinite(g.value)  # an undefined figure is absent, not NaN (SQLite stores NULL)
         ]
         with self.engine.begin() as conn:
             conn.execute(delete(monitoring_gauges))

@@ -22,7 +22,8 @@ from tests.conftest import in_project, project_env
 from tests.test_cli import crm
 
 SERVED = date(2025, 10, 31)
-MATURED = date(2025, 11, 30)
+MATURED = date(2025, 11, 30)  # the 2025-10-31 cohort's horizon closes
+DELIVERED = date(2025, 12, 3)  # ... and CRM_MONITOR_LATE_DAYS later it is measured
 CUSTOMERS = 2_000
 
 
@@ -33,7 +34,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     with in_project(folder) as settings:
         first = run.run(settings, CUSTOMERS, 5, until=SERVED, horizon_days=30)
         assert first.refresh.stages["monitor"]["realized_rows"] == 0  # nothing has matured yet
-        data.demo_increment(settings.incoming, date(2025, 11, 1), MATURED, CUSTOMERS, 5)
+        data.demo_increment(settings.incoming, date(2025, 11, 1), DELIVERED, CUSTOMERS, 5)
     return settings
 
 
@@ -51,7 +52,7 @@ def test_a_matured_cohort_is_measured_once_against_what_training_expected(projec
     assert report.stages["monitor"]["realized_rows"] > 0
     with Warehouse(project.warehouse_url) as warehouse:
         rows = realized.latest(warehouse)
-    assert {r.scored_as_of for r in rows} == {str(SERVED)}  # the 2025-11-30 cohort has not matured
+    assert {r.scored_as_of for r in rows} == {str(SERVED)}  # the 2025-12-03 cohort has not matured
     by_metric = {(r.model, r.metric): r for r in rows}
     auc = by_metric["crm-churn", "roc_auc"]
     assert auc.rows == CUSTOMERS
@@ -75,13 +76,13 @@ def test_a_matured_cohort_is_measured_once_against_what_training_expected(projec
     assert code == 0, state
     assert state["status"] == "ok"
     assert {r["metric"] for r in state["realized"]["latest"]} >= {"roc_auc", "churn_rate", "purchases_mae"}
-    assert state["drift"]["as_of"] == str(MATURED)
+    assert state["drift"]["as_of"] == str(DELIVERED)
     # a month since the last snapshot: only the recent purchases are comparable (features moved a month)
     assert state["drift"]["checks"] == 4
 
     experiment = client.get_experiment_by_name(EXPERIMENT)
     assert experiment is not None
-    runs = client.search_runs([experiment.experiment_id], f"tags.as_of = '{MATURED}'")
+    runs = client.search_runs([experiment.experiment_id], f"tags.as_of = '{DELIVERED}'")
     assert len(runs) == 1
     page = client.download_artifacts(runs[0].info.run_id, "monitoring/report.html")
     text = Path(page).read_text(encoding="utf-8")
@@ -98,23 +99,28 @@ def test_a_matured_cohort_is_measured_once_against_what_training_expected(projec
 
 @pytest.mark.e2e
 def test_retraining_is_due_weekly_goes_through_the_gate_and_is_not_repeated(project: Settings) -> None:
-    refresh.refresh(project)  # served as of 2025-11-30 (unchanged when the test above ran)
+    refresh.refresh(project)  # served as of 2025-12-03 (unchanged when the test above ran)
     code, first, _ = crm("retrain", "--json")
     assert code == 0, first
     assert first["due"] is True
-    # trained at 2025-10-01 (2025-10-31 minus the 30-day horizon); 2025-10-31 is mature now
-    assert first["reason"] == "schedule: the last training cutoff 2025-10-01 is 30 days behind 2025-10-31"
-    assert first["cutoff"] == "2025-10-31"
+    # trained at 2025-10-01 (2025-10-31 minus the 30-day horizon); 2025-11-03 is mature now
+    schedule = "schedule: last trained at 2025-10-01, 33 days before 2025-11-03"
+    assert first["reasons"] == {"crm-clv": schedule, "crm-churn": schedule}
     decided = {p["model"]: p for p in first["promotions"]}
     assert set(decided) == {"crm-churn", "crm-clv"}
+    # the same churn configuration refitted on newer labels: promoted as a refit, not on a gain
+    assert decided["crm-churn"]["promoted"] is True, decided["crm-churn"]
+    assert "refit" in decided["crm-churn"]["reason"]
     code, versions, _ = crm("models", "history", "--json")
     assert code == 0
     newest = {v["model"]: v for v in versions if v["version"] == "2"}
     for model, outcome in decided.items():  # every decision recorded with its figures
-        assert newest[model]["holdout"].startswith("2025-10-31+")
+        assert newest[model]["holdout"].startswith("2025-11-03+")
         assert newest[model]["gate"] is not None, (model, outcome)
         assert newest[model]["champion"] is outcome["promoted"]
+    print("retrain decisions:", {m: (o["promoted"], o["reason"]) for m, o in decided.items()})
     code, second, _ = crm("retrain", "--json")  # the same day again: nothing to do
     assert code == 0
     assert second["due"] is False
-    assert second["reason"].startswith("not due: the last training cutoff is 0 day(s) behind")
+    assert set(second["reasons"].values()) == {"not due: trained 0 day(s) before the newest mature cutoff"}
+    assert second["promotions"] == []

@@ -94,10 +94,14 @@ def test_history_id_fits_the_refresh_history() -> None:
     assert history_id("0f8fad5b-d9cb-469f-a165-70867728950e") == "0f8fad5bd9cb469fa16570867728950e"
 
 
+def test_the_code_location_loads_whole() -> None:
+    defs.get_repository_def().load_all_definitions()  # what `dagster dev` does: names clash here
+
+
 def test_retraining_is_its_own_job_checked_every_night_after_the_refresh() -> None:
-    job = defs.resolve_job_def("retraining")
+    job = defs.resolve_job_def("retrain")
     assert {node.name for node in job.graph.nodes} == {"retraining"}
     assert "retraining" not in {node.name for node in defs.resolve_job_def("daily_refresh").graph.nodes}
     schedule = defs.resolve_schedule_def("retraining_schedule")
-    assert (schedule.cron_schedule, schedule.job_name) == ("0 5 * * *", "retraining")
+    assert (schedule.cron_schedule, schedule.job_name) == ("0 5 * * *", "retrain")
     assert schedule.default_status == DefaultScheduleStatus.RUNNING
