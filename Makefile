@@ -34,9 +34,10 @@ run: $(VENV)/.installed
 	$(BIN)/crm serve --port 8000
 
 ## test: lint, type-check, build the docs strictly and run the whole test suite on both cores, a test
-## file per worker, the longest files first (conftest.LONGEST_FIRST); starts PostgreSQL if it is down
+## file per worker, the longest files first (conftest.LONGEST_FIRST), the 15 slowest steps listed after;
+## starts PostgreSQL if it is down
 test: $(VENV)/.installed-dev postgres lint docs
-	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 ## test-fast: lint and the fast loop (unit and route tests on shared small fixtures; no whole-flow,
 ## slow or Spark tests), under 3 minutes on 2 cores
