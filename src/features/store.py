@@ -63,6 +63,15 @@ def build_record(warehouse: Warehouse, as_of: date) -> dict[str, Any]:
     return {"config": json.loads(row["config"]), "columns": json.loads(row["columns"])}
 
 
+def has_labelled_build(warehouse: Warehouse, as_of: date, horizon_days: int, time_unit: str) -> bool:
+    """Whether the stored build at ``as_of`` has labels over this horizon in this time unit."""
+    try:
+        config = build_record(warehouse, as_of)["config"]
+    except LookupError:
+        return False
+    return (config["horizon_days"], config["time_unit"]) == (horizon_days, time_unit)
+
+
 def read_features(warehouse: Warehouse, as_of: date, customers: IdRange | None = None) -> pd.DataFrame:
     """The stored feature table of one cutoff (of a range of ``customers``), with exactly the columns
     of its build, in customer order."""

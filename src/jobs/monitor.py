@@ -81,8 +81,7 @@ class MonitorReport:
 
     def latest_realized(self) -> list[Realized]:
         """Each model's latest matured day's rows."""
-        last = {r.model: r.scored_as_of for r in self.realized}  # rows come oldest first
-        return [r for r in self.realized if r.scored_as_of == last[r.model]]
+        return realized.latest_cohorts(self.realized)
 
     @property
     def status(self) -> str:
@@ -155,6 +154,5 @@ def monitor(settings: Settings) -> MonitorReport:
     """The latest state, read from the published copy as the reading commands do."""
     with open_reader(settings) as warehouse:
         checks = data_quality.latest(warehouse)
-        drifted = drift.latest(warehouse) if warehouse.has_table(drift.DRIFT_TABLE) else []
-        matured = realized.latest(warehouse) if warehouse.has_table(realized.PERFORMANCE_TABLE) else []
+        drifted, matured = drift.latest(warehouse), realized.latest(warehouse)
     return MonitorReport(checks[0].as_of if checks else None, checks, drifted, matured)

@@ -24,7 +24,7 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 
 from crm_analytics.errors import NotReadyError
-from crm_analytics.features.store import build_record
+from crm_analytics.features.store import has_labelled_build
 from crm_analytics.jobs import features, refresh, train
 from crm_analytics.jobs.common import Progress, no_progress, open_reader, open_store, open_warehouse
 from crm_analytics.models import registry
@@ -118,15 +118,9 @@ def due_reason(settings: Settings, day: date, champion: Champion) -> str | None:
 def realized_breaches(settings: Settings, champion: Champion) -> list[str]:
     """The champion version's realized-performance breaches on its latest matured scored day."""
     with open_reader(settings) as warehouse:
-        if not warehouse.has_table(realized.PERFORMANCE_TABLE):
-            return []
-        rows = [
-            r
-            for r in realized.latest(warehouse)
-            if r.model == champion.family.name and r.version == champion.version
-        ]
-    last = max((r.scored_as_of for r in rows), default=None)
-    return [f"{r.metric} scored {r.scored_as_of}" for r in rows if r.breach and r.scored_as_of == last]
+        rows = realized.latest(warehouse)
+    mine = [r for r in rows if r.model == champion.family.name and r.version == champion.version]
+    return [f"{r.metric} scored {r.scored_as_of}" for r in realized.latest_cohorts(mine) if r.breach]
 
 
 def gated_champions(settings: Settings) -> list[Champion]:
@@ -167,11 +161,7 @@ def _tried(client: MlflowClient, name: str, champion: str) -> tuple[date, str | 
 
 def _labelled_build_exists(settings: Settings, as_of: date, horizon_days: int, time_unit: str) -> bool:
     with open_warehouse(settings) as warehouse:
-        try:
-            config = build_record(warehouse, as_of)["config"]
-        except LookupError:
-            return False
-    return (config["horizon_days"], config["time_unit"]) == (horizon_days, time_unit)
+        return has_labelled_build(warehouse, as_of, horizon_days, time_unit)
 
 
 def _served_day(settings: Settings) -> date:

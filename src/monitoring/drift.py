@@ -258,7 +258,9 @@ def _shares(comparison: Comparison) -> dict[str, list[Any]]:
 
 
 def latest(warehouse: Warehouse) -> list[DriftCheck]:
-    """The checks of the latest day that has any."""
+    """The checks of the latest day that has any ([] on a copy published before they existed)."""
+    if not warehouse.has_table(DRIFT_TABLE):
+        return []
     stored = warehouse.ibis.table(DRIFT_TABLE)
     last = stored.as_of.max().execute()
     if last is None or pd.isna(last):

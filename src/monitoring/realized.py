@@ -274,7 +274,10 @@ class RunFacts:
 
 
 def latest(warehouse: Warehouse, per_model: int = 30) -> list[Realized]:
-    """The most recent ``per_model`` matured days' rows of each model, oldest first (the trend)."""
+    """The most recent ``per_model`` matured days' rows of each model, oldest first (the trend); [] on a
+    copy published before they existed."""
+    if not warehouse.has_table(PERFORMANCE_TABLE):
+        return []
     stored = warehouse.ibis.table(PERFORMANCE_TABLE)
     frame = stored.order_by(["model", "scored_as_of", "metric"]).execute()
     if frame.empty:
@@ -282,6 +285,12 @@ def latest(warehouse: Warehouse, per_model: int = 30) -> list[Realized]:
     frame["scored_as_of"] = pd.to_datetime(frame["scored_as_of"]).dt.date
     keep = frame.groupby("model")["scored_as_of"].transform(lambda d: d >= sorted(set(d))[-per_model:][0])
     return [_from_row(r) for r in frame[keep].to_dict(orient="records")]
+
+
+def latest_cohorts(rows: list[Realized]) -> list[Realized]:
+    """Of ``rows`` (oldest first, as ``latest`` gives them), each model's latest matured day's."""
+    last = {r.model: r.scored_as_of for r in rows}
+    return [r for r in rows if r.scored_as_of == last[r.model]]
 
 
 def _from_row(r: dict[str, Any]) -> Realized:

@@ -13,7 +13,7 @@ from mlflow.pyfunc import PythonModel
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from crm_analytics.features.rfm import DAYS_PER_UNIT
-from crm_analytics.features.store import build_record, read_features
+from crm_analytics.features.store import build_record, has_labelled_build, read_features
 from crm_analytics.models.churn.evaluation import evaluate_churn, our_scores
 from crm_analytics.models.churn.model import ChurnModel, btyd_features
 from crm_analytics.models.clv.evaluation import by_customer
@@ -112,11 +112,7 @@ def _earlier_build(
     warehouse: Warehouse, as_of: date, horizon_days: int, time_unit: str
 ) -> pd.DataFrame | None:
     """The stored labelled build at ``as_of`` with the same horizon and unit, or None."""
-    try:
-        config = build_record(warehouse, as_of)["config"]
-    except LookupError:
-        return None
-    if (config["horizon_days"], config["time_unit"]) != (horizon_days, time_unit):
+    if not has_labelled_build(warehouse, as_of, horizon_days, time_unit):
         return None
     return read_features(warehouse, as_of)
 
