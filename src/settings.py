@@ -159,10 +159,11 @@ class Settings(BaseSettings):
         description="Realized performance: a churn champion's ROC AUC on a matured cohort in breach when "
         "below its training figure by more than this (and unlikely by chance).",
     )
-    realized_max_calibration_gap: Annotated[float, Field(gt=0, le=1)] = Field(
-        0.05,
-        description="Realized performance: the churn rate a matured cohort showed in breach when it "
-        "differs from the mean probability served by more than this (and unlikely by chance).",
+    realized_max_churn_odds_ratio: Annotated[float, Field(gt=1)] = Field(
+        1.25,
+        description="Realized performance: the churn rate a matured cohort showed in breach when its odds "
+        "differ from the odds of the mean probability served by more than this factor, either way (and "
+        "unlikely by chance).",
     )
     retrain_every_days: Annotated[int, Field(ge=1, le=3650)] = Field(
         7,
@@ -171,13 +172,14 @@ class Settings(BaseSettings):
     )
     retrain_on_breach: bool = Field(
         True,
-        description="`crm retrain`: retrain before the schedule when the champion's realized performance "
-        "is in breach (see CRM_RETRAIN_BREACH_MIN_DAYS).",
+        description="`crm retrain`: retrain before the schedule when the family's latest matured cohort, "
+        "scored after its last training cutoff, is in breach (see CRM_RETRAIN_BREACH_MIN_DAYS).",
     )
     retrain_breach_min_days: Annotated[int, Field(ge=1, le=3650)] = Field(
         3,
         description="`crm retrain`: a realized-performance breach retrains once at least this many days of "
-        "newer mature labels exist since the last training (a lasting breach does not retrain nightly).",
+        "newer mature labels exist since the last training (and at least CRM_MONITOR_LATE_DAYS + 1, as "
+        "the cohort must be scored after that training's cutoff).",
     )
     bgbb_occasion_months: Annotated[int, Field(ge=1, le=120)] = Field(
         12,

@@ -33,7 +33,7 @@ def project_env(folder: Path) -> dict[str, str]:
 
 # the longest test files, started first so that `make test`'s two workers each take one at once and
 # share the rest afterwards, instead of one of them running alone at the end
-LONGEST_FIRST = ("test_daily_refresh_duckdb.py", "test_daily_refresh_postgres.py")
+LONGEST_FIRST = ("test_monitoring_days.py", "test_daily_refresh_postgres.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -73,7 +73,7 @@ def demo(
         typer.Option(
             "--shift",
             help="DATE:KIND, a change from that day on; KIND is price (room revenue x1.25), channel "
-            "(direct bookings go through OTAs) or churn (dropout doubles). Repeatable.",
+            "(direct bookings go through OTAs) or churn (half the returning guests stop). Repeatable.",
             metavar="DATE:KIND",
         ),
     ] = None,

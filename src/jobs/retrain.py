@@ -4,7 +4,8 @@ Per family (churn, CLV: the families whose gate weighs scores), its newest matur
 its champion's horizon. It is due when that cutoff is ``CRM_RETRAIN_EVERY_DAYS`` or more after the last
 cutoff any of its versions was trained at (weekly by default, counted in data days, so a replayed
 history retrains as the live one would; a refused candidate counts, so one cutoff is tried once), or,
-with ``CRM_RETRAIN_ON_BREACH``, when the champion version's realized performance is in breach and at
+with ``CRM_RETRAIN_ON_BREACH``, when the family's latest matured cohort is in breach, was scored after
+that cutoff (whichever version scored it: a weekly refit learned from the same older labels), and at
 least ``CRM_RETRAIN_BREACH_MIN_DAYS`` days of newer labels exist (a breach lasting weeks does not
 retrain every night). Drift alone does not retrain: what drifted today has no mature labels yet.
 
@@ -32,6 +33,7 @@ from crm_analytics.models.family import ModelFamily
 from crm_analytics.models.gate import champion_version
 from crm_analytics.models.training import HoldoutTag
 from crm_analytics.monitoring import realized
+from crm_analytics.monitoring.realized import Realized
 from crm_analytics.settings import Settings
 from crm_analytics.tracking import configure
 
@@ -109,18 +111,27 @@ def due_reason(settings: Settings, day: date, champion: Champion) -> str | None:
     if newer >= settings.retrain_every_days:
         return f"schedule: last trained at {champion.tried}, {newer} days before {cutoff}"
     if settings.retrain_on_breach and newer >= settings.retrain_breach_min_days:
-        breaches = realized_breaches(settings, champion)
+        breaches = realized_breaches(matured_rows(settings), champion)
         if breaches:
-            return f"breach of v{champion.version}: {', '.join(breaches[:3])}"
+            return f"breach: {', '.join(breaches[:3])}"
     return None
 
 
-def realized_breaches(settings: Settings, champion: Champion) -> list[str]:
-    """The champion version's realized-performance breaches on its latest matured scored day."""
+def realized_breaches(rows: list[Realized], champion: Champion) -> list[str]:
+    """The breaches of ``champion``'s family on its latest matured scored day, when that day is after
+    the newest cutoff the family was trained at (its labels are news to every version)."""
+    mine = [r for r in rows if r.model == champion.family.name]
+    return [
+        f"{r.metric} scored {r.scored_as_of} by v{r.version}"
+        for r in realized.latest_cohorts(mine)
+        if r.breach and date.fromisoformat(r.scored_as_of) > champion.tried
+    ]
+
+
+def matured_rows(settings: Settings) -> list[Realized]:
+    """The realized-performance rows of the latest matured days, as the published copy has them."""
     with open_reader(settings) as warehouse:
-        rows = realized.latest(warehouse)
-    mine = [r for r in rows if r.model == champion.family.name and r.version == champion.version]
-    return [f"{r.metric} scored {r.scored_as_of}" for r in realized.latest_cohorts(mine) if r.breach]
+        return realized.latest(warehouse)
 
 
 def gated_champions(settings: Settings) -> list[Champion]:

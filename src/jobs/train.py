@@ -115,12 +115,13 @@ def warehouse_judge(settings: Settings) -> gate.Judge:
     cutoff (refused when it changed since training), judged by the family's gate statistic."""
 
     def judge(family: ModelFamily, candidate: Any, champion: Any) -> Evidence:
+        why = f"{family.name} v{candidate.version}: cannot be weighed against v{champion.version}"
         try:
             return _weigh_on_warehouse(settings, family, candidate, champion)
-        except (LookupError, ValueError, OSError, MlflowException) as exc:  # a refusal, not a crash
-            raise gate.PromotionRefusedError(
-                f"{family.name} v{candidate.version}: cannot be weighed against v{champion.version}: {exc}"
-            ) from None
+        except (LookupError, ValueError) as exc:  # what the versions are: it will not change
+            raise gate.UnweighableError(f"{why}: {exc}") from None
+        except (OSError, MlflowException) as exc:  # a refusal, not a crash; the next run tries again
+            raise gate.PromotionRefusedError(f"{why}: {exc}") from None
 
     return judge
 

@@ -39,6 +39,11 @@ class PromotionRefusedError(RefusedError):
         self.evidence = evidence
 
 
+class UnweighableError(PromotionRefusedError):
+    """The candidate can never be weighed against the champion (chosen on the holdout, or its feature
+    build changed since): kept as its decision, unlike a store that failed for a moment."""
+
+
 # (family, candidate version, champion version) -> the gate's figures on the comparison window
 Judge = Callable[[ModelFamily, Any, Any], Evidence]
 
@@ -192,7 +197,12 @@ def promote(
         if str(current.version) == str(candidate.version):
             raise PromotionRefusedError(f"{item.name} v{candidate.version} is the champion already")
         if weighed and judge is not None:
-            evidence = judge(item, candidate, current)
+            try:
+                evidence = judge(item, candidate, current)
+            except UnweighableError as exc:  # kept as its decision: `crm retrain` does not retry it
+                refusal = {"passed": False, "reason": str(exc)}
+                client.set_model_version_tag(item.name, candidate.version, "gate", json.dumps(refusal))
+                raise
             client.set_model_version_tag(item.name, candidate.version, "gate", json.dumps(evidence.as_dict()))
             if not evidence.passed:
                 raise PromotionRefusedError(

@@ -8,10 +8,12 @@ them now) are the outcome:
 
 - ``crm-churn``: ROC AUC (baseline: the version's own training figure; a breach when lower by more than
   ``CRM_REALIZED_MAX_AUC_DROP`` and unlikely by chance, Hanley and McNeil's standard error), Brier score,
-  and the churn rate against the mean probability served (calibration in the large; a breach when apart
-  by more than ``CRM_REALIZED_MAX_CALIBRATION_GAP`` and unlikely under the served probabilities: the
-  number of churners of a calibrated model has mean sum(p) and variance sum(p(1 - p))), overall and per
-  frequency group of the day's features (repeat purchases 0, 1-2, 3+), as the intervals are checked;
+  and the churn rate against the mean probability served (calibration in the large; a breach when the
+  odds of churning seen and served differ by a factor beyond ``CRM_REALIZED_MAX_CHURN_ODDS_RATIO`` and the
+  count is unlikely under the served probabilities: the number of churners of a calibrated model has
+  mean sum(p) and variance sum(p(1 - p))), overall and per frequency group of the day's features (repeat
+  purchases 0, 1-2, 3+), as the intervals are checked. Odds, not points: when 5% of a cohort is expected
+  back within a short horizon, half of them staying away moves the churn rate by 2.5 points only;
 - ``crm-clv``: expected purchases' mean absolute error and total error, the horizon's expected spend
   (expected purchases times expected spend per purchase): total error and top-decile capture of the
   realized spend. Reported, not judged: a total error has no calibrated noise
@@ -203,17 +205,28 @@ def auc_row(
 def calibration_row(
     cohort: Cohort, metric: str, churned: np.ndarray, risk: np.ndarray, settings: Settings
 ) -> Realized:
-    """The churn rate seen against the mean probability served; two-sided p of the count of churners
-    under the served probabilities (normal approximation of the Poisson binomial)."""
+    """The churn rate seen against the mean probability served, judged on their odds ratio; two-sided p
+    of the count of churners under the served probabilities (normal approximation of the Poisson
+    binomial)."""
     observed, served = float(churned.mean()), float(risk.mean())
     variance = float((risk * (1 - risk)).sum())
     z = (churned.sum() - risk.sum()) / math.sqrt(variance) if variance > 0 else 0.0
     p = float(2 * stats.norm.sf(abs(z)))
-    breach = abs(observed - served) > settings.realized_max_calibration_gap and p < settings.monitor_alpha
-    detail = f"{observed:.1%} churned of {len(churned):,}, {served:.1%} served (p {p:.1e})"
+    ratio = odds_ratio(observed, served, len(churned))
+    far = max(ratio, 1 / ratio) > settings.realized_max_churn_odds_ratio
+    breach = far and p < settings.monitor_alpha
+    detail = f"{observed:.1%} churned of {len(churned):,}, {served:.1%} served (odds x{ratio:.2f}, p {p:.1e})"
     return cohort.row(
         metric, observed, len(churned), baseline=served, p_value=p, breach=breach, detail=detail
     )
+
+
+def odds_ratio(observed: float, served: float, rows: int) -> float:
+    """The odds of ``observed`` over those of ``served``; both kept half a row from 0 and 1, so that a
+    cohort where everyone (or no one) churned has a finite ratio."""
+    edge = 0.5 / max(rows, 1)
+    seen, expected = np.clip([observed, served], edge, 1 - edge)
+    return float(seen / (1 - seen) / (expected / (1 - expected)))
 
 
 def value_figures(cohort: Cohort, settings: Settings, runs: RunFacts) -> list[Realized]:

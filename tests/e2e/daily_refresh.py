@@ -4,8 +4,9 @@ with mature labels, the first refresh), then one increment a day dropped into th
 
 Each day the served `as_of` moves to that day, and every guest who bought that day has a new recency
 and a new expected-purchases score; re-running a day changes nothing; a refresh killed mid-run leaves
-the previous snapshot serving and the next run completes the day. On DuckDB and on PostgreSQL: one
-test file each (``test_daily_refresh_*``), so the two runs can go to two workers.
+the previous snapshot serving and the next run completes the day (``ServiceDays``). Run on PostgreSQL
+(``test_daily_refresh_postgres``); on DuckDB the same day checks run inside the monitoring simulation
+(``test_monitoring_days``), so the two go to two workers.
 """
 
 from __future__ import annotations
@@ -57,34 +58,18 @@ def thirty_days_of_refreshes(settings: Settings) -> None:
     """The whole simulation; fails on the first day that does not hold."""
     started = run.run(settings, CUSTOMERS, SEED, until=HISTORY_END, shifts=[SHIFT])
     assert started.refresh.as_of == str(HISTORY_END)
-    yesterday = served(settings)
+    service = ServiceDays(settings, RERUN_DAYS, KILLED_DAY)
     quality_checks, false_alarms, drifted = 0, [], {}
     for number, day in enumerate(DAYS, start=1):
         data.demo_increment(settings.incoming, day, day, CUSTOMERS, SEED, [SHIFT])
-        if day == KILLED_DAY:
-            killed_mid_run(settings, yesterday)
+        service.before(day)
         report = refresh.refresh(settings)
         assert report.status == "succeeded", (number, report.status)
         quality = report.stages["ingest"]["quality"]  # ordinary days of the feed: data quality holds
         quality_checks += quality["checks"]
         false_alarms += [(number, b["table_name"], b["check_name"], b["detail"]) for b in quality["breaches"]]
         drifted[day] = report.stages["monitor"]["drift_breaches"]  # e.g. "recent:channel"
-        assert report.as_of == str(day), f"day {number}: served as of {report.as_of}"
-        today = served(settings)
-        assert today.snapshot_id == report.snapshot_id
-        buyers = bought_on(settings, day)
-        assert buyers, f"day {number}: nobody bought (the test needs purchases every day)"
-        returning = buyers & set(yesterday.recency)
-        assert returning, f"day {number}: no returning guest bought"
-        for customer in returning:
-            assert today.recency[customer] != yesterday.recency[customer], (number, customer)
-            assert today.expected[customer] != yesterday.expected[customer], (number, customer)
-        assert buyers - returning <= set(today.recency)  # first purchases are served too
-        if day in RERUN_DAYS:
-            again = refresh.refresh(settings)
-            assert again.status == "unchanged"
-            assert served(settings).snapshot_id == today.snapshot_id
-        yesterday = today
+        service.after(number, day, report)
     assert not false_alarms, false_alarms
     assert quality_checks > 100 * len(DAYS) // 2  # checked (the killed day's ran in the killed refresh)
     drift_alarms = {day: names for day, names in drifted.items() if day < SHIFT.date and names}
@@ -102,10 +87,52 @@ def thirty_days_of_refreshes(settings: Settings) -> None:
     assert {c.name for c in monitored.drift if c.breach} >= {"channel"}
     shifted = channel_share(settings, SHIFT.date)
     assert shifted["after"] > shifted["before"] + 0.2, shifted  # the planted change reached the warehouse
-    runs = status.status(settings, refreshes=100).refreshes
-    assert [r["status"] for r in runs].count("interrupted") == 1
-    assert runs[0]["status"] == "succeeded"
-    assert runs[0]["as_of"] == str(DAYS[-1])
+    service.finished(DAYS[-1])
+
+
+class ServiceDays:
+    """What each day of a simulation must show, whatever else it checks: the served ``as_of`` moves to
+    the day and every returning guest who bought that day has a new recency and a new expected-purchases
+    score; on ``rerun_days`` the same day twice changes nothing; on ``killed_day`` a refresh is killed
+    mid-run first (the previous snapshot keeps serving; the next run completes the day)."""
+
+    def __init__(self, settings: Settings, rerun_days: set[date], killed_day: date) -> None:
+        self.settings, self.rerun_days, self.killed_day = settings, rerun_days, killed_day
+        self.yesterday: Served | None = None
+
+    def before(self, day: date) -> None:
+        """Before the day's refresh (the day's files delivered)."""
+        if self.yesterday is None:
+            self.yesterday = served(self.settings)
+        if day == self.killed_day:
+            killed_mid_run(self.settings, self.yesterday)
+
+    def after(self, number: int, day: date, report: refresh.RefreshReport) -> None:
+        """After the day's refresh (``report``)."""
+        assert self.yesterday is not None
+        assert report.as_of == str(day), f"day {number}: served as of {report.as_of}"
+        today = served(self.settings)
+        assert today.snapshot_id == report.snapshot_id
+        buyers = bought_on(self.settings, day)
+        assert buyers, f"day {number}: nobody bought (the test needs purchases every day)"
+        returning = buyers & set(self.yesterday.recency)
+        assert returning, f"day {number}: no returning guest bought"
+        for customer in returning:
+            assert today.recency[customer] != self.yesterday.recency[customer], (number, customer)
+            assert today.expected[customer] != self.yesterday.expected[customer], (number, customer)
+        assert buyers - returning <= set(today.recency)  # first purchases are served too
+        if day in self.rerun_days:
+            again = refresh.refresh(self.settings)
+            assert again.status == "unchanged"
+            assert served(self.settings).snapshot_id == today.snapshot_id
+        self.yesterday = today
+
+    def finished(self, last_day: date) -> None:
+        """After the last day: one refresh in the history was interrupted, the last one succeeded."""
+        runs = status.status(self.settings, refreshes=100).refreshes
+        assert [r["status"] for r in runs].count("interrupted") == 1
+        assert runs[0]["status"] == "succeeded"
+        assert runs[0]["as_of"] == str(last_day)
 
 
 class Served:

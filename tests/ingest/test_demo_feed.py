@@ -178,7 +178,7 @@ def test_shifts_change_only_rows_from_their_date() -> None:
     made = (churned["type"] == "purchase") & ~churned["transaction_id"].isin(cancelled)
     assert made.sum() == stays["churn"].sum()  # the truth counts the stays the shifted world has
     late_purchases = [(t["timestamp"] >= since) & (t["type"] == "purchase") for t in (tx, churned)]
-    assert late_purchases[1].sum() < 0.92 * late_purchases[0].sum()  # 0.84 at seeds 5-7
+    assert late_purchases[1].sum() < 0.65 * late_purchases[0].sum()  # 0.48-0.53 at seeds 5-7
     assert (shifted["churn"].truth["guests"]["alive_at_end"] <= base.truth["guests"]["alive_at_end"]).all()
 
 

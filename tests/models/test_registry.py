@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -14,7 +15,7 @@ from crm_analytics.models.churn.family import NAME as CHURN_NAME
 from crm_analytics.models.churn.family import train_churn
 from crm_analytics.models.clv.family import NAME as CLV_NAME
 from crm_analytics.models.clv.family import train_clv
-from crm_analytics.models.gate import PromotionRefusedError, champion_version, promote
+from crm_analytics.models.gate import PromotionRefusedError, UnweighableError, champion_version, promote
 from crm_analytics.settings import Settings, load_settings
 from crm_analytics.tracking import configure
 from tests.models.test_churn_and_value import HOLDOUT_DAYS, cdnow_features
@@ -116,3 +117,16 @@ def test_promotion_gate(settings: Settings, features: pd.DataFrame) -> None:
     train_clv(settings, other_split, HOLDOUT_DAYS)
     with pytest.raises(PromotionRefusedError, match="not comparable"):
         promote(client, CLV_NAME)
+
+    def cannot_weigh(family: Any, candidate: Any, champion: Any) -> Any:
+        raise UnweighableError(f"{family.name} v{candidate.version}: cannot be weighed: no window")
+
+    unweighable = train_clv(settings, features, HOLDOUT_DAYS)
+    with pytest.raises(PromotionRefusedError, match="cannot be weighed"):
+        promote(client, CLV_NAME, judge=cannot_weigh)
+    # the refusal is the version's decision, which `crm retrain` does not weigh again every night
+    decided = json.loads(client.get_model_version(CLV_NAME, unweighable.version).tags["gate"])
+    assert decided == {
+        "passed": False,
+        "reason": f"{CLV_NAME} v{unweighable.version}: cannot be weighed: no window",
+    }

@@ -53,8 +53,26 @@ def test_cohort_churning_more_than_served_is_a_breach(tmp_path: Path) -> None:
     assert row.p_value < 1e-5
 
 
+def test_half_the_returning_guests_staying_away_is_a_breach_where_few_return(tmp_path: Path) -> None:
+    # 5% expected back within a short horizon, 2.5% came: 2.5 points on the churn rate, odds x2
+    rng = np.random.default_rng(0)
+    risk = rng.beta(95, 5, 5_000)
+    churned = rng.random(len(risk)) < 1 - (1 - risk) / 2
+    row = calibration_row(cohort(tmp_path), "churn_rate", churned, risk, Settings())
+    assert row.value - row.baseline < 0.03  # an absolute gap of 5 points would not see it
+    assert row.breach, row.detail
+    assert "odds x2." in row.detail or "odds x1.9" in row.detail
+
+
+def test_calibration_of_a_cohort_where_everyone_churned_is_finite(tmp_path: Path) -> None:
+    churned, risk = np.ones(400, dtype=bool), np.full(400, 0.9)
+    row = calibration_row(cohort(tmp_path), "churn_rate:3+", churned, risk, Settings())
+    assert row.breach, row.detail  # 400 of 400 where 360 were expected
+    assert "odds x88" in row.detail  # (1 - 1/800) / (1/800) against 9
+
+
 def test_small_gap_on_a_huge_cohort_is_not_a_breach(tmp_path: Path) -> None:
-    # certain (p ~ 0) but smaller than CRM_REALIZED_MAX_CALIBRATION_GAP: not worth an alarm
+    # certain (p ~ 0) but within CRM_REALIZED_MAX_CHURN_ODDS_RATIO: not worth an alarm
     risk, churned = served_and_churned(0, 200_000, extra=0.02)
     row = calibration_row(cohort(tmp_path), "churn_rate", churned, risk, Settings())
     assert row.p_value is not None

@@ -71,7 +71,7 @@ def generate_demo(config: DemoConfig, progress: Callable[[str, float], None] | N
     bk = draw_bookings(rngs[3], c, g, stays.person, stays.day, accounts, days)
     repeat = slice(c.customers, None)
     limit = churn_limits(
-        rngs[7], c.shifts, c.start, stays.person[repeat], stays.day[repeat], stays.dropout_after, g.p_dropout
+        rngs[7], c.shifts, c.start, stays.person[repeat], stays.day[repeat], stays.dropout_after
     )
     bk, kept = shift_bookings(c, bk, stays, limit)
     report("choosing extras and offers", 0.12)

@@ -15,10 +15,11 @@ from datetime import date
 import numpy as np
 
 PRICE_FACTOR = 1.25
+CHURN_WAVE = 0.5  # the share of returning guests a churn shift stops at its date
 SHIFT_KINDS: dict[str, str] = {
     "price": f"room revenue of bookings made on or after the date x{PRICE_FACTOR}",
     "channel": "direct bookings made on or after the date go through an OTA instead",
-    "churn": "dropout probability doubles (capped at 1) after each stay on or after the date",
+    "churn": f"each guest who would still come back stops at the date with probability {CHURN_WAVE}",
 }
 
 
@@ -83,29 +84,18 @@ def churn_limits(
     repeat_person: np.ndarray,
     repeat_day: np.ndarray,
     dropout_after: np.ndarray,
-    p_dropout: np.ndarray,
 ) -> np.ndarray:
     """The number of repeat stays each guest may make before dropping out, under the ``churn`` shifts.
 
-    ``dropout_after[i]`` (K ~ Geometric(p)) is the unshifted number; ``repeat_person``/``repeat_day``
-    are the unshifted repeat stays (days after ``start``), in time order per guest. At a shift, a guest
-    with ``k0`` repeat stays before its date and ``K > k0`` gets ``k0 + J'`` instead: the remaining
-    ``J = K - k0`` ~ Geometric(p) is mapped through its uniform to ``J'`` ~ Geometric(min(2p, 1)), so
-    ``J' <= J`` (a monotone coupling) at the cost of one extra uniform per guest and shift from ``rng``.
+    ``dropout_after`` (K ~ Geometric(p)) is the unshifted number; ``repeat_person``/``repeat_day`` are
+    the unshifted repeat stays (days after ``start``), in time order per guest. At a shift, a guest with
+    ``k0 < K`` repeat stays before its date stops at ``k0`` with probability :data:`CHURN_WAVE` (one
+    uniform per guest and shift from ``rng``), so the change shows within any horizon after the date.
     """
-    limit = dropout_after.astype(np.float64)
-    p = p_dropout.astype(np.float64)
+    limit = dropout_after.astype(np.int64)
     for shift in sorted(s for s in shifts if s.kind == "churn"):
-        v = rng.random(len(limit))
+        stops = rng.random(len(limit)) < CHURN_WAVE
         early = repeat_day < (shift.date - start).days
-        k0 = np.minimum(np.bincount(repeat_person[early], minlength=len(limit)), limit)
-        remaining = limit - k0
-        doubled = np.minimum(2 * p, 1.0)
-        with np.errstate(divide="ignore", invalid="ignore"):  # p = 1 after an earlier doubling
-            # log of a uniform inside the Geometric(p) inverse-CDF interval of ``remaining``
-            log_u = (remaining - 1) * np.log1p(-p) + np.log1p(-p * (1 - v))
-            again = np.ceil(log_u / np.log1p(-np.where(doubled < 1, doubled, 0.5)))
-        again = np.where(doubled < 1, again, 1.0)
-        limit = np.where(remaining > 0, k0 + np.clip(again, 1, np.maximum(remaining, 1)), limit)
-        p = doubled
+        k0 = np.bincount(repeat_person[early], minlength=len(limit))
+        limit = np.where(stops & (k0 < limit), k0, limit)
     return limit
