@@ -91,6 +91,9 @@ class Day:
     def alarms(self) -> list[str]:
         return self.quality + self.drift + self.realized
 
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"alarms": self.alarms}
+
 
 @dataclass
 class Outcome:
@@ -151,9 +154,14 @@ class Outcome:
 
     def as_dict(self) -> dict[str, Any]:
         plan = asdict(self.plan) | {"history_end": str(self.plan.history_end)}
-        days = [asdict(d) | {"alarms": d.alarms} for d in self.days]
-        summary = {"plan": plan, "late_days": self.late_days, "summary": self.summary(), "days": days}
-        return summary | {"versions": self.versions}
+        days = [d.as_dict() for d in self.days]
+        return {
+            "plan": plan,
+            "late_days": self.late_days,
+            "summary": self.summary(),
+            "days": days,
+            "versions": self.versions,
+        }
 
 
 class DayChecks(Protocol):
@@ -248,21 +256,15 @@ def main() -> None:
         settings = project(Path(folder))
         before = os.getloadavg()
         started = time.perf_counter()
-        outcome = simulate(
-            settings, plan, on_day=lambda d: print(json.dumps(asdict(d) | {"alarms": d.alarms}), flush=True)
-        )
-        record = (
-            {
-                "benchmark": "monitoring_days",
-                "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                "load_average_before": before,
-                "load_average_after": os.getloadavg(),
-                "seconds": round(time.perf_counter() - started, 1),
-            }
-            | outcome.as_dict()
-            | {"versions": outcome.versions}
-        )
+        outcome = simulate(settings, plan, on_day=lambda d: print(json.dumps(d.as_dict()), flush=True))
+        record = {
+            "benchmark": "monitoring_days",
+            "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "load_average_before": before,
+            "load_average_after": os.getloadavg(),
+            "seconds": round(time.perf_counter() - started, 1),
+        } | outcome.as_dict()
     args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(record["summary"], indent=2))
     missed = misses(record)

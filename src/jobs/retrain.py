@@ -6,8 +6,9 @@ cutoff any of its versions was trained at (weekly by default, counted in data da
 history retrains as the live one would; a refused candidate counts, so one cutoff is tried once), or,
 with ``CRM_RETRAIN_ON_BREACH``, when the family's latest matured cohort is in breach, was scored after
 that cutoff (whichever version scored it: a weekly refit learned from the same older labels), and at
-least ``CRM_RETRAIN_BREACH_MIN_DAYS`` days of newer labels exist (a breach lasting weeks does not
-retrain every night). Drift alone does not retrain: what drifted today has no mature labels yet.
+least ``CRM_RETRAIN_BREACH_MIN_DAYS`` days of newer labels exist (a lasting breach retrains at most
+every ``CRM_MONITOR_LATE_DAYS`` + 1 days, until the new version's own cohorts are measured). Drift
+alone does not retrain: what drifted today has no mature labels yet.
 
 When due, the labelled features of the new cutoff (and one horizon before, where churn validates) are
 built unless they exist, the family is trained there and weighed against its champion by the gate
