@@ -1,12 +1,12 @@
-"""Thirty days of the service: a demo chain's history up to 2025-12-01 (models trained on the last cutoff
+"""Two weeks of the service: a demo chain's history up to 2025-12-17 (models trained on the last cutoff
 with mature labels, the first refresh), then one increment a day dropped into the incoming folder and
-`crm refresh` run on it, with a planted change (direct bookings move to OTAs) from day 15.
+`crm refresh` run on it, with a planted change (direct bookings move to OTAs) from day 5.
 
 Each day the served `as_of` moves to that day, and every guest who bought that day has a new recency
 and a new expected-purchases score; re-running a day changes nothing; a refresh killed mid-run leaves
 the previous snapshot serving and the next run completes the day (``ServiceDays``). Run on PostgreSQL
-(``test_daily_refresh_postgres``); on DuckDB the same day checks run inside the monitoring simulation
-(``test_monitoring_days``), so the two go to two workers.
+(``test_daily_refresh_postgres``); on DuckDB the same day checks run for 26 days inside the monitoring
+simulation (``test_monitoring_days``), so the two go to two workers.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ from tests.conftest import project_env
 
 CUSTOMERS = 2_000
 SEED = 5
-HISTORY_END = date(2025, 12, 1)
-DAYS = [HISTORY_END + timedelta(days=i) for i in range(1, 31)]  # 2025-12-02 .. 2025-12-31
-SHIFT = Shift(date(2025, 12, 16), "channel")  # day 15
-RERUN_DAYS = {DAYS[0], DAYS[14]}
-KILLED_DAY = DAYS[19]
+HISTORY_END = date(2025, 12, 17)
+DAYS = [HISTORY_END + timedelta(days=i) for i in range(1, 15)]  # 2025-12-18 .. 2025-12-31
+SHIFT = Shift(date(2025, 12, 22), "channel")  # day 5; drift needs about 6 refreshes at this volume
+RERUN_DAYS = {DAYS[0], DAYS[4]}
+KILLED_DAY = DAYS[9]
 
 
 def project_settings(monkeypatch: pytest.MonkeyPatch, folder: Path, warehouse_url: str | None) -> Settings:
@@ -54,7 +54,7 @@ def project_settings(monkeypatch: pytest.MonkeyPatch, folder: Path, warehouse_ur
     return load_settings()
 
 
-def thirty_days_of_refreshes(settings: Settings) -> None:
+def days_of_refreshes(settings: Settings) -> None:
     """The whole simulation; fails on the first day that does not hold."""
     started = run.run(settings, CUSTOMERS, SEED, until=HISTORY_END, shifts=[SHIFT])
     assert started.refresh.as_of == str(HISTORY_END)

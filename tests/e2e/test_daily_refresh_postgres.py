@@ -1,4 +1,4 @@
-"""Thirty days of `crm refresh` on a PostgreSQL warehouse (see ``daily_refresh``)."""
+"""Two weeks of `crm refresh` on a PostgreSQL warehouse (see ``daily_refresh``)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.daily_refresh import project_settings, thirty_days_of_refreshes
+from tests.e2e.daily_refresh import days_of_refreshes, project_settings
 
 
 @pytest.mark.postgres
-def test_thirty_days_of_refreshes_on_postgres(
+def test_two_weeks_of_refreshes_on_postgres(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str
 ) -> None:
-    thirty_days_of_refreshes(project_settings(monkeypatch, tmp_path, postgres_url))
+    days_of_refreshes(project_settings(monkeypatch, tmp_path, postgres_url))
