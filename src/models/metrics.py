@@ -76,24 +76,77 @@ def bootstrap_difference(
 ) -> dict[str, float]:
     """``metric(ours) - metric(other)`` on the same customers, with the 2.5% and 97.5% percentiles of the
     difference over ``samples`` resamples of the customers (paired: both scored on each resample; a
-    resample whose labels are all equal is drawn again). Needs two distinct values in ``labels``."""
+    resample whose labels are all equal is drawn again). Needs two distinct values in ``labels``.
+    ROC AUC, the gate's and churn's metric, is computed for many resamples at once
+    (``resampled_roc_auc``)."""
     if labels.min() == labels.max():
         raise ValueError("labels: the bootstrap needs two distinct values (both churners and buyers)")
     rng = np.random.default_rng(seed)
-    differences = np.empty(samples)
-    k = 0
-    while k < samples:
-        rows = rng.integers(0, len(labels), len(labels))
-        if labels[rows].min() == labels[rows].max():  # one value only: no ROC AUC or rank; draw again
-            continue
-        differences[k] = metric(labels[rows], ours[rows]) - metric(labels[rows], other[rows])
-        k += 1
+    if metric is roc_auc_score:
+        differences = _roc_auc_differences(labels.astype(bool), ours, other, samples, rng)
+    else:
+        differences = np.empty(samples)
+        k = 0
+        while k < samples:
+            rows = rng.integers(0, len(labels), len(labels))
+            if labels[rows].min() == labels[rows].max():  # one value only: no rank; draw again
+                continue
+            differences[k] = metric(labels[rows], ours[rows]) - metric(labels[rows], other[rows])
+            k += 1
     low, high = np.percentile(differences, [2.5, 97.5])
     return {
         "difference": float(metric(labels, ours) - metric(labels, other)),
         "low": float(low),
         "high": float(high),
     }
+
+
+def resample_counts(rng: np.random.Generator, rows: int, resamples: int) -> np.ndarray:
+    """How many times each of ``rows`` rows is drawn in each of ``resamples`` bootstrap resamples
+    (``resamples`` x ``rows``; each resample draws ``rows`` rows with replacement)."""
+    drawn = rng.integers(0, rows, (resamples, rows)) + (np.arange(resamples) * rows)[:, None]
+    return np.bincount(drawn.ravel(), minlength=resamples * rows).reshape(resamples, rows)
+
+
+def resampled_roc_auc(counts: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """ROC AUC of ``scores`` on each resample (a row of ``counts``): the Mann-Whitney statistic with rows
+    weighted by their counts and tied scores counted half, equal to ``roc_auc_score`` on the resampled
+    rows (``tests/models/test_bootstrap_auc.py`` checks it to 1e-12); nan for a one-class resample.
+
+    Hand-written for speed, one sort for all resamples: 1,000 resamples through ``roc_auc_score`` (which
+    sorts each again) took 3.2 s at 1,000 customers, 4.8 s at 5,000 and 11.9 s at 20,000, here 0.07, 0.6
+    and 1.2 s (load average 0.9, 2 cores); the gate weighs every candidate this way."""
+    labels = np.asarray(labels, dtype=bool)
+    order = np.argsort(scores, kind="stable")
+    ranked = scores[order]
+    distinct = np.r_[True, ranked[1:] != ranked[:-1]]
+    counted = counts[:, order].astype(np.float64)
+    neg = counted * ~labels[order]
+    pos = counted - neg
+    if not distinct.all():  # tied scores: one column per distinct score
+        starts = np.flatnonzero(distinct)
+        pos, neg = np.add.reduceat(pos, starts, axis=1), np.add.reduceat(neg, starts, axis=1)
+    below = np.cumsum(neg, axis=1)
+    below -= 0.5 * neg  # negatives scored lower, plus half the tied ones
+    wins = np.einsum("ij,ij->i", pos, below)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a one-class resample has no AUC: nan
+        result: np.ndarray = wins / (pos.sum(axis=1) * neg.sum(axis=1))
+    return result
+
+
+def _roc_auc_differences(
+    labels: np.ndarray, ours: np.ndarray, other: np.ndarray, samples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """ROC AUC(ours) - ROC AUC(other) on ``samples`` paired resamples, in chunks of about 4M counts."""
+    largest = max(1, 4_000_000 // len(labels))
+    chunk = -(-samples // -(-samples // largest)) + 8  # even chunks, a few spare for one-class redraws
+    found: list[np.ndarray] = []
+    while sum(map(len, found)) < samples:
+        counts = resample_counts(rng, len(labels), chunk)
+        positives = counts[:, labels].sum(axis=1)
+        counts = counts[(positives > 0) & (positives < len(labels))]  # both classes, else drawn again
+        found.append(resampled_roc_auc(counts, labels, ours) - resampled_roc_auc(counts, labels, other))
+    return np.concatenate(found)[:samples]
 
 
 def spearman(actual: np.ndarray, predicted: np.ndarray) -> float:

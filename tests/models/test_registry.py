@@ -121,12 +121,11 @@ def test_promotion_gate(settings: Settings, features: pd.DataFrame) -> None:
     def cannot_weigh(family: Any, candidate: Any, champion: Any) -> Any:
         raise UnweighableError(f"{family.name} v{candidate.version}: cannot be weighed: no window")
 
-    unweighable = train_clv(settings, features, HOLDOUT_DAYS)
+    # a new version of the first run's model (no training needed to be a candidate)
+    source = client.get_model_version(CLV_NAME, first.version).source
+    unweighable = client.create_model_version(CLV_NAME, str(source), run_id=first.run_id).version
     with pytest.raises(PromotionRefusedError, match="cannot be weighed"):
         promote(client, CLV_NAME, judge=cannot_weigh)
     # the refusal is the version's decision, which `crm retrain` does not weigh again every night
-    decided = json.loads(client.get_model_version(CLV_NAME, unweighable.version).tags["gate"])
-    assert decided == {
-        "passed": False,
-        "reason": f"{CLV_NAME} v{unweighable.version}: cannot be weighed: no window",
-    }
+    decided = json.loads(client.get_model_version(CLV_NAME, unweighable).tags["gate"])
+    assert decided == {"passed": False, "reason": f"{CLV_NAME} v{unweighable}: cannot be weighed: no window"}
