@@ -70,7 +70,8 @@ class Plan:
 # show (KS p under 1e-5 from the 7th refresh at this volume, about 45 purchases a day; 5e-7 on the 3rd
 # at 10,000 guests), so the test allows 7 refreshes, where the full run must flag it within 3. It
 # retrains on a fortnightly schedule (day 14) and on the breach: one retraining at 5,000 guests takes
-# about 90 s, and the weekly ones add nothing the full run does not show.
+# 40 s on a quiet machine and about 90 s under load, and the weekly ones add nothing the full run does
+# not show.
 CI_PLAN = Plan(customers=5_000, days=26, price_day=13, churn_day=16, horizon_days=7, retrain_every_days=14)
 CI_PRICE_DELAY = 7
 

@@ -10,6 +10,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 
 TOP = 0.10  # the top decile
 BOOTSTRAP_SAMPLES = 1000
+RESAMPLE_CELLS = 4_000_000  # resamples x customers the AUC bootstrap holds at once (a few arrays of it)
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
 
@@ -81,9 +82,11 @@ def bootstrap_difference(
     (``resampled_roc_auc``)."""
     if labels.min() == labels.max():
         raise ValueError("labels: the bootstrap needs two distinct values (both churners and buyers)")
+    if not (np.isfinite(ours).all() and np.isfinite(other).all()):
+        raise ValueError("scores: the bootstrap needs finite scores (no NaN or infinity)")
     rng = np.random.default_rng(seed)
-    if metric is roc_auc_score:
-        differences = _roc_auc_differences(labels.astype(bool), ours, other, samples, rng)
+    if metric is roc_auc_score:  # the larger label is the positive class, as for roc_auc_score
+        differences = roc_auc_differences(labels == labels.max(), ours, other, samples, rng)
     else:
         differences = np.empty(samples)
         k = 0
@@ -134,12 +137,15 @@ def resampled_roc_auc(counts: np.ndarray, labels: np.ndarray, scores: np.ndarray
     return result
 
 
-def _roc_auc_differences(
+def roc_auc_differences(
     labels: np.ndarray, ours: np.ndarray, other: np.ndarray, samples: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """ROC AUC(ours) - ROC AUC(other) on ``samples`` paired resamples, in chunks of about 4M counts."""
-    largest = max(1, 4_000_000 // len(labels))
-    chunk = -(-samples // -(-samples // largest)) + 8  # even chunks, a few spare for one-class redraws
+    """ROC AUC(ours) - ROC AUC(other) on ``samples`` paired resamples (``labels`` boolean), drawn as
+    resampling row by row draws them (a one-class resample drawn again), in chunks of at most
+    ``RESAMPLE_CELLS`` counts."""
+    largest = max(1, RESAMPLE_CELLS // len(labels))
+    even = -(-samples // -(-samples // largest))  # the fewest chunks, of even size
+    chunk = min(even + 8, largest)  # a few spare for one-class redraws
     found: list[np.ndarray] = []
     while sum(map(len, found)) < samples:
         counts = resample_counts(rng, len(labels), chunk)

@@ -39,7 +39,7 @@ CUSTOMERS = 2_000
 SEED = 5
 HISTORY_END = date(2025, 12, 17)
 DAYS = [HISTORY_END + timedelta(days=i) for i in range(1, 15)]  # 2025-12-18 .. 2025-12-31
-SHIFT = Shift(date(2025, 12, 22), "channel")  # day 5; drift needs about 6 refreshes at this volume
+SHIFT = Shift(date(2025, 12, 22), "channel")  # day 5; drift flags it on its 5th refresh (seed 5)
 RERUN_DAYS = {DAYS[0], DAYS[4]}
 KILLED_DAY = DAYS[9]
 
