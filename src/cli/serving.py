@@ -93,7 +93,7 @@ def serve_command(
         if workers == 1:
             uvicorn.Server(config).run()
         else:
-            _run_workers(config)
+            _run_workers(config, workers)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
@@ -103,17 +103,12 @@ def _data_dir(folder: Path) -> Path:
     return folder
 
 
-def _run_workers(config: Any) -> None:
-    """Several worker processes on one socket. uvicorn binds the shared socket with protocol 0
-    (uvicorn issue #3149), so asyncio leaves Nagle's algorithm on and every keep-alive response waits
-    about 40 ms for the client's delayed ACK; re-wrapping the socket as TCP fixes that."""
-    import socket
+def _run_workers(config: Any, workers: int) -> None:
+    """Several worker processes; the parent accepts and hands each connection to the least busy
+    (``serving.balancer``: uvicorn's workers racing on one socket left one of two idle)."""
+    from crm_analytics.serving.balancer import Balancer
 
-    from uvicorn.supervisors import Multiprocess
-
-    bound = config.bind_socket()
-    tcp = socket.socket(bound.family, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=bound.detach())
-    Multiprocess(config, sockets=[tcp]).run()
+    Balancer(config, workers).run()
 
 
 @keys_app.command("create")

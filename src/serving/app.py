@@ -37,8 +37,9 @@ from crm_analytics.serving.rankers import RankerCache
 from crm_analytics.serving.routes import admin, customers, feedback, health, keys, offers, scores, segments
 from crm_analytics.serving.shared_limits import SharedBuckets
 from crm_analytics.settings import Settings
-from crm_analytics.store import DecisionWriter, ServingStore
+from crm_analytics.store import DecisionWriter, ServingStore, sqlite_decision_log
 from crm_analytics.store.access_log import AccessLog
+from crm_analytics.store.sqlite_decision_log import SqliteDecisionLog
 from crm_analytics.tracking import configure
 
 log = logging.getLogger("crm_analytics.serving")
@@ -56,7 +57,7 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
             lock_wait_ms=settings.serving_store_lock_wait_ms,
         )
         app.state.key_store = KeyStore(app.state.store.engine)
-        app.state.decisions = DecisionWriter(app.state.store)  # group commit of /v1/offers answers
+        app.state.decisions = _decision_log(app.state.store, settings)
         app.state.models = ModelHolder(configure(settings))
         app.state.rankers = RankerCache()
         app.state.names = NameIndex()
@@ -140,6 +141,15 @@ def _first_load(holder: ModelHolder) -> None:
     except Exception as exc:  # the registry unreachable, a warm-up failing: not ready, not dead
         holder.last_error = type(exc).__name__
         log.error("models not loaded (%s)", type(exc).__name__)
+
+
+def _decision_log(store: ServingStore, settings: Settings) -> SqliteDecisionLog | DecisionWriter:
+    """Where ``/v1/offers`` answers are logged: on the event loop for a SQLite store in a file
+    (``store.sqlite_decision_log``), else by the group-commit thread (PostgreSQL merges concurrent
+    commits itself; the thread keeps its round trips off the loop)."""
+    if sqlite_decision_log.suits(store.engine):
+        return SqliteDecisionLog(store.engine, settings.serving_store_lock_wait_ms)
+    return DecisionWriter(store)
 
 
 def _use_rules(app: FastAPI, rules: BookingRules) -> None:

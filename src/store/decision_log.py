@@ -8,11 +8,12 @@ per process writes: it takes every decision queued while the previous commit ran
 transaction, commits, then releases each waiting answer on its own event loop (an error is raised in
 each of them, so no answer leaves unlogged).
 
-Why (``benchmarks/decision_log.py``, 2 busy cores): on SQLite, the default store, commits from many
-threads collide on its single write lock, whose busy handler sleeps; at 16 answers in flight one
-commit per answer in a thread gave p99 568 ms and 373 answers/s, this writer 55 ms and 539/s (a commit
-on the event loop: 132 ms, 237/s). On PostgreSQL, which merges concurrent commits' WAL flushes itself,
-a commit per answer in a thread did as well or better; one code path serves both stores.
+The API uses it on PostgreSQL (and on an in-memory SQLite store); a SQLite store in a file is logged
+by the event loop itself (``store.sqlite_decision_log``), which avoids this writer's thread hand-offs.
+Measured (``benchmarks/decision_log.py``, 2 busy cores): at 16 answers in flight on SQLite, one commit
+per answer in a thread gave p99 568 ms and 373 answers/s, this writer 55 ms and 539/s; on PostgreSQL,
+which merges concurrent commits' WAL flushes itself, a commit per answer in a thread did as well or
+better.
 """
 
 from __future__ import annotations

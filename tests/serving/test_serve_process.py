@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -13,9 +14,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.serving.conftest import Served
@@ -74,6 +77,19 @@ def metrics_counting(base: str, answered: int, seconds: float = 10.0) -> str:
         time.sleep(0.2)
 
 
+def start_two_workers(served: Served, port: int, service_log: Path) -> subprocess.Popen[str]:
+    """``crm serve --workers 2`` on ``port`` in the served folder, its log in ``service_log``."""
+    with service_log.open("w") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "crm_analytics.cli", "serve", "--workers", "2", "--port", str(port)],
+            cwd=served.folder,
+            env={**os.environ, **served.env},
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            text=True,
+        )
+
+
 def sample_files(served: Served) -> list[Path]:
     folders = sorted(served.settings.data_dir.glob("metrics-*"))
     return [path for folder in folders for path in folder.glob("counter_*.db")]
@@ -86,15 +102,7 @@ def test_serve_workers_share_the_access_log_and_the_metrics(served: Served, tmp_
     access_log = served.settings.access_log
     before = len(access_log.read_text().splitlines()) if access_log.exists() else 0
     service_log = tmp_path / "serve.log"
-    with service_log.open("w") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "crm_analytics.cli", "serve", "--workers", "2", "--port", str(port)],
-            cwd=served.folder,
-            env={**os.environ, **served.env},
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-            text=True,
-        )
+    process = start_two_workers(served, port, service_log)
     try:
         wait_ready(base, process, service_log)
         wait_for_workers(service_log, 2)
@@ -129,3 +137,59 @@ def test_serve_workers_share_the_access_log_and_the_metrics(served: Served, tmp_
     assert {line["roles"][0] for line in models_reads} == {"analyst", "marketing"}
     assert [line["denied_scope"] for line in models_reads if line["status"] == 403] == ["models"]
     assert "GET /v1/models 200" in errors  # our request log reaches the service's log too
+
+
+def worker_processes(parent: int) -> list[psutil.Process]:
+    """The service's worker processes (multiprocessing also starts a resource tracker)."""
+    children = psutil.Process(parent).children()
+    return [child for child in children if "spawn_main" in " ".join(child.cmdline())]
+
+
+def workers_holding(port: int, parent: int) -> list[int]:
+    """How many established connections to ``port`` each worker process holds."""
+    counts = []
+    for worker in worker_processes(parent):
+        held = worker.net_connections(kind="tcp")
+        counts.append(sum(1 for c in held if c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED))
+    return sorted(counts)
+
+
+@pytest.mark.slow
+def test_serve_spreads_keep_alive_connections_and_replaces_a_dead_worker(
+    served: Served, tmp_path: Path
+) -> None:
+    """Four keep-alive connections opened at once end up two per worker (uvicorn's racing workers put
+    all four on one); a worker killed is replaced and the service keeps answering."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    service_log = tmp_path / "serve.log"
+    process = start_two_workers(served, port, service_log)
+    connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(4)]
+    try:
+        wait_ready(base, process, service_log)
+        wait_for_workers(service_log, 2)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            statuses = list(pool.map(_ask_models(served.keys["analyst"]), connections))
+        spread = workers_holding(port, process.pid)
+        worker_processes(process.pid)[0].kill()
+        wait_for_workers(service_log, 3)  # a replacement has started
+        after = [get(f"{base}/v1/models", served.keys["analyst"]) for _ in range(6)]
+    finally:
+        for connection in connections:
+            connection.close()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    assert statuses == [200] * 4
+    assert spread == [2, 2]
+    assert after == [200] * 6
+    assert process.returncode == 0
+
+
+def _ask_models(secret: str) -> Callable[[http.client.HTTPConnection], int]:
+    def ask(connection: http.client.HTTPConnection) -> int:
+        connection.request("GET", "/v1/models", headers={"Authorization": f"Bearer {secret}"})
+        answer = connection.getresponse()
+        answer.read()  # the connection stays open (keep-alive) for the count
+        return int(answer.status)
+
+    return ask

@@ -2,15 +2,16 @@
 
 The handler is async and does its work on the event loop: about a millisecond of CPU (a guest's row and
 their recent showings, read by index on one connection, and the ranker). The answer is then committed to
-the decision log by the group-commit writer's thread (``store.decision_log``) while the loop serves
-other requests; the answer leaves after the commit. A look-up by name (~0.2 ms) goes to a thread. A
-sync handler would run in FastAPI's thread pool, and that hop cost more than the work itself
-(benchmarks/serving_throughput.py: p99 11.5 -> 4.9 ms, one worker). With the store on a remote
-PostgreSQL the reads block the loop for their round trips: run more workers.
+the decision log (on a SQLite store by the loop itself, ``store.sqlite_decision_log``; on PostgreSQL by
+the group-commit thread, ``store.decision_log``) and leaves after the commit. A look-up by name
+(~0.2 ms) goes to a thread. A sync handler would run in FastAPI's thread pool, and that hop cost more
+than the work itself (benchmarks/serving_throughput.py: p99 11.5 -> 4.9 ms, one worker). With the
+store on a remote PostgreSQL the reads block the loop for their round trips: run more workers.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -137,7 +138,7 @@ async def post_offers(
     )
     try:
         await request.app.state.decisions.record(decision)
-    except SQLAlchemyError:
+    except (SQLAlchemyError, sqlite3.Error):
         raise not_ready(DECISION_LOG_DOWN) from None
     response.headers["X-Model-Versions"] = versions_header(versions)
     return OffersResponse(
