@@ -279,16 +279,11 @@ def main() -> None:
 
 def project(folder: Path) -> Settings:
     """Settings of a project in ``folder`` (its own warehouse, MLflow and serving store)."""
-    from crm_analytics.settings import load_settings
+    from crm_analytics.settings import folder_settings, load_settings
 
     for name in [n for n in os.environ if n.startswith(("CRM_", "MLFLOW_"))]:
         del os.environ[name]
-    os.environ |= {
-        "CRM_DATA_DIR": str(folder / "data"),
-        "CRM_WAREHOUSE_URL": f"duckdb:///{folder / 'data' / 'warehouse.duckdb'}",
-        "CRM_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}",
-        "CRM_MLFLOW_ARTIFACT_ROOT": str(folder / "mlruns" / "artifacts"),
-        "CRM_SERVING_STORE_URL": f"sqlite:///{folder / 'data' / 'serving.db'}",
+    os.environ |= folder_settings(folder) | {
         "CRM_ERASURE_KEY_FILE": str(folder / "config" / "erasure.key"),
         "CRM_SEGMENTS_MIN_SPLIT_HALF_ARI": "-1",  # as the tests: small chains make unsteady clusters
     }

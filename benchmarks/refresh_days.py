@@ -43,6 +43,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from crm_analytics.settings import folder_settings
+
 BIN = Path(sys.executable).parent
 HISTORY_END = date(2025, 12, 1)
 DAY = date(2025, 12, 2)
@@ -51,14 +53,7 @@ DAY = date(2025, 12, 2)
 def env_for(folder: Path) -> dict[str, str]:
     """This process's environment without CRM_*/MLFLOW_*, pointed at ``folder``'s stores."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "MLFLOW_"))}
-    return base | {
-        "PATH": f"{BIN}{os.pathsep}{base.get('PATH', '')}",
-        "CRM_DATA_DIR": str(folder / "data"),
-        "CRM_WAREHOUSE_URL": f"duckdb:///{folder / 'data' / 'warehouse.duckdb'}",
-        "CRM_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}",
-        "CRM_MLFLOW_ARTIFACT_ROOT": str(folder / "mlruns" / "artifacts"),
-        "CRM_SERVING_STORE_URL": f"sqlite:///{folder / 'data' / 'serving.db'}",
-    }
+    return base | {"PATH": f"{BIN}{os.pathsep}{base.get('PATH', '')}"} | folder_settings(folder)
 
 
 def crm(folder: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:

@@ -58,6 +58,7 @@ import sqlalchemy as sa
 from http_load import HOST, Result, answered, drive, found_by_name, free_port, server  # beside this file
 
 from crm_analytics.serving.booking_rules import example_booking
+from crm_analytics.settings import folder_settings
 
 BIN = Path(sys.executable).parent  # crm, mlflow and uvicorn live beside the interpreter
 BOOKING = example_booking()  # the documented example booking (checks in 30 days from today)
@@ -82,16 +83,6 @@ class Folder:
 # --- data ------------------------------------------------------------------------------------------
 
 
-def crm_env(folder: Path) -> dict[str, str]:
-    return {
-        "CRM_DATA_DIR": str(folder / "data"),
-        "CRM_WAREHOUSE_URL": f"duckdb:///{folder / 'data' / 'warehouse.duckdb'}",
-        "CRM_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}",
-        "CRM_MLFLOW_ARTIFACT_ROOT": str(folder / "mlruns" / "artifacts"),
-        "CRM_SERVING_STORE_URL": f"sqlite:///{folder / 'data' / 'serving.db'}",
-    }
-
-
 def process_env(extra: dict[str, str]) -> dict[str, str]:
     """This process's environment without CRM_*/MLFLOW_* variables, the venv first on PATH, plus ``extra``."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "MLFLOW_"))}
@@ -102,7 +93,7 @@ def crm(folder: Path, *args: str) -> str:
     done = subprocess.run(
         [str(BIN / "crm"), *args],
         cwd=folder,
-        env=process_env(crm_env(folder)),
+        env=process_env(folder_settings(folder)),
         capture_output=True,
         text=True,
         check=False,
@@ -124,7 +115,7 @@ def prepare(folder: Path, customers: int) -> Folder:
         )
         key_file.write_text(created["secret"])
         key_file.chmod(0o600)
-    env = crm_env(folder)
+    env = folder_settings(folder)
     query = "SELECT customer_id FROM serving_customers WHERE scores IS NOT NULL AND history IS NOT NULL"
     engine = sa.create_engine(env["CRM_SERVING_STORE_URL"])
     with engine.connect() as conn:

@@ -295,6 +295,19 @@ def load_settings(**overrides: object) -> Settings:
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
 
 
+def folder_settings(folder: Path) -> dict[str, str]:
+    """The ``CRM_*`` variables that keep a whole project inside ``folder``: the data folder, warehouse,
+    MLflow store and serving store where the defaults put them, under ``folder`` instead of the working
+    directory (benchmarks and tests run projects of their own this way)."""
+    return {
+        "CRM_DATA_DIR": str(folder / "data"),
+        "CRM_WAREHOUSE_URL": f"duckdb:///{folder / 'data' / 'warehouse.duckdb'}",
+        "CRM_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}",
+        "CRM_MLFLOW_ARTIFACT_ROOT": str(folder / "mlruns" / "artifacts"),
+        "CRM_SERVING_STORE_URL": f"sqlite:///{folder / 'data' / 'serving.db'}",
+    }
+
+
 def settings_markdown() -> str:
     """Every setting as a Markdown table (``CRM_<NAME>``, default, description) for docs/settings.md."""
     lines = [

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from crm_analytics.settings import Settings, load_settings
+from crm_analytics.settings import Settings, folder_settings, load_settings
 from crm_analytics.warehouse import Warehouse, migrations
 
 POSTGRES_ADMIN_URL = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -19,12 +19,7 @@ POSTGRES_ADMIN_URL = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql://postg
 
 def project_env(folder: Path) -> dict[str, str]:
     """The CRM_* variables of a project folder of its own: warehouse, MLflow and serving store inside."""
-    return {
-        "CRM_DATA_DIR": str(folder / "data"),
-        "CRM_WAREHOUSE_URL": f"duckdb:///{folder / 'data' / 'warehouse.duckdb'}",
-        "CRM_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}",
-        "CRM_MLFLOW_ARTIFACT_ROOT": str(folder / "mlruns" / "artifacts"),
-        "CRM_SERVING_STORE_URL": f"sqlite:///{folder / 'data' / 'serving.db'}",
+    return folder_settings(folder) | {
         # the key of erasures in this folder, whichever test erases (the default is per user)
         "CRM_ERASURE_KEY_FILE": str(folder / "config" / "erasure.key"),
         "CRM_SEGMENTS_MIN_SPLIT_HALF_ARI": "-1",  # see ``isolated``
