@@ -88,6 +88,7 @@ def serve_command(
         log_level="info",
         log_config=log_config,
         access_log=False,  # our own request log has route templates, not raw paths with ids
+        ws="none",  # no WebSocket routes: an Upgrade request is plain HTTP
     )
     try:
         if workers == 1:

@@ -93,7 +93,8 @@ def engine_for(url: str, statement_timeout_ms: int | None = None, lock_wait_ms: 
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={int(lock_wait_ms)}")
-            cursor.execute("PRAGMA synchronous=FULL")  # a commit is on disk before the API answers
+            cursor.execute("PRAGMA synchronous=FULL")  # on disk before the API answers (decisions: see
+            # store/sqlite_decision_log.py, which commits on a connection of its own)
             cursor.close()
 
     return engine

@@ -168,6 +168,7 @@ def test_serve_spreads_keep_alive_connections_and_replaces_a_dead_worker(
     try:
         wait_ready(base, process, service_log)
         wait_for_workers(service_log, 2)
+        time.sleep(1)  # each worker tells the parent it has started just after logging it
         with ThreadPoolExecutor(max_workers=4) as pool:
             statuses = list(pool.map(_ask_models(served.keys["analyst"]), connections))
         spread = workers_holding(port, process.pid)

@@ -5,6 +5,7 @@ off the loop (then fail after the lock wait), and the checkpoints bring the log 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import multiprocessing
 import os
@@ -130,6 +131,20 @@ def test_checkpoints_bring_the_answers_into_the_database_file(store: ServingStor
     shutil.copyfile(database, copy)
     log.close()
     assert len(ServingStore(f"sqlite:///{copy}").decisions(f"c{i}" for i in range(300))) == 300
+
+
+def test_times_are_stored_as_sqlalchemy_stores_them(store: ServingStore) -> None:
+    """Whole seconds included: the log's text sorts and compares with the rows SQLAlchemy writes."""
+    on_the_second = datetime(2026, 3, 1, 10, 0, 0)
+    log = SqliteDecisionLog(store.engine, lock_wait_ms=5_000)
+    logged = Decision("raw", "U1", on_the_second, (("O01", 0.5),), {"crm-offers": "3"}, "k_1")
+    asyncio.run(log.record(logged))
+    log.close()
+    store.record_decisions([dataclasses.replace(logged, decision_id="orm")])  # through SQLAlchemy
+    with sqlite3.connect(str(store.engine.url.database)) as raw:
+        texts = dict(raw.execute("SELECT decision_id, decided_at FROM serving_decisions").fetchall())
+    assert texts["raw"] == texts["orm"] == "2026-03-01 10:00:00.000000"
+    assert store.decisions(["raw"])["raw"] == logged
 
 
 def test_only_a_sqlite_file_suits(tmp_path: Path) -> None:
