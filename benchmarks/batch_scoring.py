@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from crm_analytics.settings import folder_settings
+
 BIN = Path(sys.executable).parent
 AS_OF = "2025-12-31"  # the demo chain's last day
 
@@ -41,14 +43,15 @@ def env_for(folder: Path, warehouse: str, store: str) -> dict[str, str]:
     """This process's environment without CRM_*/MLFLOW_*, pointed at ``folder``'s MLflow and the given
     warehouse and serving store."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "MLFLOW_"))}
-    return base | {
-        "PATH": f"{BIN}{os.pathsep}{base.get('PATH', '')}",
-        "CRM_DATA_DIR": str(folder / "data"),
-        "CRM_WAREHOUSE_URL": f"duckdb:///{folder / warehouse}",
-        "CRM_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}",
-        "CRM_MLFLOW_ARTIFACT_ROOT": str(folder / "mlruns" / "artifacts"),
-        "CRM_SERVING_STORE_URL": f"sqlite:///{folder / store}",
-    }
+    return (
+        base
+        | {"PATH": f"{BIN}{os.pathsep}{base.get('PATH', '')}"}
+        | folder_settings(folder)
+        | {
+            "CRM_WAREHOUSE_URL": f"duckdb:///{folder / warehouse}",
+            "CRM_SERVING_STORE_URL": f"sqlite:///{folder / store}",
+        }
+    )
 
 
 def crm(folder: Path, env: dict[str, str], *args: str) -> dict[str, Any]:

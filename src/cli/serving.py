@@ -94,7 +94,7 @@ def serve_command(
         if workers == 1:
             uvicorn.Server(config).run()
         else:
-            _run_workers(config, workers)
+            _run_workers(config)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
@@ -104,12 +104,12 @@ def _data_dir(folder: Path) -> Path:
     return folder
 
 
-def _run_workers(config: Any, workers: int) -> None:
+def _run_workers(config: Any) -> None:
     """Several worker processes; the parent accepts and hands each connection to the least busy
     (``serving.balancer``: uvicorn's workers racing on one socket left one of two idle)."""
     from crm_analytics.serving.balancer import Balancer
 
-    Balancer(config, workers).run()
+    Balancer(config).run()
 
 
 @keys_app.command("create")

@@ -37,9 +37,9 @@ from crm_analytics.serving.rankers import RankerCache
 from crm_analytics.serving.routes import admin, customers, feedback, health, keys, offers, scores, segments
 from crm_analytics.serving.shared_limits import SharedBuckets
 from crm_analytics.settings import Settings
-from crm_analytics.store import DecisionWriter, ServingStore, sqlite_decision_log
+from crm_analytics.store import DecisionWriter, ServingStore
 from crm_analytics.store.access_log import AccessLog
-from crm_analytics.store.sqlite_decision_log import SqliteDecisionLog
+from crm_analytics.store.sqlite_decision_log import SqliteDecisionLog, suits
 from crm_analytics.tracking import configure
 
 log = logging.getLogger("crm_analytics.serving")
@@ -147,7 +147,7 @@ def _decision_log(store: ServingStore, settings: Settings) -> SqliteDecisionLog 
     """Where ``/v1/offers`` answers are logged: on the event loop for a SQLite store in a file
     (``store.sqlite_decision_log``), else by the group-commit thread (PostgreSQL merges concurrent
     commits itself; the thread keeps its round trips off the loop)."""
-    if sqlite_decision_log.suits(store.engine):
+    if suits(store.engine):
         return SqliteDecisionLog(store.engine, settings.serving_store_lock_wait_ms)
     return DecisionWriter(store)
 

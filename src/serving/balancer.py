@@ -157,11 +157,10 @@ def _worker_main(config: uvicorn.Config, channel: socket.socket) -> None:
 
 
 class Balancer:
-    """Accepts on ``config``'s address and keeps ``workers`` worker processes serving."""
+    """Accepts on ``config``'s address and keeps ``config.workers`` worker processes serving."""
 
-    def __init__(self, config: uvicorn.Config, workers: int) -> None:
+    def __init__(self, config: uvicorn.Config) -> None:
         self.config = config
-        self.count = workers
         self.workers: list[Worker] = []
         self._context = multiprocessing.get_context("spawn")
         self._selector = selectors.DefaultSelector()
@@ -176,7 +175,7 @@ class Balancer:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self._stop.set())
         try:
-            for _ in range(self.count):
+            for _ in range(self.config.workers):
                 self._start_worker()
             while not self._stop.is_set():
                 for key, _ in self._selector.select(timeout=0.5):
