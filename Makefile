@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_CLUSTER_VERSION = $(shell ls /etc/postgresql 2>/dev/null | head -n 1)
 
-.PHONY: setup run test test-fast lint docs mlflow orchestrate postgres clean
+.PHONY: setup run test test-fast lint docs mlflow orchestrate postgres bench-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,11 @@ postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $(PG_CLUSTER_VERSION) main start
 	@for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
 		echo "PostgreSQL is not answering on 127.0.0.1:5432" >&2; exit 1
+
+## bench-tools: what the benchmarks need beyond the dev install: wrk, the HTTP load generator of
+## benchmarks/serving_throughput.py (Debian's package; apt-get as root when it is missing)
+bench-tools: $(VENV)/.installed-dev
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 
 clean:
 	rm -rf data/ .pytest_cache .mypy_cache .ruff_cache

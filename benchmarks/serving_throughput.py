@@ -14,10 +14,13 @@ Anchors (issue #7):
 Targets: ``/v1/scores`` >= 10x mlflow's requests/s; ``/v1/offers`` p99 <= 10 ms; by name p99 <= 30 ms.
 ``--runs 3`` repeats the whole measurement (each server started afresh) and keeps every run.
 
-Each target in turn, alone on the machine with its server (2 workers, 127.0.0.1): ``--connections``
-keep-alive connections from one asyncio client (httpx2) send requests back to back, a warm-up and then a
-fixed measured duration. Latency is the client's wall time per request; an answer other than 200 is an
-error. The client shares the cores with the servers, so its CPU seconds are reported too. The rate limit
+Each target in turn, alone on the machine with its server (2 workers, 127.0.0.1): wrk (Debian's
+package; ``make bench-tools``) sends requests back to back on ``--connections`` keep-alive connections
+from one thread, a warm-up and then a fixed measured duration (``http_load.py`` says why wrk). Latency
+is wrk's time per request; an answer other than 200 is an error. The client shares the cores with the
+servers, so its CPU seconds are reported too, and each run records how long a fixed Python loop took
+at its start (``cpu_probe_seconds``): this virtual machine's speed varies about twofold from hour to
+hour, and every figure here moves with it. The rate limit
 and the distinct-guest quota are lifted for the run (``CRM_SERVING_RATE_*``,
 ``CRM_SERVING_GUESTS_PER_KEY_HOUR``): one key sends every request.
 
@@ -37,7 +40,6 @@ scored store and ``bench-key.txt`` is reused.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -46,7 +48,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -55,7 +56,7 @@ from typing import Any
 
 import httpx2 as httpx
 import sqlalchemy as sa
-from http_load import HOST, Result, answered, drive, found_by_name, free_port, server  # beside this file
+from http_load import FOUND_BY_NAME, HOST, Result, drive, free_port, server, wrk_path  # beside this file
 
 from crm_analytics.serving.booking_rules import example_booking
 from crm_analytics.settings import folder_settings
@@ -156,46 +157,51 @@ def bench_ours(prepared: Folder, args: argparse.Namespace, logs: Path) -> dict[s
     port = free_port()
     base = f"http://{HOST}:{port}"
     command = [str(BIN / "crm"), "serve", "--workers", str(args.workers), "--port", str(port), "--host", HOST]
-    headers = {"Authorization": f"Bearer {prepared.secret}", "Content-Type": "application/json"}
     customers = prepared.customers[:500]
-    targets: dict[str, tuple[str, list[bytes], Callable[[httpx.Response], bool]]] = {
-        "scores": ("scores", [json.dumps({"customer_ids": [c]}).encode() for c in customers], answered),
+    targets: dict[str, tuple[str, list[bytes], str | None]] = {
+        "scores": ("scores", [json.dumps({"customer_ids": [c]}).encode() for c in customers], None),
         "offers": (
             "offers",
             [json.dumps({"customer_id": c, "booking": BOOKING}).encode() for c in customers],
-            answered,
+            None,
         ),
     }
+    authorization = f"Bearer {prepared.secret}"
     results = {}
     with server(command, process_env(prepared.env | NO_RATE_LIMIT), f"{base}/readyz", logs / "crm-serve.log"):
         named = [json.dumps({"guest": g, "booking": BOOKING}).encode() for g in prepared.guests]
-        targets["offers_by_name"] = ("offers", recognised(f"{base}/v1/offers", named, headers), found_by_name)
-        for name, (route, payloads, accept) in targets.items():
-            results[name] = asyncio.run(
-                drive(
-                    f"{base}/v1/{route}",
-                    payloads,
-                    headers,
-                    args.connections,
-                    args.warmup,
-                    args.seconds,
-                    accept,
-                )
+        found = recognised(f"{base}/v1/offers", named, authorization)
+        targets["offers_by_name"] = ("offers", found, FOUND_BY_NAME)
+        for name, (route, payloads, must_hold) in targets.items():
+            results[name] = drive(
+                f"{base}/v1/{route}",
+                payloads,
+                authorization,
+                args.connections,
+                args.warmup,
+                args.seconds,
+                must_hold,
             )
             print(f"{name}: {json.dumps(asdict(results[name]))}", flush=True)
     return results
 
 
-def recognised(url: str, bodies: list[bytes], headers: dict[str, str], seconds: float = 120.0) -> list[bytes]:
+def recognised(url: str, bodies: list[bytes], authorization: str, seconds: float = 120.0) -> list[bytes]:
     """The bodies whose guest the service finds by name, once its name index is built (in the
     background at start: until then nobody is found)."""
+    headers = {"Authorization": authorization, "Content-Type": "application/json"}
+
+    def found_by_name(body: bytes) -> bool:
+        answer = client.post(url, content=body, headers=headers)
+        return answer.status_code == 200 and answer.json()["matched_by"] == "name"
+
     with httpx.Client(timeout=30, trust_env=False) as client:
         deadline = time.monotonic() + seconds
-        while not any(found_by_name(client.post(url, content=b, headers=headers)) for b in bodies[:20]):
+        while not any(found_by_name(body) for body in bodies[:20]):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no guest found by name after {seconds:.0f} s")
             time.sleep(0.5)
-        found = [body for body in bodies if found_by_name(client.post(url, content=body, headers=headers))]
+        found = [body for body in bodies if found_by_name(body)]
     print(f"found by name: {len(found)} of {len(bodies)} guests", flush=True)
     return found
 
@@ -210,20 +216,28 @@ def bench_mlflow(prepared: Folder, args: argparse.Namespace, logs: Path) -> Resu
     env = process_env({"MLFLOW_TRACKING_URI": prepared.env["CRM_MLFLOW_TRACKING_URI"]})
     body = churn_example_row(prepared.env)
     with server(command, env, f"{base}/ping", logs / "mlflow-serve.log"):
-        headers = {"Content-Type": "application/json"}
-        result = asyncio.run(
-            drive(f"{base}/invocations", [body], headers, args.connections, args.warmup, args.seconds)
-        )
+        result = drive(f"{base}/invocations", [body], None, args.connections, args.warmup, args.seconds)
     print(f"mlflow: {json.dumps(asdict(result))}", flush=True)
     return result
 
 
+def cpu_probe() -> float:
+    """Seconds this interpreter takes to add up 10 million integers in a loop (1.2 s here on a slow
+    hour, 0.64 s on a fast one): the machine's speed when a run starts."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return round(time.perf_counter() - started, 2)
+
+
 def versions() -> dict[str, str]:
-    names = ("crm-analytics", "mlflow", "fastapi", "starlette", "uvicorn", "sqlalchemy", "pandas", "httpx2")
-    return {name: version(name) for name in names}
+    names = ("crm-analytics", "mlflow", "fastapi", "starlette", "uvicorn", "sqlalchemy", "pandas")
+    wrk = subprocess.run([wrk_path(), "--version"], capture_output=True, text=True, check=False)
+    return {name: version(name) for name in names} | {"wrk": (wrk.stdout or wrk.stderr).split(" [")[0]}
 
 
-def one_run(load: tuple[float, ...], ours: dict[str, Result], mlflow: Result) -> dict[str, Any]:
+def one_run(load: tuple[float, ...], probe: float, ours: dict[str, Result], mlflow: Result) -> dict[str, Any]:
     ratio = (
         ours["scores"].requests_per_second / mlflow.requests_per_second
         if mlflow.requests_per_second
@@ -232,6 +246,7 @@ def one_run(load: tuple[float, ...], ours: dict[str, Result], mlflow: Result) ->
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_at_start": [round(x, 2) for x in load],
+        "cpu_probe_seconds": probe,
         "results": {
             "crm_scores": asdict(ours["scores"]),
             "crm_offers": asdict(ours["offers"]),
@@ -282,7 +297,7 @@ def print_run(run: dict[str, Any]) -> None:
         f"(<= {TARGETS['offers_p99_ms']:.0f} ms: {verdict[run['met']['offers_p99']]}); "
         f"by name p99 {run['offers_by_name_p99_ms']} ms "
         f"(<= {TARGETS['offers_by_name_p99_ms']:.0f} ms: {verdict[run['met']['offers_by_name_p99']]}); "
-        f"load at start {run['load_at_start']}"
+        f"load at start {run['load_at_start']}; cpu probe {run['cpu_probe_seconds']} s"
     )
 
 
@@ -302,6 +317,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs: at least 1")
+    wrk_path()  # before any preparation: says how to install it when it is missing
     runs = []
     with contextlib.ExitStack() as stack:
         if args.workdir is None:
@@ -311,10 +327,10 @@ def main() -> None:
             folder.mkdir(parents=True, exist_ok=True)
         prepared = prepare(folder, args.customers)
         for _ in range(args.runs):
-            load = os.getloadavg()
+            load, probe = os.getloadavg(), cpu_probe()
             ours = bench_ours(prepared, args, folder)
             mlflow = bench_mlflow(prepared, args, folder)
-            runs.append(one_run(load, ours, mlflow))
+            runs.append(one_run(load, probe, ours, mlflow))
             print_run(runs[-1])
     args.out.write_text(json.dumps(report(args, runs), indent=2) + "\n")
     print(f"written {args.out}")

@@ -90,6 +90,12 @@ class AcceptanceModel(BaseEstimator):
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "classifier_")
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled (logged to MLflow) without the compiled cache: it is rebuilt from the folds on use."""
+        state = super().__getstate__()
+        state.pop("_compiled", None)
+        return state
+
     def __repr__(self) -> str:
         state = "fitted" if self.__sklearn_is_fitted__() else "not fitted"
         return f"AcceptanceModel(with_customer={self.with_customer}, {state})"
