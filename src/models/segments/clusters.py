@@ -10,12 +10,16 @@ channel shares, the extras rates) counts as one column in distances (each member
 the clusters follow the one channel one-time guests booked (mean bootstrap ARI 0.4-0.85); with it k=3
 for every seed, silhouette 0.15 instead of 0.07, ARI about 0.9.
 
-Why k-means and not a Gaussian mixture: it is linear in rows (1M demo-like customers: 32 s, 1.5 GB, all
-of k=3..8), its hard assignments are what marketing uses, the centroids alone rebuild it (``definition``)
-and silhouette, the k criterion, is a distance criterion of the same geometry. Measured on the demo
-features (k=3): a full-covariance mixture took 400 s for one k on 200k rows (k-means: 10 s for six) and
-its bootstrap ARI was 0.51 (k-means 0.90); the share and uptake columns pile up at exactly 0 and 1,
-which a Gaussian fits badly.
+Why k-means and not a Gaussian mixture: it is linear in rows, its hard assignments are what marketing
+uses, the centroids alone rebuild it (``definition``) and silhouette, the k criterion, is a distance
+criterion of the same geometry. Measured on the demo features (k=3): a full-covariance mixture took
+400 s for one k on 200k rows (k-means: 10 s for six) and its bootstrap ARI was 0.51 (k-means 0.90);
+the share and uptake columns pile up at exactly 0 and 1, which a Gaussian fits badly.
+
+At scale the centroids are learnt on a seeded sample of ``fit_rows`` rows (100,000) and every customer
+is assigned to the nearest: on the 1M-guest demo the six k-means fits over all rows took 34 of the
+segments build's 100 s. Centroids of k <= 8 clusters from 100,000 rows differ from the full fit's by
+sampling noise only; ``benchmarks/segments_scale.py`` compares the two labelings at 1M (ARI).
 
 Choice of k, by stability as well as silhouette: for each candidate k, the silhouette score (cohesion
 against separation, no labels needed) of its fit on a fixed seeded sample of ``sample_size`` rows, and
@@ -128,6 +132,7 @@ class BehaviourClusters(TransformerMixin, BaseEstimator):
         seed: int = 0,
         n_init: int = 4,
         sample_size: int = 5_000,
+        fit_rows: int = 100_000,
         log_columns: Sequence[str] = LOG_COLUMNS,
         balance_families: bool = True,
         stability_rows: int = 20_000,
@@ -139,6 +144,7 @@ class BehaviourClusters(TransformerMixin, BaseEstimator):
         self.seed = seed
         self.n_init = n_init
         self.sample_size = sample_size
+        self.fit_rows = fit_rows
         self.log_columns = log_columns
         self.balance_families = balance_families
         self.stability_rows = stability_rows
@@ -165,6 +171,8 @@ class BehaviourClusters(TransformerMixin, BaseEstimator):
                 f"stability_rows: need at least {4 * high} rows to split for k={high}, "
                 f"got {self.stability_rows}"
             )
+        if self.fit_rows < 2 * high:
+            raise ValueError(f"fit_rows: need at least {2 * high} rows to fit k={high}, got {self.fit_rows}")
         if self.sample_size < 2 * high:
             raise ValueError(
                 f"sample_size: need at least {2 * high} rows to score k={high}, got {self.sample_size}"
@@ -194,11 +202,16 @@ class BehaviourClusters(TransformerMixin, BaseEstimator):
         self.mean_, self.scale_ = scaler.mean_, scaler.scale_
         matrix = scaler.transform(logged) * self.weights_
         sample = np.random.default_rng(self.seed).permutation(len(matrix))[: self.sample_size]
+        fit_on = matrix  # all rows up to fit_rows (in their order), else a seeded sample of fit_rows
+        if len(matrix) > self.fit_rows:
+            fit_on = matrix[
+                np.sort(np.random.default_rng([self.seed, 1]).permutation(len(matrix))[: self.fit_rows])
+            ]
         fits: dict[int, KMeans] = {}
         self.k_scores_: dict[int, float] = {}
         for k in range(low, high + 1):
-            fits[k] = self._kmeans(k, self.seed).fit(matrix)
-            labels = fits[k].labels_[sample]
+            fits[k] = self._kmeans(k, self.seed).fit(fit_on)
+            labels = fits[k].predict(matrix[sample])  # equals labels_ where the fit saw every row
             usable = 1 < len(np.unique(labels)) < len(sample)
             self.k_scores_[k] = float(silhouette_score(matrix[sample], labels)) if usable else -1.0
         self.k_stability_ = {k: self._split_half_ari(matrix, k) for k in fits}
@@ -209,9 +222,10 @@ class BehaviourClusters(TransformerMixin, BaseEstimator):
         else:
             self.k_ = max(fits, key=lambda k: (self.k_stability_[k], -k))
         chosen = fits[self.k_]
-        order = np.argsort(-np.bincount(chosen.labels_, minlength=self.k_), kind="stable")  # 0 = largest
+        assigned = chosen.labels_ if fit_on is matrix else chosen.predict(matrix)  # everyone
+        order = np.argsort(-np.bincount(assigned, minlength=self.k_), kind="stable")  # 0 = largest
         self.centroids_ = chosen.cluster_centers_[order] / self.weights_  # mean z-scores
-        self.labels_ = np.argsort(order)[chosen.labels_]
+        self.labels_ = np.argsort(order)[assigned]
         self.cluster_names_ = cluster_names(self.centroids_, self.columns_)
         self.profile_ = self._profile(features, self.labels_)
         return self
@@ -297,6 +311,7 @@ class BehaviourClusters(TransformerMixin, BaseEstimator):
                 "seed": self.seed,
                 "n_init": self.n_init,
                 "sample_size": self.sample_size,
+                "fit_rows": self.fit_rows,
                 "log_columns": list(self.log_columns),
                 "balance_families": self.balance_families,
                 "stability_rows": self.stability_rows,
