@@ -3,7 +3,7 @@ requests back to back on keep-alive connections and time them (used by ``serving
 
 wrk (C, epoll) is the load generator because the client shares the machine's two cores with the server:
 an asyncio client in Python (httpx2) spent 4.5 CPU seconds per 10 s run against ``/v1/offers``, a
-quarter of the machine, where wrk spends about 0.5 for the same requests."""
+quarter of the machine, where wrk spends 0.7-1.0 for the same requests."""
 
 from __future__ import annotations
 
@@ -113,7 +113,8 @@ def drive(
 ) -> Result:
     """wrk (one thread, ``connections`` keep-alive connections) POSTs ``bodies`` round robin back to
     back: ``warmup`` seconds unmeasured, then ``seconds`` measured. An answer other than 200, or whose
-    body lacks ``must_hold``, is an error; so is a socket error. The client's CPU seconds over the
+    body lacks ``must_hold``, is an error; so is a socket error. wrk's latency figures include the
+    refused answers' (a run with errors says so in ``errors``). The client's CPU seconds over the
     measured run are taken from the kernel's accounting of finished children."""
     with tempfile.TemporaryDirectory(prefix="crm-wrk-") as folder:
         bodies_file = Path(folder) / "bodies.txt"

@@ -92,7 +92,7 @@ class AcceptanceModel(BaseEstimator):
 
     def __getstate__(self) -> dict[str, object]:
         """Pickled (logged to MLflow) without the compiled cache: it is rebuilt from the folds on use."""
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # a copy: Python 3.11 hands over the live __dict__
         state.pop("_compiled", None)
         return state
 

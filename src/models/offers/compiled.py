@@ -13,8 +13,10 @@ the folds, as ``CalibratedClassifierCV`` does.
 
 Why numba: the same arithmetic as numpy array steps (every split decided for every row, exit leaves
 found with bitmasks, QuickScorer) took 500-600 us a call for a booking's 10 rows over the demo model's
-217 trees (6,293 nodes); the loop takes ~80 us, because a row visits only the ~6 nodes on its path
-in each tree. It is compiled at first use and cached on disk (``cache=True``), and it holds no GIL.
+217 trees (6,293 nodes); the loop takes 95 us, because a row visits only the ~6 nodes on its path
+in each tree. It is compiled when a model is compiled (``compile_calibrated``) and cached on disk by
+numba beside this file or in the user's cache folder; where neither can be written, each process
+compiles it (~1 s) instead of failing. It holds no GIL.
 
 The result equals scikit-learn's to rounding (tests compare them on trained models, with missing values
 and unseen categories).
@@ -65,8 +67,7 @@ class CompiledForest:
         )  # fmt: skip
 
 
-@numba.njit(cache=True, nogil=True)
-def _predict(  # pragma: no cover - compiled by numba; tested against scikit-learn through predict_proba
+def _walk(  # compiled by numba below; tested against scikit-learn through predict_proba
     matrix: np.ndarray,
     feature: np.ndarray,
     threshold: np.ndarray,
@@ -110,6 +111,12 @@ def _predict(  # pragma: no cover - compiled by numba; tested against scikit-lea
     return proba / n_folds
 
 
+try:  # numba looks for a writable cache folder when the function is compiled with cache=True
+    _predict = numba.njit(cache=True, nogil=True)(_walk)
+except RuntimeError:  # none (a read-only install and home): compile in each process instead
+    _predict = numba.njit(nogil=True)(_walk)
+
+
 def compile_calibrated(classifier: CalibratedClassifierCV, n_codes: list[int]) -> CompiledForest:
     """Compile a fitted binary ``CalibratedClassifierCV`` (isotonic) over HistGradientBoosting folds.
 
@@ -119,7 +126,10 @@ def compile_calibrated(classifier: CalibratedClassifierCV, n_codes: list[int]) -
     nodes_of: list[dict[str, np.ndarray]] = []
     tables: list[np.ndarray] = []
     roots: list[int] = []
-    fold_first_tree, baselines, steps_x, steps_y = [0], [], [], []
+    fold_first_tree: list[int] = [0]
+    baselines: list[float] = []
+    steps_x: list[np.ndarray] = []
+    steps_y: list[np.ndarray] = []
     width = max(n_codes, default=1)
     n_nodes = 0
     for calibrated in classifier.calibrated_classifiers_:

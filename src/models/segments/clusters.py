@@ -17,9 +17,10 @@ criterion of the same geometry. Measured on the demo features (k=3): a full-cova
 the share and uptake columns pile up at exactly 0 and 1, which a Gaussian fits badly.
 
 At scale the centroids are learnt on a seeded sample of ``fit_rows`` rows (100,000) and every customer
-is assigned to the nearest: on the 1M-guest demo the six k-means fits over all rows took 34 of the
-segments build's 100 s. Centroids of k <= 8 clusters from 100,000 rows differ from the full fit's by
-sampling noise only; ``benchmarks/segments_scale.py`` compares the two labelings at 1M (ARI).
+is assigned to the nearest: on the 1M-guest demo the six k-means fits over all rows took 34 s of the
+segments build's 102 s (cProfile, 2026-12-07). Centroids of k <= 8 clusters from 100,000 rows differ
+from the full fit's by sampling noise only; ``benchmarks/segments_scale.py`` compares the two
+labelings at 1M (ARI).
 
 Choice of k, by stability as well as silhouette: for each candidate k, the silhouette score (cohesion
 against separation, no labels needed) of its fit on a fixed seeded sample of ``sample_size`` rows, and

@@ -3,6 +3,7 @@ and the rules hold."""
 
 from __future__ import annotations
 
+import pickle
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -36,6 +37,18 @@ def test_compiled_trees_equal_scikit_learn(models: Fitted, which: str) -> None:
     for matrix in (real, odd):
         expected = model.classifier_.predict_proba(matrix)[:, 1]
         np.testing.assert_allclose(model.compiled().predict_proba(matrix), expected, rtol=0, atol=1e-12)
+
+
+def test_pickling_leaves_out_the_compiled_trees_without_dropping_them(models: Fitted) -> None:
+    """What MLflow logs holds no compiled cache (it is rebuilt from the folds), and pickling a model in
+    use does not throw its cache away."""
+    model = models.full
+    compiled = model.compiled()
+    restored = pickle.loads(pickle.dumps(model))
+    assert model.compiled() is compiled
+    assert "_compiled" not in vars(restored)
+    matrix = model._matrix(models.train.head(200))
+    np.testing.assert_array_equal(restored.compiled().predict_proba(matrix), compiled.predict_proba(matrix))
 
 
 def _training_path(
