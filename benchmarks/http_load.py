@@ -119,9 +119,9 @@ def drive(
     with tempfile.TemporaryDirectory(prefix="crm-wrk-") as folder:
         bodies_file = Path(folder) / "bodies.txt"
         bodies_file.write_bytes(b"".join(body.replace(b"\n", b" ") + b"\n" for body in bodies))
-        env = {"PATH": os.environ.get("PATH", ""), "BENCH_AUTHORIZATION": authorization or ""}
-        if not authorization:
-            del env["BENCH_AUTHORIZATION"]
+        env = {"PATH": os.environ.get("PATH", "")} | (
+            {"BENCH_AUTHORIZATION": authorization} if authorization else {}
+        )
 
         def run(duration: float) -> dict[str, float]:
             command = [
