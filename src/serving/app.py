@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from crm_analytics.ingest.suppression import erasure_key
-from crm_analytics.serving import booking_rules
+from crm_analytics.serving import booking_rules, heap
 from crm_analytics.serving.booking_rules import BookingRules, BookingRulesMiddleware
 from crm_analytics.serving.docs import install_docs
 from crm_analytics.serving.guest_lookup import NameIndex
@@ -46,11 +46,18 @@ log = logging.getLogger("crm_analytics.serving")
 API_VERSION = "1.0.0"
 
 
-def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
-    """The service on ``settings`` (``load_models=False`` for tests that load models themselves)."""
+def create_app(settings: Settings, *, load_models: bool = True, freeze_heap: bool = False) -> FastAPI:
+    """The service on ``settings`` (``load_models=False`` for tests that load models themselves).
+    ``freeze_heap`` (a worker of ``crm serve``): the long-lived heap is frozen once models are loaded and
+    once a name index is built (``serving/heap.py``); not in a test process, whose heap is the test run's."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        def settle_heap() -> None:  # the ranker holds the replaced models or catalogue: they go too
+            app.state.rankers.clear()
+            heap.settle()
+
+        on_change = settle_heap if freeze_heap else None
         app.state.store = ServingStore(
             settings.serving_store_url,
             statement_timeout_ms=5_000,
@@ -58,9 +65,9 @@ def create_app(settings: Settings, *, load_models: bool = True) -> FastAPI:
         )
         app.state.key_store = KeyStore(app.state.store.engine)
         app.state.decisions = _decision_log(app.state.store, settings)
-        app.state.models = ModelHolder(configure(settings))
+        app.state.models = ModelHolder(configure(settings), on_change=on_change)
         app.state.rankers = RankerCache()
-        app.state.names = NameIndex()
+        app.state.names = NameIndex(on_built=on_change)
         if (problem := app.state.store.schema_problem()) is not None:  # migrating is the jobs' work
             log.error("serving store not ready: %s", problem)
         else:

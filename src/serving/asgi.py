@@ -16,4 +16,4 @@ from crm_analytics.serving.app import create_app
 from crm_analytics.settings import load_settings
 
 threadpool_limits(1)
-app = create_app(load_settings())
+app = create_app(load_settings(), freeze_heap=True)  # a worker's heap: see serving/heap.py

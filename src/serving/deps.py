@@ -11,7 +11,6 @@ from fastapi import Depends, Request, Response
 
 from crm_analytics.serving.models import ServedModels
 from crm_analytics.serving.problems import MODELS_NOT_LOADED, not_ready
-from crm_analytics.serving.rankers import RankerCache
 from crm_analytics.store import ServingStore
 
 
@@ -33,11 +32,5 @@ async def get_models(request: Request, response: Response) -> ServedModels:
     return models
 
 
-async def get_rankers(request: Request) -> RankerCache:
-    rankers: RankerCache = request.app.state.rankers
-    return rankers
-
-
 Store = Annotated[ServingStore, Depends(get_store)]
-Rankers = Annotated[RankerCache, Depends(get_rankers)]
 Models = Annotated[ServedModels, Depends(get_models)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -25,12 +26,14 @@ from crm_analytics.profiles.lookup import Match, ProfileIndex
 from crm_analytics.store import ServingStore
 
 log = logging.getLogger("crm_analytics.serving")
+BUILDER_THREAD = "name-index-build"
 
 
 class NameIndex:
     """The name index of the active snapshot, rebuilt in the background when the snapshot changes."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_built: Callable[[], None] | None = None) -> None:
+        self._on_built = on_built  # called once a new index answers (``serving/heap.py``)
         self._snapshot: str | None = None  # the snapshot being served, whose index is built or being built
         self._index: ProfileIndex | None = None  # that snapshot's index, or the previous one until it is
         self._state = threading.Lock()  # guards _snapshot and _index
@@ -62,7 +65,9 @@ class NameIndex:
         with self._state:
             if self._snapshot != snapshot_id:
                 self._snapshot = snapshot_id  # the index in hand answers until this one is built
-                threading.Thread(target=self._build, args=(store, snapshot_id), daemon=True).start()
+                threading.Thread(
+                    target=self._build, args=(store, snapshot_id), name=BUILDER_THREAD, daemon=True
+                ).start()
             return self._index
 
     def _build(self, store: ServingStore, snapshot_id: str) -> None:
@@ -73,5 +78,8 @@ class NameIndex:
             log.error("name index for the snapshot not built (%s)", type(exc).__name__)
             return
         with self._state:
-            if self._snapshot == snapshot_id:
-                self._index = index
+            if self._snapshot != snapshot_id:
+                return  # a newer snapshot's build is under way
+            self._index = index
+        if self._on_built is not None:
+            self._on_built()

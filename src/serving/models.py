@@ -14,6 +14,7 @@ versions serve and whether they are the current aliases.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -143,8 +144,9 @@ def warm_up(name: str, pyfunc: Any) -> None:
 class ModelHolder:
     """The current champions, replaced as a whole when an alias moves."""
 
-    def __init__(self, client: MlflowClient) -> None:
+    def __init__(self, client: MlflowClient, on_change: Callable[[], None] | None = None) -> None:
         self.client = client
+        self.on_change = on_change  # called once a set is loaded (``serving/heap.py``)
         self.current: ServedModels | None = None
         self.last_error: str | None = None
         self.aliases: dict[str, str] = {}  # the @champion versions at the last look
@@ -153,25 +155,38 @@ class ModelHolder:
         self.current = load_models(self.client)
         self.aliases = dict(self.current.aliases)
         self.last_error = _not_loaded(self.current)
+        if self.on_change is not None:
+            self.on_change()
         return self.current
 
     def reload_if_moved(self) -> bool:
         """Load the champions again if any alias points elsewhere than when they were loaded, or an
         earlier version serves for one that did not load (a passing artifact-store failure heals);
-        True when the set was loaded again."""
+        True when a different set now serves (``on_change`` is then called)."""
         try:
             found = champion_versions(self.client, registry.served())
             self.aliases = {name: version for name, (version, _) in found.items()}
             current = self.current  # a fallback serving is tried again at every check
             if current is not None and not current.fallbacks and current.aliases == self.aliases:
                 return False
-            self.current = load_models(self.client)
-            self.last_error = _not_loaded(self.current)
-            return True
+            loaded = load_models(self.client)
+            if current is not None and _same_set(loaded, current):
+                self.last_error = _not_loaded(current)
+                return False  # the same fallback again: the set in hand stays (its heap is settled)
+            self.current = loaded
+            self.last_error = _not_loaded(loaded)
         except Exception as exc:  # keep serving the loaded models
             self.last_error = type(exc).__name__
             log.error("model reload failed (%s); the loaded models keep serving", type(exc).__name__)
             return False
+        if self.on_change is not None:
+            self.on_change()
+        return True
+
+
+def _same_set(loaded: ServedModels, current: ServedModels) -> bool:
+    """Whether a new load gave the versions and aliases in hand (a fallback tried again, failing again)."""
+    return (loaded.versions, loaded.aliases) == (current.versions, current.aliases)
 
 
 def _not_loaded(models: ServedModels) -> str | None:

@@ -58,3 +58,8 @@ class RankerCache:
         with self._lock:
             self._key, self._ranker = (snapshot.snapshot_id, models.header()), ranker
         return ranker
+
+    def clear(self) -> None:
+        """Drop the ranker (and with it the models and catalogue it holds); the next booking builds one."""
+        with self._lock:
+            self._key, self._ranker = None, None

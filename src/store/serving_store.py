@@ -1,5 +1,6 @@
 """The serving store: per-customer scores, segments, guest briefs and profiles, written by ``crm score``
-and read by the API. SQLAlchemy Core, so one code path serves SQLite (default, WAL) and PostgreSQL.
+and read by the API, through SQLAlchemy Core on SQLite (default, WAL) or PostgreSQL alike, but for a
+booking's guest row, read on SQLite on a plain connection (``store/sqlite_guest_read.py`` says why).
 
 Personal data lives here only where a role needs it: ``profile`` (analysts' customer view) and
 ``serving_lookup_records`` (normalised names and contacts, for finding a guest by name); both are
@@ -57,6 +58,8 @@ from crm_analytics.store.snapshot_rows import (
     delete_snapshot_rows,
     staging_connection,
 )
+from crm_analytics.store.sqlite_decision_log import suits
+from crm_analytics.store.sqlite_guest_read import SqliteGuestReader
 from crm_analytics.store.tables import (
     PER_CUSTOMER_TABLES,
     SNAPSHOT_TABLES,
@@ -115,6 +118,7 @@ class ServingStore:
         else:
             self.engine = url_or_engine
         self._at_head = False
+        self._guest_reader = SqliteGuestReader(self.engine, lock_wait_ms) if suits(self.engine) else None
 
     def upgrade(self) -> ServingStore:
         """Migrate the schema to head (``store.migrations``; safe when processes race); returns self."""
@@ -229,9 +233,13 @@ class ServingStore:
     def booking_guest(self, customer_id: str, shown_since: datetime) -> BookingGuest | None:
         """The guest's row for a booking and the offers shown to them since ``shown_since`` (the contact
         cap), in one statement compiled once."""
-        with self.engine.connect() as conn:
-            parameters = {"customer_id": customer_id, "since": shown_since}
-            row = conn.execute(BOOKING_GUEST, parameters).mappings().first()
+        row: Mapping[Any, Any] | None
+        if self._guest_reader is not None:
+            row = self._guest_reader.row(customer_id, shown_since)
+        else:
+            with self.engine.connect() as conn:
+                parameters = {"customer_id": customer_id, "since": shown_since}
+                row = conn.execute(BOOKING_GUEST, parameters).mappings().first()
         if row is None:
             return None
         shown = row["shown_since"]

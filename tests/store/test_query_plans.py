@@ -1,5 +1,6 @@
 """The serving store's per-request reads go by index, whatever the store's size: SQLite's plan for each
-(EXPLAIN QUERY PLAN of the statements the store really runs) never scans a per-customer table. A scan
+(EXPLAIN QUERY PLAN of the statements the store really runs, through SQLAlchemy or, for a booking's
+guest, on its plain connection) never scans a per-customer table. A scan
 made each read of one guest cost ~0.6 ms at 2,000 guests and grows with the chain."""
 
 from __future__ import annotations
@@ -90,10 +91,15 @@ def plans_of(store: ServingStore, read: Callable[[ServingStore], Any]) -> list[s
         statements.append((statement, parameters))
 
     sa.event.listen(store.engine, "before_cursor_execute", capture)
+    plain = store._guest_reader.connection() if store._guest_reader else None  # SQLite's guest read
+    if plain is not None:  # its statements with their values written in (sqlite3's trace)
+        plain.set_trace_callback(lambda statement: statements.append((statement, ())))
     try:
         read(store)
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", capture)
+        if plain is not None:
+            plain.set_trace_callback(None)
     assert statements, "the read ran no statement"
     lines = []
     with store.engine.connect() as conn:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -26,7 +26,7 @@ from crm_analytics.models.offers.eligibility import CONTACT_WINDOW_DAYS, Booking
 from crm_analytics.models.offers.family import FAMILY as OFFERS
 from crm_analytics.profiles.records import normalise_email, normalise_phone
 from crm_analytics.serving.auth import holds, require
-from crm_analytics.serving.deps import Models, Rankers, Store
+from crm_analytics.serving.deps import Models, Store
 from crm_analytics.serving.guest_lookup import NameIndex
 from crm_analytics.serving.guest_quota import GuestQuota
 from crm_analytics.serving.keys import ApiKey
@@ -39,6 +39,7 @@ from crm_analytics.serving.problems import (
     problem_responses,
     require_json,
 )
+from crm_analytics.serving.rankers import RankerCache
 from crm_analytics.serving.schemas import GuestBrief, OffersRequest, OffersResponse, ServiceFact
 from crm_analytics.store import BookingGuest, Decision, ServingStore
 
@@ -61,7 +62,6 @@ async def post_offers(
     body: OffersRequest,
     store: Store,
     models: Models,
-    rankers: Rankers,
     key: Annotated[ApiKey, Depends(require("offers"))],
     may_read_brief: Annotated[bool, Depends(holds("brief"))],
 ) -> OffersResponse:
@@ -88,6 +88,7 @@ async def post_offers(
     guest = recognised.guest if recognised else None
     if guest is not None:
         await quota.note(key.key_id, guest.customer_id)
+    rankers: RankerCache = request.app.state.rankers
     served = rankers.get(store, models, guest.snapshot_id if guest else None)
     if served is None:
         raise not_ready(NO_SNAPSHOT)
@@ -147,7 +148,7 @@ async def post_offers(
         known_guest=guest is not None,
         matched_by=recognised.matched_by if recognised else None,
         match_confidence=recognised.confidence if recognised else None,
-        offers=[asdict(offer) for offer in ranked],
+        offers=[vars(offer) for offer in ranked],  # asdict deep-copies every field
         brief=GuestBrief(
             service_facts=[ServiceFact(**f) for f in brief] if may_read_brief else [],
             value_tier=segments.get("value_tier"),
